@@ -1,0 +1,311 @@
+// Package config loads, defaults and validates Nexus's configuration file
+// (config/cot_review_config.json) and the environment and flag overrides on
+// top of it. It is a leaf package: nothing of ours is imported here, so every
+// other package can depend on the typed Config without cycles.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Circuit names that Nexus's agents use. Each must be configured; any other
+// name under circuit_breaker.circuits is rejected as a probable typo.
+const (
+	CircuitDataAnalyst   = "data_analyst"
+	CircuitCodeGenerator = "code_generator"
+	CircuitCoTEngine     = "cot_engine"
+	CircuitVisualization = "visualization"
+)
+
+// CircuitNames lists the known circuits in a stable order (the order health
+// reports them in).
+func CircuitNames() []string {
+	return []string{CircuitDataAnalyst, CircuitCodeGenerator, CircuitCoTEngine, CircuitVisualization}
+}
+
+// DefaultPath is where the shipped configuration lives, relative to the
+// repository root (the working directory of `go run ./cmd/server`).
+const DefaultPath = "config/cot_review_config.json"
+
+// Seconds is a duration written in the file as a (possibly fractional)
+// number of seconds, as the seed's schema does: 60, 0.2.
+type Seconds float64
+
+// Duration converts to a time.Duration.
+func (s Seconds) Duration() time.Duration { return time.Duration(float64(s) * float64(time.Second)) }
+
+// Config is the whole configuration. Zero values are never used directly:
+// Default() supplies every default and the file overlays it.
+type Config struct {
+	CircuitBreaker CircuitBreaker `json:"circuit_breaker"`
+	LLM            LLM            `json:"llm"`
+	Server         Server         `json:"server"`
+}
+
+// CircuitBreaker is the seed's circuit_breaker section, with every flag read.
+type CircuitBreaker struct {
+	// Enabled false sends calls straight to the LLM (timeouts still apply)
+	// and reports each circuit as "disabled".
+	Enabled  bool     `json:"enabled"`
+	Circuits Circuits `json:"circuits"`
+	// ExposeHealthEndpoint false makes GET /api/health/status answer 404.
+	ExposeHealthEndpoint bool `json:"expose_health_endpoint"`
+	// LogCircuitChanges logs every state transition once.
+	LogCircuitChanges bool `json:"log_circuit_changes"`
+	// MetricsEnabled gates the Prometheus endpoint.
+	MetricsEnabled bool `json:"metrics_enabled"`
+}
+
+// Circuits maps a circuit name to its settings. In the file, each entry is
+// merged key by key over the built-in defaults, so an operator may tune one
+// value of one circuit and leave the rest alone.
+type Circuits map[string]Circuit
+
+// UnmarshalJSON merges each entry over the existing (default) one and names
+// the full JSON path of a value of the wrong type, which encoding/json
+// does not do inside maps.
+func (cs *Circuits) UnmarshalJSON(data []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return &pathError{path: "circuit_breaker.circuits", msg: "must be an object"}
+	}
+	if *cs == nil {
+		*cs = Circuits{}
+	}
+	merged := Circuits{}
+	for name, c := range *cs {
+		merged[name] = c
+	}
+	for _, name := range sortedKeys(raw) {
+		c := merged[name]
+		if err := json.Unmarshal(raw[name], &c); err != nil {
+			p := "circuit_breaker.circuits." + name
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				if te.Field != "" {
+					p += "." + te.Field
+				}
+				return &pathError{path: p, msg: fmt.Sprintf("must be %s, got %s", te.Type, te.Value)}
+			}
+			return &pathError{path: p, msg: err.Error()}
+		}
+		merged[name] = c
+	}
+	*cs = merged
+	return nil
+}
+
+// pathError is a decode problem at a JSON path.
+type pathError struct{ path, msg string }
+
+func (e *pathError) Error() string { return e.path + ": " + e.msg }
+
+// Circuit holds one breaker's settings.
+type Circuit struct {
+	// FailureThreshold consecutive counted failures open the circuit.
+	FailureThreshold int `json:"failure_threshold"`
+	// RecoveryTimeout is how long an open circuit rejects before half-opening.
+	RecoveryTimeout Seconds `json:"recovery_timeout"`
+	// SuccessThreshold trial successes in half-open close the circuit; it is
+	// also the number of trial calls let through at once.
+	SuccessThreshold int `json:"success_threshold"`
+	// Timeout bounds each LLM call and cancels the upstream request.
+	Timeout Seconds `json:"timeout"`
+}
+
+// LLM says where the OpenAI-compatible endpoint is and which models to use.
+type LLM struct {
+	// BaseURL of an OpenAI-compatible API, including its /v1 suffix.
+	BaseURL string `json:"base_url"`
+	// APIKeyEnv names the environment variable that holds the API key. The
+	// key itself never appears in the file.
+	APIKeyEnv string `json:"api_key_env"`
+	// Models maps a circuit name to the model its calls use.
+	Models map[string]string `json:"models"`
+	// MaxIdleConnsPerHost tunes the HTTP transport (Go's default of 2
+	// throttles a busy service).
+	MaxIdleConnsPerHost int `json:"max_idle_conns_per_host"`
+}
+
+// Server holds HTTP listener settings.
+type Server struct {
+	// Addr is the listen address; NEXUS_ADDR or -addr override it.
+	Addr string `json:"addr"`
+	// MaxBodyBytes limits request bodies; larger ones get 413.
+	MaxBodyBytes int64 `json:"max_body_bytes"`
+}
+
+// Default returns the built-in configuration: the seed's four circuits and
+// a local Ollama as the LLM.
+func Default() Config {
+	return Config{
+		CircuitBreaker: CircuitBreaker{
+			Enabled: true,
+			Circuits: Circuits{
+				CircuitDataAnalyst:   {FailureThreshold: 3, RecoveryTimeout: 60, SuccessThreshold: 2, Timeout: 30},
+				CircuitCodeGenerator: {FailureThreshold: 2, RecoveryTimeout: 45, SuccessThreshold: 2, Timeout: 45},
+				CircuitCoTEngine:     {FailureThreshold: 3, RecoveryTimeout: 60, SuccessThreshold: 2, Timeout: 40},
+				CircuitVisualization: {FailureThreshold: 2, RecoveryTimeout: 30, SuccessThreshold: 1, Timeout: 20},
+			},
+			ExposeHealthEndpoint: true,
+			LogCircuitChanges:    true,
+			MetricsEnabled:       true,
+		},
+		LLM: LLM{
+			BaseURL:   "http://localhost:11434/v1",
+			APIKeyEnv: "LLM_API_KEY",
+			Models: map[string]string{
+				CircuitDataAnalyst:   "llama3.1",
+				CircuitCodeGenerator: "llama3.1",
+				CircuitCoTEngine:     "llama3.1",
+				CircuitVisualization: "llama3.1",
+			},
+			MaxIdleConnsPerHost: 64,
+		},
+		Server: Server{
+			Addr:         ":8080",
+			MaxBodyBytes: 10 << 20,
+		},
+	}
+}
+
+// Parse overlays the JSON document on Default() and validates the result.
+// Unknown keys anywhere are errors, so a typo never silently falls back to a
+// default. Every problem is reported, joined, each naming its JSON path.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	var errs []error
+	errs = append(errs, unknownKeys(data)...)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&cfg); err != nil {
+		errs = append(errs, describeDecodeError(err))
+		return Config{}, errors.Join(errs...)
+	}
+	if dec.More() {
+		errs = append(errs, errors.New("config: trailing data after the JSON object"))
+	}
+	if len(errs) > 0 {
+		return Config{}, errors.Join(errs...)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// Load reads and parses the file at path.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every value that a failsafe-go builder would panic on or
+// that would make no sense, and returns all problems joined.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(path, msg string, got any) {
+		errs = append(errs, fmt.Errorf("%s: %s, got %v", path, msg, got))
+	}
+	for _, name := range CircuitNames() {
+		if _, ok := c.CircuitBreaker.Circuits[name]; !ok {
+			errs = append(errs, fmt.Errorf("circuit_breaker.circuits.%s: required circuit is missing", name))
+		}
+	}
+	names := make([]string, 0, len(c.CircuitBreaker.Circuits))
+	for name := range c.CircuitBreaker.Circuits {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		p := "circuit_breaker.circuits." + name
+		if !isKnownCircuit(name) {
+			errs = append(errs, fmt.Errorf("%s: unknown circuit (known: %s)", p, strings.Join(CircuitNames(), ", ")))
+			continue
+		}
+		cc := c.CircuitBreaker.Circuits[name]
+		if cc.FailureThreshold < 1 {
+			bad(p+".failure_threshold", "must be >= 1", cc.FailureThreshold)
+		}
+		if cc.SuccessThreshold < 1 {
+			bad(p+".success_threshold", "must be >= 1", cc.SuccessThreshold)
+		}
+		if !(cc.Timeout > 0) || math.IsInf(float64(cc.Timeout), 0) {
+			bad(p+".timeout", "must be > 0 seconds", float64(cc.Timeout))
+		}
+		if !(cc.RecoveryTimeout > 0) || math.IsInf(float64(cc.RecoveryTimeout), 0) {
+			bad(p+".recovery_timeout", "must be > 0 seconds", float64(cc.RecoveryTimeout))
+		}
+	}
+	if c.LLM.BaseURL == "" {
+		errs = append(errs, errors.New("llm.base_url: must not be empty"))
+	} else if !strings.HasPrefix(c.LLM.BaseURL, "http://") && !strings.HasPrefix(c.LLM.BaseURL, "https://") {
+		bad("llm.base_url", "must start with http:// or https://", fmt.Sprintf("%q", c.LLM.BaseURL))
+	}
+	if c.LLM.APIKeyEnv == "" {
+		errs = append(errs, errors.New("llm.api_key_env: must name an environment variable"))
+	}
+	for _, name := range CircuitNames() {
+		if strings.TrimSpace(c.LLM.Models[name]) == "" {
+			errs = append(errs, fmt.Errorf("llm.models.%s: a model is required for each circuit", name))
+		}
+	}
+	for name := range c.LLM.Models {
+		if !isKnownCircuit(name) {
+			errs = append(errs, fmt.Errorf("llm.models.%s: unknown circuit (known: %s)", name, strings.Join(CircuitNames(), ", ")))
+		}
+	}
+	if c.LLM.MaxIdleConnsPerHost < 1 {
+		bad("llm.max_idle_conns_per_host", "must be >= 1", c.LLM.MaxIdleConnsPerHost)
+	}
+	if c.Server.Addr == "" {
+		errs = append(errs, errors.New("server.addr: must not be empty"))
+	}
+	if c.Server.MaxBodyBytes < 1 {
+		bad("server.max_body_bytes", "must be >= 1", c.Server.MaxBodyBytes)
+	}
+	return errors.Join(errs...)
+}
+
+func isKnownCircuit(name string) bool {
+	for _, n := range CircuitNames() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+func describeDecodeError(err error) error {
+	var pe *pathError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("config: invalid JSON: unexpected end of input")
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Errorf("%s: must be %s, got %s", te.Field, te.Type, te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("config: invalid JSON at byte %d: %v", se.Offset, err)
+	}
+	return fmt.Errorf("config: %v", err)
+}

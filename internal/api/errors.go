@@ -1,0 +1,153 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/agent"
+	"github.com/nexus/nexus/internal/infra"
+)
+
+// StatusClientClosed is logged for requests whose client hung up (nginx's
+// convention); no response reaches such a client.
+const StatusClientClosed = 499
+
+// Error is an API error with a stable code. Field names the offending input
+// field, when there is one.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func invalid(field, msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: msg, Field: field}
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// errorHandler is the one place where errors become HTTP responses.
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		var (
+			apiErr   *Error
+			inputErr *agent.InputError
+			llmErr   *infra.LLMError
+			echoErr  *echo.HTTPError
+		)
+		switch {
+		case errors.As(err, &apiErr):
+			writeError(c, apiErr.Status, apiErr.Code, apiErr.Message, apiErr.Field)
+		case errors.As(err, &inputErr):
+			writeError(c, http.StatusBadRequest, "invalid_request", inputErr.Message, inputErr.Field)
+		case errors.As(err, &llmErr):
+			writeLLMError(c, llmErr)
+		case errors.As(err, &echoErr):
+			writeEchoError(c, echoErr)
+		case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
+			c.Response().WriteHeader(StatusClientClosed)
+		default:
+			log.ErrorContext(c.Request().Context(), "internal error",
+				slog.String("request_id", requestIDOf(c)), slog.String("error", err.Error()))
+			writeError(c, http.StatusInternalServerError, "internal_error", "internal server error", "")
+		}
+	}
+}
+
+func writeError(c echo.Context, status int, code, msg, field string) {
+	_ = c.JSON(status, errorBody{Error: errorDetail{Code: code, Message: msg, Field: field}})
+}
+
+func writeEchoError(c echo.Context, he *echo.HTTPError) {
+	msg := http.StatusText(he.Code)
+	if m, ok := he.Message.(string); ok && m != "" {
+		msg = m
+	}
+	code := map[int]string{
+		http.StatusNotFound:              "not_found",
+		http.StatusMethodNotAllowed:      "method_not_allowed",
+		http.StatusRequestEntityTooLarge: "payload_too_large",
+		http.StatusUnsupportedMediaType:  "unsupported_media_type",
+		http.StatusBadRequest:            "invalid_request",
+	}[he.Code]
+	if code == "" {
+		code = "http_" + strconv.Itoa(he.Code)
+	}
+	writeError(c, he.Code, code, msg, "")
+}
+
+// unavailableBody is the 503 sent when the LLM cannot answer.
+type unavailableBody struct {
+	FallbackUsed bool         `json:"fallback_used"`
+	Circuit      string       `json:"circuit"`
+	CircuitState string       `json:"circuit_state"`
+	Error        errorDetail  `json:"error"`
+	Fallback     fallbackInfo `json:"fallback"`
+	// The code generator's 503 also carries the seed's empty result.
+	Code         *string `json:"code,omitempty"`
+	IsValid      *bool   `json:"is_valid,omitempty"`
+	ErrorMessage *string `json:"error_message,omitempty"`
+}
+
+type fallbackInfo struct {
+	Message           string   `json:"message"`
+	Alternatives      []string `json:"alternatives"`
+	RetryAfterSeconds int      `json:"retry_after_seconds"`
+}
+
+func writeLLMError(c echo.Context, e *infra.LLMError) {
+	switch e.Kind {
+	case infra.KindRejected:
+		writeError(c, http.StatusUnprocessableEntity, string(e.Kind), "the LLM rejected the request: "+e.Message, "")
+		return
+	case infra.KindCanceled:
+		c.Response().WriteHeader(StatusClientClosed)
+		return
+	}
+	retry := retryAfterSeconds(e.RetryAfter)
+	fb := fallbackFor(e.Circuit, retry)
+	body := unavailableBody{
+		FallbackUsed: true,
+		Circuit:      e.Circuit,
+		CircuitState: e.State,
+		Error:        errorDetail{Code: string(e.Kind), Message: e.Message},
+		Fallback:     fb,
+	}
+	if e.Circuit == config.CircuitCodeGenerator {
+		code, valid, msg := "", false, "Code generation service temporarily unavailable"
+		body.Code, body.IsValid, body.ErrorMessage = &code, &valid, &msg
+	}
+	c.Response().Header().Set("Retry-After", strconv.Itoa(retry))
+	_ = c.JSON(http.StatusServiceUnavailable, body)
+}
+
+// retryAfterSeconds rounds up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) int {
+	s := int(math.Ceil(d.Seconds()))
+	if s < 1 {
+		return 1
+	}
+	return s
+}

@@ -1,0 +1,76 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nexus/nexus/internal/codegen"
+)
+
+type generateRequest struct {
+	Prompt   *string `json:"prompt"`
+	Language *string `json:"language"`
+	Model    *string `json:"model"`
+}
+
+// Validate implements validator.
+func (r *generateRequest) Validate() error {
+	if r.Prompt == nil || strings.TrimSpace(*r.Prompt) == "" {
+		return invalid("prompt", "prompt is required")
+	}
+	if n := utf8.RuneCountInString(*r.Prompt); n > maxPromptChars {
+		return invalid("prompt", fmt.Sprintf("prompt must be at most %d characters, got %d", maxPromptChars, n))
+	}
+	if r.Language != nil && *r.Language != string(codegen.Python) && *r.Language != string(codegen.SQL) {
+		return invalid("language", fmt.Sprintf(`language must be "python" or "sql", got %q`, *r.Language))
+	}
+	return validModel(r.Model)
+}
+
+type generateResponse struct {
+	Code         string   `json:"code"`
+	Language     string   `json:"language"`
+	IsValid      bool     `json:"is_valid"`
+	ErrorMessage *string  `json:"error_message"`
+	Warnings     []string `json:"warnings"`
+	Model        string   `json:"model"`
+	Circuit      string   `json:"circuit"`
+	FallbackUsed bool     `json:"fallback_used"`
+}
+
+func handleGenerate(g CodeGenerator, limit int64) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		in, err := decode[generateRequest](c, limit)
+		if err != nil {
+			return err
+		}
+		lang := codegen.Python
+		if in.Language != nil {
+			lang = codegen.Language(*in.Language)
+		}
+		res, err := g.Generate(c.Request().Context(), codegen.Request{Prompt: *in.Prompt, Language: lang, Model: deref(in.Model)})
+		if err != nil {
+			return err
+		}
+		out := generateResponse{
+			Code:     res.Code,
+			Language: string(res.Language),
+			IsValid:  res.Review.IsValid,
+			Warnings: res.Review.Warnings,
+			Model:    res.Model,
+			Circuit:  res.Circuit,
+		}
+		if out.Warnings == nil {
+			out.Warnings = []string{}
+		}
+		if !res.Review.IsValid {
+			msg := res.Review.ErrorMessage
+			out.ErrorMessage = &msg
+		}
+		return c.JSON(http.StatusOK, out)
+	}
+}

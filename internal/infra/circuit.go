@@ -1,0 +1,333 @@
+package infra
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/timeout"
+
+	"github.com/nexus/nexus/config"
+)
+
+// Circuit states as health reports them.
+const (
+	StateClosed   = "closed"
+	StateOpen     = "open"
+	StateHalfOpen = "half-open"
+	StateDisabled = "disabled"
+)
+
+// Chatter is the LLM transport that a circuit guards. *LLMClient is the
+// real one.
+type Chatter interface {
+	Chat(ctx context.Context, model string, req ChatRequest) (ChatResponse, error)
+}
+
+// Transition is one change of a circuit's state.
+type Transition struct {
+	Circuit string    `json:"circuit"`
+	From    string    `json:"from"`
+	To      string    `json:"to"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
+// CircuitStatus is a point-in-time view of a circuit for health reports.
+type CircuitStatus struct {
+	Name  string
+	State string
+	// Config is the circuit's effective settings.
+	Config config.Circuit
+	Model  string
+	// RemainingDelay is how long an open circuit keeps rejecting; 0 otherwise.
+	RemainingDelay time.Duration
+	Stats          Stats
+}
+
+// Circuit guards every LLM call of one named agent step with a failsafe-go
+// circuit breaker and a failsafe-go timeout.
+//
+// failsafe-go records every error that its handle conditions do not match
+// as a success, and pairs each half-open permit with exactly one record. A
+// neutral outcome (LLM 400/422, client hang-up) must change nothing, so the
+// breaker is driven by hand: Circuit admits calls itself, limits half-open
+// trials to success_threshold, and only for a counted outcome takes a permit
+// and records it at once. A neutral trial simply hands its slot back.
+//
+// Every call into cb happens with mu held. failsafe-go runs state listeners
+// synchronously on the calling goroutine, so onStateChanged relies on the
+// caller's lock and must never take mu itself.
+type Circuit struct {
+	name       string
+	cfg        config.Circuit
+	enabled    bool
+	model      string
+	llm        Chatter
+	exec       failsafe.Executor[ChatResponse]
+	cb         circuitbreaker.CircuitBreaker[ChatResponse]
+	log        *slog.Logger
+	logChanges bool
+	redact     *Redactor
+	now        func() time.Time
+	observe    func(Transition)
+
+	mu sync.Mutex
+	// gen counts transitions; a permit records into the breaker only if no
+	// transition happened since it was taken, so a call admitted while
+	// closed can never close a half-open circuit without a real trial.
+	gen     uint64
+	trials  int
+	counts  counters
+	reason  string    // why the transition about to happen happens
+	at      time.Time // when it happened, if not now (the lazy half-open)
+	pending []Transition
+}
+
+type permit struct {
+	gen   uint64
+	trial bool
+}
+
+func newCircuit(name string, cfg config.Circuit, enabled bool, model string, llm Chatter, opts Options) *Circuit {
+	c := &Circuit{
+		name:       name,
+		cfg:        cfg,
+		enabled:    enabled,
+		model:      model,
+		llm:        llm,
+		exec:       failsafe.With[ChatResponse](timeout.New[ChatResponse](cfg.Timeout.Duration())),
+		log:        opts.Logger,
+		logChanges: opts.LogCircuitChanges,
+		redact:     opts.Redactor,
+		now:        opts.Now,
+		observe:    opts.OnTransition,
+	}
+	c.cb = circuitbreaker.NewBuilder[ChatResponse]().
+		WithFailureThreshold(uint(cfg.FailureThreshold)).
+		WithSuccessThreshold(uint(cfg.SuccessThreshold)).
+		WithDelay(cfg.RecoveryTimeout.Duration()).
+		OnStateChanged(c.onStateChanged).
+		Build()
+	return c
+}
+
+// Name is the circuit's configured name.
+func (c *Circuit) Name() string { return c.name }
+
+// Model is the model this circuit's calls use unless a request names one.
+func (c *Circuit) Model() string { return c.model }
+
+// Complete sends req to the LLM through the circuit. Every error is an
+// *LLMError; a rejection by an open circuit makes no upstream request.
+func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, error) {
+	model := req.Model
+	if model == "" {
+		model = c.model
+	}
+	p, err := c.acquire()
+	if err != nil {
+		return ChatResponse{}, err
+	}
+	resp, err := c.exec.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[ChatResponse]) (ChatResponse, error) {
+		return c.llm.Chat(e.Context(), model, req)
+	})
+	outcome, kind := Classify(ctx, err)
+	if ferr := c.finish(p, outcome, kind, err); ferr != nil {
+		return ChatResponse{}, ferr
+	}
+	return resp, nil
+}
+
+func (c *Circuit) acquire() (permit, error) {
+	c.mu.Lock()
+	if !c.enabled {
+		c.mu.Unlock()
+		return permit{}, nil
+	}
+	c.syncLocked()
+	switch c.cb.State() {
+	case circuitbreaker.ClosedState:
+		p := permit{gen: c.gen}
+		c.mu.Unlock()
+		return p, nil
+	case circuitbreaker.HalfOpenState:
+		if c.trials < c.cfg.SuccessThreshold {
+			c.trials++
+			p := permit{gen: c.gen, trial: true}
+			c.mu.Unlock()
+			return p, nil
+		}
+	}
+	c.counts.rejected++
+	state, remaining := c.stateLocked(), c.cb.RemainingDelay()
+	msg := fmt.Sprintf("circuit %s is %s after repeated LLM failures; no request was sent", c.name, state)
+	if state == StateHalfOpen {
+		msg = fmt.Sprintf("circuit %s is half-open and its trial calls are in flight; no request was sent", c.name)
+	}
+	pending := c.takePendingLocked()
+	c.mu.Unlock()
+	c.flush(pending)
+	return permit{}, &LLMError{
+		Circuit: c.name, Kind: KindCircuitOpen, State: state,
+		RetryAfter: remaining, Message: msg, Err: ErrCircuitOpen,
+	}
+}
+
+func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error {
+	c.mu.Lock()
+	current := c.enabled && p.gen == c.gen
+	if p.trial && current {
+		c.trials--
+	}
+	var msg string
+	if err != nil {
+		msg = c.redact.Redact(describe(kind, err, c.cfg.Timeout.Duration()))
+	}
+	switch outcome {
+	case Success:
+		c.counts.success++
+		c.counts.consecutive = 0
+		if current {
+			if p.trial {
+				c.reason = fmt.Sprintf("%d trial call(s) succeeded", c.cfg.SuccessThreshold)
+			}
+			c.record(p, c.cb.RecordSuccess)
+		}
+	case Failure:
+		c.counts.failure++
+		if kind == KindTimeout {
+			c.counts.timeouts++
+		}
+		c.counts.consecutive++
+		c.counts.lastFailureAt = c.now()
+		c.counts.lastError = string(kind) + ": " + msg
+		if current {
+			if p.trial {
+				c.reason = "trial call failed: " + c.counts.lastError
+			} else {
+				c.reason = fmt.Sprintf("%d consecutive failures, last: %s", c.cfg.FailureThreshold, c.counts.lastError)
+			}
+			c.record(p, c.cb.RecordFailure)
+		}
+	}
+	var out error
+	if err != nil {
+		retry := upstreamRetryAfter(err)
+		if c.enabled {
+			retry = max(retry, c.cb.RemainingDelay())
+		}
+		out = &LLMError{
+			Circuit: c.name, Kind: kind, State: c.stateLocked(), Status: upstreamStatus(err),
+			RetryAfter: retry, Message: msg, Err: err,
+		}
+	}
+	pending := c.takePendingLocked()
+	c.mu.Unlock()
+	c.flush(pending)
+	return out
+}
+
+// record takes the breaker's permit just before recording, so that the
+// breaker's own half-open permit count stays balanced (Circuit limits
+// trials itself).
+func (c *Circuit) record(p permit, fn func()) {
+	if p.trial {
+		c.cb.TryAcquirePermit()
+	}
+	fn()
+	c.reason = ""
+}
+
+// syncLocked makes failsafe-go's lazy open→half-open move happen as soon as
+// the recovery timeout has passed, so that health, logs and callers agree.
+// HalfOpen() spends no trial slot, unlike TryAcquirePermit.
+func (c *Circuit) syncLocked() {
+	if c.enabled && c.cb.State() == circuitbreaker.OpenState && c.cb.RemainingDelay() <= 0 {
+		c.reason = fmt.Sprintf("recovery timeout of %s elapsed", c.cfg.RecoveryTimeout.Duration())
+		c.at = c.counts.lastStateChangeAt.Add(c.cfg.RecoveryTimeout.Duration())
+		c.cb.HalfOpen()
+		c.reason = ""
+	}
+}
+
+func (c *Circuit) stateLocked() string {
+	if !c.enabled {
+		return StateDisabled
+	}
+	switch c.cb.State() {
+	case circuitbreaker.OpenState:
+		if c.cb.RemainingDelay() <= 0 {
+			return StateHalfOpen
+		}
+		return StateOpen
+	case circuitbreaker.HalfOpenState:
+		return StateHalfOpen
+	default:
+		return StateClosed
+	}
+}
+
+// onStateChanged runs inside a call into cb, with mu already held.
+func (c *Circuit) onStateChanged(e circuitbreaker.StateChangedEvent) {
+	c.gen++
+	c.trials = 0
+	at := c.now()
+	if !c.at.IsZero() {
+		at, c.at = c.at, time.Time{}
+	}
+	c.counts.lastStateChangeAt = at
+	c.pending = append(c.pending, Transition{
+		Circuit: c.name, From: e.OldState.String(), To: e.NewState.String(), Reason: c.reason, At: at,
+	})
+}
+
+func (c *Circuit) takePendingLocked() []Transition {
+	p := c.pending
+	c.pending = nil
+	return p
+}
+
+// flush logs and publishes transitions outside the lock, so that observers
+// may read the circuit.
+func (c *Circuit) flush(ts []Transition) {
+	for _, t := range ts {
+		if c.logChanges {
+			level := slog.LevelInfo
+			if t.To == StateOpen {
+				level = slog.LevelWarn
+			}
+			c.log.Log(context.Background(), level, "circuit state changed",
+				slog.String("circuit", t.Circuit), slog.String("from", t.From),
+				slog.String("to", t.To), slog.String("reason", t.Reason))
+		}
+		if c.observe != nil {
+			c.observe(t)
+		}
+	}
+}
+
+// Status reports the circuit's effective state, making a due lazy
+// open→half-open move visible (and logged) first.
+func (c *Circuit) Status() CircuitStatus {
+	c.mu.Lock()
+	c.syncLocked()
+	st := CircuitStatus{
+		Name:   c.name,
+		State:  c.stateLocked(),
+		Config: c.cfg,
+		Model:  c.model,
+		Stats:  c.counts.snapshot(),
+	}
+	if c.enabled {
+		st.RemainingDelay = c.cb.RemainingDelay()
+	}
+	pending := c.takePendingLocked()
+	c.mu.Unlock()
+	c.flush(pending)
+	return st
+}

@@ -1,0 +1,232 @@
+package infra_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+	"go.uber.org/goleak"
+
+	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// chatFunc adapts a function to infra.Chatter, standing in for the HTTP
+// client in these unit tests of the circuit's own logic.
+type chatFunc func(ctx context.Context, model string, req infra.ChatRequest) (infra.ChatResponse, error)
+
+func (f chatFunc) Chat(ctx context.Context, model string, req infra.ChatRequest) (infra.ChatResponse, error) {
+	return f(ctx, model, req)
+}
+
+func ok(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) {
+	return infra.ChatResponse{Content: "fine", Model: "m"}, nil
+}
+
+func fail(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) {
+	return infra.ChatResponse{}, &openai.APIError{HTTPStatusCode: 500, Message: "boom"}
+}
+
+func reject(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) {
+	return infra.ChatResponse{}, &openai.APIError{HTTPStatusCode: 400, Message: "too long"}
+}
+
+func newCircuit(t testing.TB, c config.Circuit, enabled bool, chat chatFunc) *infra.Circuit {
+	t.Helper()
+	cfg := config.Default()
+	cfg.CircuitBreaker.Enabled = enabled
+	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = c
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return infra.NewRegistry(cfg, chat, infra.Options{}).Circuit(config.CircuitDataAnalyst)
+}
+
+func call(c *infra.Circuit) error {
+	_, err := c.Complete(context.Background(), infra.ChatRequest{})
+	return err
+}
+
+func kindOf(err error) infra.Kind {
+	var le *infra.LLMError
+	if errors.As(err, &le) {
+		return le.Kind
+	}
+	return ""
+}
+
+func waitState(t *testing.T, c *infra.Circuit, want string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for c.Status().State != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("state = %s, want %s", c.Status().State, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Statistics add up: total = success + failure + rejected, timeouts are a
+// part of failures, neutral outcomes count nowhere.
+func TestStatsShouldAddUp(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	script := []chatFunc{ok, ok, fail, reject, ok, fail, fail}
+	c := newCircuit(t, config.Circuit{FailureThreshold: 2, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true,
+		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+			mu.Lock()
+			next := script[0]
+			script = script[1:]
+			mu.Unlock()
+			return next(ctx, m, r)
+		})
+	for i := 0; i < 7; i++ {
+		_ = call(c)
+	}
+	_ = call(c) // rejected: the last two failures opened it
+	s := c.Status().Stats
+	if s.SuccessCount != 3 || s.FailureCount != 3 || s.RejectedCount != 1 || s.TotalCalls != 7 {
+		t.Fatalf("stats = %+v", s)
+	}
+	if s.SuccessRate != 42.86 || s.ConsecutiveFailures != 2 || s.LastError == nil || s.LastFailureAt == nil {
+		t.Fatalf("stats = %+v", s)
+	}
+}
+
+func TestStatsShouldReportZeroRateWithoutCalls(t *testing.T) {
+	t.Parallel()
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 1, Timeout: 1}, true, ok)
+	s := c.Status().Stats
+	if s.TotalCalls != 0 || s.SuccessRate != 0 || s.LastError != nil || s.LastStateChangeAt != nil {
+		t.Fatalf("fresh stats = %+v", s)
+	}
+}
+
+// A call admitted while closed that finishes after the circuit went
+// half-open must not close it without a real trial.
+func TestStalePermitShouldNotCloseAHalfOpenCircuit(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var mu sync.Mutex
+	first := true
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}, true,
+		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+			mu.Lock()
+			slow := first
+			first = false
+			mu.Unlock()
+			if slow {
+				close(started)
+				<-release
+				return ok(ctx, m, r)
+			}
+			return fail(ctx, m, r)
+		})
+	done := make(chan error, 1)
+	go func() { done <- call(c) }()
+	<-started
+	if kindOf(call(c)) != infra.KindUnavailable {
+		t.Fatal("second call should fail and open the circuit")
+	}
+	waitState(t, c, infra.StateHalfOpen)
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("slow call: %v", err)
+	}
+	if got := c.Status().State; got != infra.StateHalfOpen {
+		t.Fatalf("a stale success moved the circuit to %s", got)
+	}
+	if s := c.Status().Stats; s.SuccessCount != 1 {
+		t.Fatalf("the stale success still counts in statistics: %+v", s)
+	}
+}
+
+// The timeout cancels the inner call's context and is reported as
+// llm_timeout even though the inner call sees context.Canceled.
+func TestTimeoutShouldCancelTheInnerCall(t *testing.T) {
+	t.Parallel()
+	innerErr := make(chan error, 1)
+	c := newCircuit(t, config.Circuit{FailureThreshold: 5, SuccessThreshold: 1, RecoveryTimeout: 1, Timeout: 0.05}, true,
+		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+			<-ctx.Done()
+			innerErr <- ctx.Err()
+			return infra.ChatResponse{}, ctx.Err()
+		})
+	err := call(c)
+	if kindOf(err) != infra.KindTimeout {
+		t.Fatalf("err = %v", err)
+	}
+	if e := <-innerErr; !errors.Is(e, context.Canceled) {
+		t.Fatalf("inner saw %v", e)
+	}
+	if s := c.Status().Stats; s.TimeoutCount != 1 || s.FailureCount != 1 {
+		t.Fatalf("stats = %+v", s)
+	}
+}
+
+// Concurrent callers keep the counters consistent (run with -race).
+func TestConcurrentCallsShouldKeepStatsConsistent(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	i := 0
+	c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 2, RecoveryTimeout: 0.01, Timeout: 1}, true,
+		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+			mu.Lock()
+			i++
+			n := i
+			mu.Unlock()
+			switch n % 4 {
+			case 0:
+				return fail(ctx, m, r)
+			case 1:
+				return reject(ctx, m, r)
+			default:
+				return ok(ctx, m, r)
+			}
+		})
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < 200; k++ {
+				_ = call(c)
+			}
+		}()
+	}
+	wg.Wait()
+	s := c.Status().Stats
+	neutral := int64(1600) - s.TotalCalls
+	if s.TotalCalls != s.SuccessCount+s.FailureCount+s.RejectedCount || neutral < 0 {
+		t.Fatalf("stats = %+v", s)
+	}
+	mu.Lock()
+	upstream := int64(i)
+	mu.Unlock()
+	if upstream != s.SuccessCount+s.FailureCount+neutral {
+		t.Fatalf("upstream calls %d != success %d + failure %d + neutral %d", upstream, s.SuccessCount, s.FailureCount, neutral)
+	}
+}
+
+// Disabled circuits never reject and report state disabled.
+func TestDisabledCircuitShouldNeverReject(t *testing.T) {
+	t.Parallel()
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, false, fail)
+	for i := 0; i < 5; i++ {
+		if k := kindOf(call(c)); k != infra.KindUnavailable {
+			t.Fatalf("call %d: kind %q", i, k)
+		}
+	}
+	st := c.Status()
+	if st.State != infra.StateDisabled || st.Stats.RejectedCount != 0 || st.Stats.FailureCount != 5 {
+		t.Fatalf("status = %+v", st)
+	}
+}

@@ -1,0 +1,147 @@
+package infra
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/timeout"
+	openai "github.com/sashabaranov/go-openai"
+)
+
+// Outcome is how one LLM call counts toward its circuit.
+type Outcome int
+
+const (
+	// Success is a usable completion.
+	Success Outcome = iota
+	// Failure counts toward opening the circuit: the LLM is unwell.
+	Failure
+	// Neutral changes nothing: the call failed for the caller's own reasons
+	// (a rejected request, or the caller hung up). It enters no count, does
+	// not break a run of consecutive failures, and hands a half-open trial
+	// slot back.
+	Neutral
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	default:
+		return "neutral"
+	}
+}
+
+// Kind names why a call did not produce a completion. The values are the
+// API's error codes.
+type Kind string
+
+// The kinds of LLM failure that callers map to responses.
+const (
+	KindCircuitOpen Kind = "circuit_open"
+	KindTimeout     Kind = "llm_timeout"
+	KindUnavailable Kind = "llm_unavailable"
+	KindRejected    Kind = "llm_rejected_request"
+	KindCanceled    Kind = "client_canceled"
+)
+
+// ErrCircuitOpen is returned (inside an *LLMError) when a circuit refuses a
+// call without contacting the LLM. It wraps failsafe-go's ErrOpen.
+var ErrCircuitOpen = fmt.Errorf("circuit open: %w", circuitbreaker.ErrOpen)
+
+// ErrEmptyCompletion means the upstream answered 200 with no usable choice.
+var ErrEmptyCompletion = errors.New("upstream returned no choices")
+
+// LLMError is every error that leaves a guarded LLM call. Callers switch on
+// Kind; RetryAfter and State are what a 503 needs to tell the client.
+type LLMError struct {
+	Circuit string
+	Kind    Kind
+	// State is the circuit's effective state right after the call.
+	State string
+	// Status is the upstream HTTP status, or 0 when there was no response.
+	Status int
+	// RetryAfter is the larger of the circuit's remaining open delay and the
+	// upstream's own Retry-After header.
+	RetryAfter time.Duration
+	// Message is a redacted, human-readable description of the cause.
+	Message string
+	Err     error
+}
+
+func (e *LLMError) Error() string {
+	return fmt.Sprintf("%s: %s: %s", e.Circuit, e.Kind, e.Message)
+}
+
+func (e *LLMError) Unwrap() error { return e.Err }
+
+// Classify is the one predicate that decides how an LLM call's error counts.
+// callerCtx is the caller's own context (not the per-attempt one), and err is
+// what the failsafe executor returned: on a timeout the inner call sees
+// context.Canceled, so the executor's timeout.ErrExceeded is checked first,
+// then the caller's context, and only then the upstream's answer.
+func Classify(callerCtx context.Context, err error) (Outcome, Kind) {
+	if err == nil {
+		return Success, ""
+	}
+	if errors.Is(err, timeout.ErrExceeded) {
+		return Failure, KindTimeout
+	}
+	if callerCtx.Err() != nil {
+		return Neutral, KindCanceled
+	}
+	if status := upstreamStatus(err); status != 0 {
+		switch {
+		case status == http.StatusBadRequest, status == http.StatusUnprocessableEntity:
+			return Neutral, KindRejected
+		default:
+			// 401/403 (bad key), 404 (no such model), 408, 409, 429, 5xx
+			// and anything else that is not a usable completion.
+			return Failure, KindUnavailable
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return Failure, KindTimeout
+	}
+	return Failure, KindUnavailable
+}
+
+// upstreamStatus extracts the HTTP status from go-openai's two error types:
+// *APIError when the error body was JSON, *RequestError when it was not.
+func upstreamStatus(err error) int {
+	var apiErr *openai.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.HTTPStatusCode
+	}
+	var reqErr *openai.RequestError
+	if errors.As(err, &reqErr) {
+		return reqErr.HTTPStatusCode
+	}
+	return 0
+}
+
+// describe renders err for humans: the upstream's status and message where
+// there was one, else the error text.
+func describe(kind Kind, err error, limit time.Duration) string {
+	switch kind {
+	case KindTimeout:
+		return fmt.Sprintf("LLM call exceeded the %s timeout", limit)
+	case KindCanceled:
+		return "the client canceled the request"
+	}
+	var apiErr *openai.APIError
+	if errors.As(err, &apiErr) {
+		return fmt.Sprintf("upstream HTTP %d: %s", apiErr.HTTPStatusCode, apiErr.Message)
+	}
+	var reqErr *openai.RequestError
+	if errors.As(err, &reqErr) {
+		return fmt.Sprintf("upstream HTTP %d: %s", reqErr.HTTPStatusCode, http.StatusText(reqErr.HTTPStatusCode))
+	}
+	return err.Error()
+}

@@ -1,0 +1,181 @@
+package infra
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+)
+
+// Message is one chat message.
+type Message struct {
+	Role    string
+	Content string
+}
+
+// ChatRequest is what an agent asks of the LLM. Model is optional: empty
+// means the circuit's configured model.
+type ChatRequest struct {
+	Model       string
+	Messages    []Message
+	Temperature float32
+	MaxTokens   int
+}
+
+// ChatResponse is a usable completion.
+type ChatResponse struct {
+	Content string
+	// Model is the model that answered, as the upstream reported it.
+	Model string
+}
+
+// LLMConfig configures the OpenAI-compatible client.
+type LLMConfig struct {
+	BaseURL             string
+	APIKey              string
+	MaxIdleConnsPerHost int
+}
+
+// LLMClient talks to any OpenAI-compatible endpoint through go-openai. It is
+// the only code that calls the LLM, and only circuits call it.
+type LLMClient struct {
+	client    *openai.Client
+	transport *http.Transport
+}
+
+// NewLLMClient builds a client with its own tuned transport: Go's default
+// keeps two idle connections per host, which throttles the service under
+// load. Its transport also captures Retry-After, which go-openai drops.
+func NewLLMClient(cfg LLMConfig) *LLMClient {
+	tr := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          cfg.MaxIdleConnsPerHost * 2,
+		MaxIdleConnsPerHost:   cfg.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	oc := openai.DefaultConfig(cfg.APIKey)
+	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	oc.HTTPClient = &http.Client{Transport: retryAfterTransport{base: tr}}
+	return &LLMClient{client: openai.NewClientWithConfig(oc), transport: tr}
+}
+
+// Close releases idle connections.
+func (c *LLMClient) Close() { c.transport.CloseIdleConnections() }
+
+// Chat sends one chat completion. Errors are go-openai's, wrapped in a
+// *retryAfterError when the upstream sent Retry-After.
+func (c *LLMClient) Chat(ctx context.Context, model string, req ChatRequest) (ChatResponse, error) {
+	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
+	for i, m := range req.Messages {
+		msgs[i] = openai.ChatCompletionMessage{Role: m.Role, Content: m.Content}
+	}
+	holder := &retryAfterHolder{}
+	ctx = context.WithValue(ctx, retryAfterKey{}, holder)
+	resp, err := c.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+		Model:       model,
+		Messages:    msgs,
+		Temperature: req.Temperature,
+		MaxTokens:   req.MaxTokens,
+	})
+	if err != nil {
+		if d := holder.get(); d > 0 {
+			return ChatResponse{}, &retryAfterError{err: err, after: d}
+		}
+		return ChatResponse{}, err
+	}
+	if len(resp.Choices) == 0 || strings.TrimSpace(resp.Choices[0].Message.Content) == "" {
+		return ChatResponse{}, ErrEmptyCompletion
+	}
+	answered := resp.Model
+	if answered == "" {
+		answered = model
+	}
+	return ChatResponse{Content: resp.Choices[0].Message.Content, Model: answered}, nil
+}
+
+type retryAfterKey struct{}
+
+type retryAfterHolder struct {
+	mu    sync.Mutex
+	after time.Duration
+}
+
+func (h *retryAfterHolder) set(d time.Duration) {
+	h.mu.Lock()
+	h.after = d
+	h.mu.Unlock()
+}
+
+func (h *retryAfterHolder) get() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.after
+}
+
+// retryAfterTransport records an error response's Retry-After header into
+// the holder that Chat put in the request's context.
+type retryAfterTransport struct{ base http.RoundTripper }
+
+func (t retryAfterTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err != nil || resp.StatusCode < 400 {
+		return resp, err
+	}
+	if h, ok := r.Context().Value(retryAfterKey{}).(*retryAfterHolder); ok {
+		if d := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+			h.set(d)
+		}
+	}
+	return resp, nil
+}
+
+// parseRetryAfter accepts both forms of RFC 9110: delay-seconds and an
+// HTTP-date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 || secs > 86400 {
+			return 0
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// retryAfterError carries the upstream's Retry-After alongside its error.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+func upstreamRetryAfter(err error) time.Duration {
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return ra.after
+	}
+	return 0
+}

@@ -1,0 +1,63 @@
+package infra
+
+import "time"
+
+// Stats are a circuit's cumulative counters. failsafe-go's own metrics reset
+// on every transition and never count rejections, so we keep these.
+// TotalCalls = SuccessCount + FailureCount + RejectedCount; TimeoutCount is
+// the part of FailureCount that were timeouts. Neutral outcomes (a rejected
+// request, a client hang-up) enter none of the counts.
+type Stats struct {
+	TotalCalls          int64      `json:"total_calls"`
+	SuccessCount        int64      `json:"success_count"`
+	FailureCount        int64      `json:"failure_count"`
+	RejectedCount       int64      `json:"rejected_count"`
+	TimeoutCount        int64      `json:"timeout_count"`
+	SuccessRate         float64    `json:"success_rate"`
+	ConsecutiveFailures int64      `json:"consecutive_failures"`
+	LastFailureAt       *time.Time `json:"last_failure_at"`
+	LastError           *string    `json:"last_error"`
+	LastStateChangeAt   *time.Time `json:"last_state_change_at"`
+}
+
+// counters is the mutable form of Stats, guarded by its circuit's mutex.
+type counters struct {
+	success, failure, rejected, timeouts, consecutive int64
+	lastFailureAt, lastStateChangeAt                  time.Time
+	lastError                                         string
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		SuccessCount:        c.success,
+		FailureCount:        c.failure,
+		RejectedCount:       c.rejected,
+		TimeoutCount:        c.timeouts,
+		ConsecutiveFailures: c.consecutive,
+	}
+	s.TotalCalls = s.SuccessCount + s.FailureCount + s.RejectedCount
+	if s.TotalCalls > 0 {
+		s.SuccessRate = roundTo(100*float64(s.SuccessCount)/float64(s.TotalCalls), 2)
+	}
+	if !c.lastFailureAt.IsZero() {
+		t := c.lastFailureAt.UTC()
+		s.LastFailureAt = &t
+	}
+	if !c.lastStateChangeAt.IsZero() {
+		t := c.lastStateChangeAt.UTC()
+		s.LastStateChangeAt = &t
+	}
+	if c.lastError != "" {
+		e := c.lastError
+		s.LastError = &e
+	}
+	return s
+}
+
+func roundTo(v float64, digits int) float64 {
+	p := 1.0
+	for i := 0; i < digits; i++ {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}

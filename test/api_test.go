@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/test/fakellm"
+)
+
+// Bad input gets a JSON error naming the field, and reaches no LLM.
+func TestBadInputShouldGetAClearJSONError(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, func(o *startOpts) { o.cfg.Server.MaxBodyBytes = 4096 })
+	long := strings.Repeat("x", 4001)
+	cases := []struct {
+		name   string
+		path   string
+		body   string
+		ctype  string
+		status int
+		code   string
+		field  string
+	}{
+		{"analyze400MalformedJSON", "/analyze", `{"query":`, "application/json", 400, "invalid_request", ""},
+		{"analyze400MissingQuery", "/analyze", `{}`, "application/json", 400, "invalid_request", "query"},
+		{"analyze400EmptyQuery", "/analyze", `{"query":""}`, "application/json", 400, "invalid_request", "query"},
+		{"analyze400LongQuery", "/analyze", `{"query":"` + long + `"}`, "application/json", 400, "invalid_request", "query"},
+		{"analyze400QueryNotString", "/analyze", `{"query":42}`, "application/json", 400, "invalid_request", "query"},
+		{"analyze400UnknownField", "/analyze", `{"query":"q","qurey":"x"}`, "application/json", 400, "invalid_request", "qurey"},
+		{"analyze400BadFormat", "/analyze", `{"query":"q","data":{"format":"xml","content":"<a/>"}}`, "application/json", 400, "invalid_request", "data.format"},
+		{"analyze400MissingContent", "/analyze", `{"query":"q","data":{"format":"csv"}}`, "application/json", 400, "invalid_request", "data.content"},
+		{"analyze400BadJSONData", "/analyze", `{"query":"q","data":{"format":"json","content":"{not json"}}`, "application/json", 400, "invalid_request", "data.content"},
+		{"analyze400BadCSVData", "/analyze", `{"query":"q","data":{"format":"csv","content":"a,b\n1,\"2"}}`, "application/json", 400, "invalid_request", "data.content"},
+		{"analyze400EmptyModel", "/analyze", `{"query":"q","model":""}`, "application/json", 400, "invalid_request", "model"},
+		{"analyze400TwoObjects", "/analyze", `{"query":"q"}{"query":"r"}`, "application/json", 400, "invalid_request", ""},
+		{"analyze413", "/analyze", `{"query":"` + strings.Repeat("y", 5000) + `"}`, "application/json", 413, "payload_too_large", ""},
+		{"analyze415", "/analyze", `query=q`, "application/x-www-form-urlencoded", 415, "unsupported_media_type", ""},
+		{"analyze415NoType", "/analyze", `{"query":"q"}`, "", 415, "unsupported_media_type", ""},
+		{"generate400MissingPrompt", "/generate", `{"language":"python"}`, "application/json", 400, "invalid_request", "prompt"},
+		{"generate400BadLanguage", "/generate", `{"prompt":"p","language":"cobol"}`, "application/json", 400, "invalid_request", "language"},
+		{"generate400LanguageNotString", "/generate", `{"prompt":"p","language":1}`, "application/json", 400, "invalid_request", "language"},
+		{"unknown404", "/nope", `{}`, "application/json", 404, "not_found", ""},
+		{"unknownAPI404", "/api/nope", `{}`, "application/json", 404, "not_found", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, n.URL+tc.path, strings.NewReader(tc.body))
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			r := n.do(t, req)
+			expectStatus(t, r, tc.status)
+			e, ok := r.Body["error"].(map[string]any)
+			if !ok || e["code"] != tc.code || e["message"] == "" {
+				t.Fatalf("error body: %s", r.Raw)
+			}
+			if field, _ := e["field"].(string); field != tc.field {
+				t.Fatalf("field = %q, want %q: %s", field, tc.field, r.Raw)
+			}
+			if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Fatalf("Content-Type = %q", ct)
+			}
+		})
+	}
+	if got := n.LLM.Requests(); got != 0 {
+		t.Fatalf("bad input reached the LLM %d times", got)
+	}
+	expectStats(t, n, "data_analyst", map[string]float64{"total_calls": 0})
+	r := n.get(t, "/analyze")
+	expectStatus(t, r, http.StatusMethodNotAllowed)
+	if errorCode(r) != "method_not_allowed" {
+		t.Fatalf("405 body: %s", r.Raw)
+	}
+}
+
+// Inline data reaches the prompt as a schema and sample.
+func TestAnalyzeShouldSendSchemaAndSampleOfInlineData(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t)
+	n.LLM.EnqueueFor(analystModel, fakellm.Reply("North sold most."))
+	r := n.post(t, "/analyze", map[string]any{
+		"query": "Which region sold most?",
+		"data":  map[string]any{"format": "csv", "content": "region,sales\nNorth,120\nSouth,80.5\n"},
+	})
+	expectStatus(t, r, http.StatusOK)
+	if r.Body["answer"] != "North sold most." {
+		t.Fatalf("body: %s", r.Raw)
+	}
+	got := n.LLM.Received()
+	if len(got) != 1 {
+		t.Fatalf("upstream requests = %d", len(got))
+	}
+	prompt := got[0].Messages[len(got[0].Messages)-1].Content
+	for _, want := range []string{"2 rows, 2 columns", "region (text)", "sales (number)", "North,120", "Which region sold most?"} {
+		if !strings.Contains(prompt, want) {
+			t.Errorf("prompt lacks %q:\n%s", want, prompt)
+		}
+	}
+
+	n.LLM.EnqueueFor("custom-model", fakellm.Reply("from custom"))
+	r = n.post(t, "/analyze", map[string]any{
+		"query": "q", "model": "custom-model",
+		"data": map[string]any{"format": "json", "content": `[{"a":1,"b":"x"},{"a":2.5,"b":null}]`},
+	})
+	expectStatus(t, r, http.StatusOK)
+	if r.Body["model"] != "custom-model" || r.Body["answer"] != "from custom" {
+		t.Fatalf("model override: %s", r.Raw)
+	}
+}
+
+// /generate extracts the fenced code and reviews it; unsafe code is a 200
+// with is_valid false.
+func TestGenerateShouldExtractAndReviewCode(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t)
+	cases := []struct {
+		name     string
+		lang     string
+		reply    string
+		code     string
+		valid    bool
+		errorHas string
+	}{
+		{"python200Valid", "python", "Here you go:\n```python\nresult = df['sales'].sum()\n```\nDone.", "result = df['sales'].sum()", true, ""},
+		{"python200Unsafe", "python", "```python\nimport os\nos.system('rm -rf /')\nresult = 1\n```", "import os\nos.system('rm -rf /')\nresult = 1", false, "os.system"},
+		{"sql200Valid", "sql", "```sql\nSELECT region, SUM(sales) FROM data GROUP BY region\n```", "SELECT region, SUM(sales) FROM data GROUP BY region", true, ""},
+		{"sql200TwoStatements", "sql", "```sql\nSELECT 1; DROP TABLE data;\n```", "SELECT 1; DROP TABLE data;", false, "single read-only"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n.LLM.EnqueueFor(codegenModel, fakellm.Reply(tc.reply))
+			r := n.post(t, "/generate", map[string]any{"prompt": "p", "language": tc.lang})
+			expectStatus(t, r, http.StatusOK)
+			if r.Body["code"] != tc.code || r.Body["language"] != tc.lang || r.Body["is_valid"] != tc.valid ||
+				r.Body["circuit"] != "code_generator" || r.Body["fallback_used"] != false || r.Body["model"] != codegenModel {
+				t.Fatalf("body: %s", r.Raw)
+			}
+			if _, ok := r.Body["warnings"].([]any); !ok {
+				t.Fatalf("warnings must be an array: %s", r.Raw)
+			}
+			if tc.valid && r.Body["error_message"] != nil {
+				t.Fatalf("error_message should be null: %s", r.Raw)
+			}
+			if !tc.valid {
+				msg, _ := r.Body["error_message"].(string)
+				if !strings.Contains(msg, tc.errorHas) {
+					t.Fatalf("error_message %q lacks %q", msg, tc.errorHas)
+				}
+			}
+		})
+	}
+	r := n.post(t, "/generate", map[string]any{"prompt": "p"})
+	expectStatus(t, r, http.StatusOK)
+	if r.Body["language"] != "python" {
+		t.Fatalf("default language: %s", r.Raw)
+	}
+}
+
+// /generate's 503 carries the seed's empty result beside the fallback.
+func TestGenerateShouldAnswer503WithEmptyCodeWhenTheLLMIsDown(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitCodeGenerator, 1, 1, 30, 2))
+	n.LLM.SetDefaultFor(codegenModel, fakellm.Status(500, "down"))
+	for _, wantCode := range []string{"llm_unavailable", "circuit_open"} {
+		r := n.generate(t)
+		expectStatus(t, r, http.StatusServiceUnavailable)
+		if errorCode(r) != wantCode || r.Body["code"] != "" || r.Body["is_valid"] != false ||
+			r.Body["error_message"] != "Code generation service temporarily unavailable" ||
+			r.Body["circuit"] != "code_generator" || r.Body["fallback_used"] != true {
+			t.Fatalf("body: %s", r.Raw)
+		}
+		if r.Header.Get("Retry-After") != "30" {
+			t.Fatalf("Retry-After = %q, want 30", r.Header.Get("Retry-After"))
+		}
+	}
+}
+
+// An LLM 400 on /generate is a 422, not a 503.
+func TestGenerateShouldMapLLMRejectionTo422(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t)
+	n.LLM.EnqueueFor(codegenModel, fakellm.Status(400, "This model's maximum context length is 8192 tokens"))
+	r := n.generate(t)
+	expectStatus(t, r, http.StatusUnprocessableEntity)
+	if errorCode(r) != "llm_rejected_request" || !strings.Contains(r.Raw, "maximum context length") {
+		t.Fatalf("body: %s", r.Raw)
+	}
+}
+
+// Every request has an X-Request-ID, echoed when the client sent one, and
+// one access-log line.
+func TestRequestIDShouldBeEchoedAndLogged(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t)
+	req, _ := http.NewRequest(http.MethodGet, n.URL+"/healthz", nil)
+	req.Header.Set("X-Request-ID", "trace-abc-123")
+	r := n.do(t, req)
+	expectStatus(t, r, http.StatusOK)
+	if r.Header.Get("X-Request-ID") != "trace-abc-123" {
+		t.Fatalf("X-Request-ID = %q", r.Header.Get("X-Request-ID"))
+	}
+	r = n.get(t, "/missing")
+	generated := r.Header.Get("X-Request-ID")
+	if len(generated) < 16 {
+		t.Fatalf("generated X-Request-ID = %q", generated)
+	}
+	found := map[string]bool{}
+	for _, l := range n.logs.lines("request") {
+		switch l["request_id"] {
+		case "trace-abc-123":
+			found["echoed"] = l["route"] == "/healthz" && l["status"] == 200.0 && l["method"] == "GET" && l["duration_ms"] != nil
+		case generated:
+			found["generated"] = l["route"] == "unmatched" && l["status"] == 404.0
+		}
+	}
+	if !found["echoed"] || !found["generated"] {
+		t.Fatalf("access log lines missing or wrong (%v):\n%s", found, n.logs.String())
+	}
+}
+
+// expose_health_endpoint false hides the health route.
+func TestHealthShouldBeHiddenWhenNotExposed(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, func(o *startOpts) { o.cfg.CircuitBreaker.ExposeHealthEndpoint = false })
+	r := n.get(t, "/api/health/status")
+	expectStatus(t, r, http.StatusNotFound)
+	expectStatus(t, n.get(t, "/healthz"), http.StatusOK)
+}
+
+// The API key never appears in logs, health or error bodies, even when the
+// upstream rejects it.
+func TestSecretsShouldNeverLeak(t *testing.T) {
+	t.Parallel()
+	const key = "sk-test-SECRET-0123456789abcdef"
+	n := startNexus(t, func(o *startOpts) {
+		o.env["LLM_API_KEY"] = key
+	})
+	n.LLM.SetHandler(func(req fakellm.Request) fakellm.Step {
+		// An upstream that echoes the key it got, as some proxies do.
+		return fakellm.Status(401, "Incorrect API key provided: "+req.Header.Get("Authorization"))
+	})
+	r := n.analyze(t)
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	h := n.get(t, "/api/health/status")
+	for what, text := range map[string]string{"error body": r.Raw, "health": h.Raw, "logs": n.logs.String()} {
+		if strings.Contains(text, key) || strings.Contains(text, "SECRET") {
+			t.Errorf("%s leaks the API key:\n%s", what, text)
+		}
+	}
+	if le, _ := n.stats(t, "data_analyst")["last_error"].(string); !strings.Contains(le, "401") {
+		t.Fatalf("last_error = %q, want the 401 described", le)
+	}
+}

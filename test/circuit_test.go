@@ -1,0 +1,458 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/test/fakellm"
+)
+
+func withCircuit(name string, failures, successes int, recovery, timeout float64) func(*startOpts) {
+	return func(o *startOpts) {
+		o.cfg.CircuitBreaker.Circuits[name] = config.Circuit{
+			FailureThreshold: failures, SuccessThreshold: successes,
+			RecoveryTimeout: config.Seconds(recovery), Timeout: config.Seconds(timeout),
+		}
+	}
+}
+
+// Given a closed data_analyst circuit, when the LLM fails failure_threshold
+// times, the circuit opens, rejects without calling the LLM, half-opens
+// after recovery_timeout and closes after success_threshold successes; the
+// health JSON tells each stage.
+func TestCircuitShouldCycleClosedOpenHalfOpenClosed(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 2, 0.4, 2))
+
+	// Stage 1: closed and healthy.
+	h := n.get(t, "/api/health/status")
+	expectStatus(t, h, http.StatusOK)
+	if h.Body["status"] != "healthy" || n.state(t, "data_analyst") != "closed" {
+		t.Fatalf("initial health: %s", h.Raw)
+	}
+	n.LLM.EnqueueFor(analystModel, fakellm.Reply("There are 3 rows."))
+	r := n.analyze(t)
+	expectStatus(t, r, http.StatusOK)
+	if r.Body["answer"] != "There are 3 rows." || r.Body["circuit"] != "data_analyst" || r.Body["fallback_used"] != false || r.Body["model"] != analystModel {
+		t.Fatalf("unexpected 200 body: %s", r.Raw)
+	}
+	if _, ok := r.Body["duration_ms"].(float64); !ok {
+		t.Fatalf("duration_ms missing: %s", r.Raw)
+	}
+
+	// Stage 2: two failures open it.
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(500, "boom"), fakellm.Status(502, "bad gateway"))
+	for i := 0; i < 2; i++ {
+		r := n.analyze(t)
+		expectStatus(t, r, http.StatusServiceUnavailable)
+		if errorCode(r) != "llm_unavailable" {
+			t.Fatalf("failure %d: code %q: %s", i, errorCode(r), r.Raw)
+		}
+	}
+	c := n.circuit(t, "data_analyst")
+	if c["state"] != "open" || c["health"] != "unhealthy" {
+		t.Fatalf("after failures: %v", c)
+	}
+	if d := c["remaining_delay_seconds"].(float64); d <= 0 || d > 0.4 {
+		t.Fatalf("remaining_delay_seconds = %v, want in (0, 0.4]", d)
+	}
+	if got := n.get(t, "/api/health/status").Body["status"]; got != "degraded" {
+		t.Fatalf("overall status with one open circuit = %v, want degraded", got)
+	}
+	expectStats(t, n, "data_analyst", map[string]float64{
+		"total_calls": 3, "success_count": 1, "failure_count": 2, "rejected_count": 0, "consecutive_failures": 2,
+	})
+
+	// Stage 3: open rejects at once without an upstream request.
+	before := n.LLM.RequestsFor(analystModel)
+	r = n.analyze(t)
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	if errorCode(r) != "circuit_open" || r.Body["circuit_state"] != "open" || r.Body["fallback_used"] != true {
+		t.Fatalf("open rejection body: %s", r.Raw)
+	}
+	if got := n.LLM.RequestsFor(analystModel); got != before {
+		t.Fatalf("upstream requests while open: %d, want %d", got, before)
+	}
+	expectStats(t, n, "data_analyst", map[string]float64{"total_calls": 4, "rejected_count": 1, "success_rate": 25})
+
+	// Stage 4: after recovery_timeout health says half-open, with no call made.
+	eventually(t, 3*time.Second, "half-open", func() bool { return n.state(t, "data_analyst") == "half-open" })
+	c = n.circuit(t, "data_analyst")
+	if c["health"] != "degraded" || c["remaining_delay_seconds"] != 0.0 {
+		t.Fatalf("half-open entry: %v", c)
+	}
+	if got := n.LLM.RequestsFor(analystModel); got != before {
+		t.Fatalf("health polling made upstream requests: %d", got-before)
+	}
+
+	// Stage 5: success_threshold successes close it.
+	n.LLM.EnqueueFor(analystModel, fakellm.Reply("ok 1"), fakellm.Reply("ok 2"))
+	expectStatus(t, n.analyze(t), http.StatusOK)
+	if s := n.state(t, "data_analyst"); s != "half-open" {
+		t.Fatalf("after 1 of 2 trial successes state = %s, want half-open", s)
+	}
+	expectStatus(t, n.analyze(t), http.StatusOK)
+	c = n.circuit(t, "data_analyst")
+	if c["state"] != "closed" || c["health"] != "healthy" {
+		t.Fatalf("after trials: %v", c)
+	}
+	expectStats(t, n, "data_analyst", map[string]float64{
+		"total_calls": 6, "success_count": 3, "failure_count": 2, "rejected_count": 1, "consecutive_failures": 0, "success_rate": 50,
+	})
+	if n.stats(t, "data_analyst")["last_state_change_at"] == nil || n.stats(t, "data_analyst")["last_failure_at"] == nil {
+		t.Fatalf("timestamps missing: %v", n.stats(t, "data_analyst"))
+	}
+
+	// Each transition is logged once, open at WARN.
+	wantLevels := []string{"warn", "info", "info"}
+	wantTo := []string{"open", "half-open", "closed"}
+	got := n.logs.lines("circuit state changed")
+	if len(got) != 3 {
+		t.Fatalf("transition log lines = %d, want 3:\n%s", len(got), n.logs.String())
+	}
+	for i, l := range got {
+		if l["level"] != wantLevels[i] || l["to"] != wantTo[i] || l["circuit"] != "data_analyst" || l["reason"] == "" {
+			t.Errorf("transition %d logged as %v", i, l)
+		}
+	}
+}
+
+// Given a half-open circuit, when a trial call fails, it reopens with the
+// timer restarted.
+func TestHalfOpenFailureShouldReopen(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 1, 2, 0.3, 2))
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(503, "down"))
+	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	eventually(t, 3*time.Second, "half-open", func() bool { return n.state(t, "data_analyst") == "half-open" })
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(500, "still down"))
+	r := n.analyze(t)
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	if errorCode(r) != "llm_unavailable" || r.Body["circuit_state"] != "open" {
+		t.Fatalf("trial failure body: %s", r.Raw)
+	}
+	c := n.circuit(t, "data_analyst")
+	if c["state"] != "open" || c["remaining_delay_seconds"].(float64) < 0.2 {
+		t.Fatalf("after trial failure: %v", c)
+	}
+}
+
+// Given an open circuit, the 503 carries Retry-After: the remaining delay
+// rounded up, or the upstream's own Retry-After when that is longer.
+func TestRetryAfterShouldBeTheLongerOfCircuitAndUpstream(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 2.5, 2))
+
+	n.LLM.EnqueueFor(analystModel, fakellm.RateLimited(7))
+	r := n.analyze(t)
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	if r.Header.Get("Retry-After") != "7" {
+		t.Fatalf("Retry-After = %q, want 7 (upstream's)", r.Header.Get("Retry-After"))
+	}
+	fb := r.Body["fallback"].(map[string]any)
+	if fb["retry_after_seconds"] != 7.0 || len(fb["alternatives"].([]any)) == 0 || fb["message"] == "" {
+		t.Fatalf("fallback: %v", fb)
+	}
+
+	n.LLM.EnqueueFor(analystModel, fakellm.RateLimited(1))
+	r = n.analyze(t) // opens the circuit: 2.5 s remaining beats upstream's 1
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	if r.Header.Get("Retry-After") != "3" {
+		t.Fatalf("Retry-After = %q, want 3 (ceil of 2.5 s)", r.Header.Get("Retry-After"))
+	}
+	r = n.analyze(t)
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	secs, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+	if errorCode(r) != "circuit_open" || secs < 1 || secs > 3 {
+		t.Fatalf("open rejection Retry-After = %q: %s", r.Header.Get("Retry-After"), r.Raw)
+	}
+}
+
+// Given a circuit with a short timeout, when the LLM hangs, the call fails
+// as llm_timeout and the upstream request is cancelled.
+func TestTimeoutShouldFireAndCancelUpstream(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 3, 1, 0.3, 0.2))
+	n.LLM.EnqueueFor(analystModel, fakellm.Hang())
+	start := time.Now()
+	r := n.analyze(t)
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	if errorCode(r) != "llm_timeout" || r.Body["circuit_state"] != "closed" {
+		t.Fatalf("timeout body: %s", r.Raw)
+	}
+	if elapsed := time.Since(start); elapsed > 5*time.Second {
+		t.Fatalf("timeout took %s", elapsed)
+	}
+	eventually(t, 3*time.Second, "upstream request cancelled", func() bool { return n.LLM.Canceled() == 1 })
+	expectStats(t, n, "data_analyst", map[string]float64{"timeout_count": 1, "failure_count": 1, "total_calls": 1})
+	if le, _ := n.stats(t, "data_analyst")["last_error"].(string); le == "" {
+		t.Fatal("last_error empty after timeout")
+	}
+}
+
+// Given failures of every counted kind, each counts toward opening.
+func TestCountedFailuresShouldOpenTheCircuit(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		step fakellm.Step
+		code string
+	}{
+		{"500", fakellm.Status(500, "internal"), "llm_unavailable"},
+		{"503", fakellm.Status(503, "overloaded"), "llm_unavailable"},
+		{"429", fakellm.RateLimited(1), "llm_unavailable"},
+		{"401", fakellm.Status(401, "bad key"), "llm_unavailable"},
+		{"403", fakellm.Status(403, "forbidden"), "llm_unavailable"},
+		{"404 model not found", fakellm.Status(404, "model not found"), "llm_unavailable"},
+		{"408", fakellm.Status(408, "request timeout"), "llm_unavailable"},
+		{"409", fakellm.Status(409, "conflict"), "llm_unavailable"},
+		{"malformed 200", fakellm.Malformed(), "llm_unavailable"},
+		{"no choices", fakellm.Step{NoChoices: true}, "llm_unavailable"},
+		{"non-JSON 500", fakellm.Step{Status: 500, RawBody: "<html>oops</html>", ContentType: "text/html"}, "llm_unavailable"},
+		{"connection reset", fakellm.ResetConn(), "llm_unavailable"},
+		{"timeout", fakellm.Hang(), "llm_timeout"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 1, 1, 30, 0.2))
+			n.LLM.SetDefaultFor(analystModel, tc.step)
+			r := n.analyze(t)
+			expectStatus(t, r, http.StatusServiceUnavailable)
+			if errorCode(r) != tc.code || r.Body["circuit_state"] != "open" {
+				t.Fatalf("body: %s", r.Raw)
+			}
+			if n.state(t, "data_analyst") != "open" {
+				t.Fatal("one counted failure with threshold 1 did not open the circuit")
+			}
+		})
+	}
+}
+
+// Given a closed circuit, LLM 400/422 answers are 422s that never trip it,
+// and they do not break a run of consecutive failures.
+func TestRejectedRequestsShouldNotTripAClosedCircuit(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 30, 2))
+	n.LLM.SetDefaultFor(analystModel, fakellm.Status(400, "context length exceeded"))
+	for i := 0; i < 5; i++ {
+		r := n.analyze(t)
+		expectStatus(t, r, http.StatusUnprocessableEntity)
+		if errorCode(r) != "llm_rejected_request" {
+			t.Fatalf("code %q: %s", errorCode(r), r.Raw)
+		}
+	}
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(422, "unprocessable"))
+	expectStatus(t, n.analyze(t), http.StatusUnprocessableEntity)
+	if s := n.state(t, "data_analyst"); s != "closed" {
+		t.Fatalf("state after 6 rejected requests = %s", s)
+	}
+	expectStats(t, n, "data_analyst", map[string]float64{"total_calls": 0, "failure_count": 0, "consecutive_failures": 0})
+
+	// failure, 400, failure is two in a row.
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(500, "a"), fakellm.Status(400, "b"), fakellm.Status(500, "c"))
+	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	expectStatus(t, n.analyze(t), http.StatusUnprocessableEntity)
+	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	if s := n.state(t, "data_analyst"); s != "open" {
+		t.Fatalf("failure, 400, failure left the circuit %s, want open", s)
+	}
+}
+
+// Given a closed circuit, clients that hang up never trip it.
+func TestClientCancellationShouldNotTripAClosedCircuit(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 1, 1, 30, 5))
+	n.LLM.SetDefaultFor(analystModel, fakellm.Hang())
+	for i := 0; i < 3; i++ {
+		hangUp(t, n)
+	}
+	eventually(t, 3*time.Second, "three cancelled upstream requests", func() bool { return n.LLM.Canceled() == 3 })
+	eventually(t, 3*time.Second, "three 499 log lines", func() bool { return count499(n) == 3 })
+	if s := n.state(t, "data_analyst"); s != "closed" {
+		t.Fatalf("state after hang-ups = %s", s)
+	}
+	expectStats(t, n, "data_analyst", map[string]float64{"total_calls": 0, "failure_count": 0, "timeout_count": 0})
+}
+
+// hangUp sends /analyze and abandons it once the fake has received it.
+func hangUp(t *testing.T, n *nexus) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	before := n.LLM.Requests()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.URL+"/analyze", stringsReader(`{"query":"q"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if resp, err := n.client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	eventually(t, 3*time.Second, "request reached the fake", func() bool { return n.LLM.Requests() > before })
+	cancel()
+	<-done
+}
+
+func count499(n *nexus) int {
+	c := 0
+	for _, l := range n.logs.lines("request") {
+		if l["status"] == 499.0 && l["route"] == "/analyze" {
+			c++
+		}
+	}
+	return c
+}
+
+// Given a half-open circuit, a 400 or a hang-up leaves it half-open and
+// hands the trial slot back; with success_threshold 1 the next call still
+// goes through and closes it.
+func TestNeutralOutcomesShouldKeepAHalfOpenCircuitHalfOpen(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 1, 1, 0.3, 5))
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(500, "down"))
+	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	eventually(t, 3*time.Second, "half-open", func() bool { return n.state(t, "data_analyst") == "half-open" })
+
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(400, "context length exceeded"))
+	expectStatus(t, n.analyze(t), http.StatusUnprocessableEntity)
+	if s := n.state(t, "data_analyst"); s != "half-open" {
+		t.Fatalf("after a 400 in half-open: %s", s)
+	}
+
+	n.LLM.EnqueueFor(analystModel, fakellm.Hang())
+	hangUp(t, n)
+	eventually(t, 3*time.Second, "cancelled upstream request", func() bool { return n.LLM.Canceled() == 1 })
+	eventually(t, 3*time.Second, "a 499 log line", func() bool { return count499(n) == 1 })
+	if s := n.state(t, "data_analyst"); s != "half-open" {
+		t.Fatalf("after a hang-up in half-open: %s", s)
+	}
+
+	n.LLM.EnqueueFor(analystModel, fakellm.Reply("recovered"))
+	r := n.analyze(t)
+	expectStatus(t, r, http.StatusOK)
+	if s := n.state(t, "data_analyst"); s != "closed" {
+		t.Fatalf("after the trial success: %s", s)
+	}
+	expectStats(t, n, "data_analyst", map[string]float64{"total_calls": 2, "success_count": 1, "failure_count": 1, "rejected_count": 0})
+}
+
+// Given half-open with success_threshold 1, a second concurrent call is
+// rejected while the trial is in flight.
+func TestHalfOpenShouldLimitTrialCalls(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 1, 1, 0.3, 5))
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(500, "down"))
+	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	eventually(t, 3*time.Second, "half-open", func() bool { return n.state(t, "data_analyst") == "half-open" })
+
+	n.LLM.EnqueueFor(analystModel, fakellm.Delay(500*time.Millisecond, "slow trial"))
+	before := n.LLM.Requests()
+	trial := make(chan response, 1)
+	go func() { trial <- n.analyze(t) }()
+	eventually(t, 3*time.Second, "trial reached the fake", func() bool { return n.LLM.Requests() > before })
+	r := n.analyze(t)
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	if errorCode(r) != "circuit_open" || r.Body["circuit_state"] != "half-open" {
+		t.Fatalf("second call during trial: %s", r.Raw)
+	}
+	if r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("Retry-After = %q, want 1", r.Header.Get("Retry-After"))
+	}
+	expectStatus(t, <-trial, http.StatusOK)
+	if s := n.state(t, "data_analyst"); s != "closed" {
+		t.Fatalf("after trial: %s", s)
+	}
+}
+
+// Given data_analyst open, code_generator keeps working.
+func TestCircuitsShouldBeIsolated(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 1, 1, 30, 2))
+	n.LLM.SetDefaultFor(analystModel, fakellm.Status(500, "analyst model down"))
+	n.LLM.SetDefaultFor(codegenModel, fakellm.Reply("```python\nresult = df['sales'].sum()\n```"))
+	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	if n.state(t, "data_analyst") != "open" {
+		t.Fatal("data_analyst should be open")
+	}
+	for i := 0; i < 3; i++ {
+		r := n.generate(t)
+		expectStatus(t, r, http.StatusOK)
+		if r.Body["circuit"] != "code_generator" {
+			t.Fatalf("generate body: %s", r.Raw)
+		}
+	}
+	for _, name := range []string{"code_generator", "cot_engine", "visualization"} {
+		if s := n.state(t, name); s != "closed" {
+			t.Errorf("%s = %s, want closed", name, s)
+		}
+	}
+	expectStats(t, n, "code_generator", map[string]float64{"total_calls": 3, "success_count": 3})
+	if got := n.LLM.RequestsFor(analystModel); got != 1 {
+		t.Fatalf("analyst upstream requests = %d, want 1", got)
+	}
+}
+
+// Given circuit_breaker.enabled false, failures never open anything, the
+// timeout still applies, and health says disabled.
+func TestDisabledModeShouldCallStraightThroughWithTimeout(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 1, 1, 30, 0.2), func(o *startOpts) {
+		o.cfg.CircuitBreaker.Enabled = false
+	})
+	n.LLM.SetDefaultFor(analystModel, fakellm.Status(500, "down"))
+	for i := 0; i < 4; i++ {
+		r := n.analyze(t)
+		expectStatus(t, r, http.StatusServiceUnavailable)
+		if errorCode(r) != "llm_unavailable" || r.Body["circuit_state"] != "disabled" {
+			t.Fatalf("disabled failure body: %s", r.Raw)
+		}
+	}
+	if got := n.LLM.RequestsFor(analystModel); got != 4 {
+		t.Fatalf("upstream requests = %d, want 4 (nothing rejected)", got)
+	}
+	n.LLM.EnqueueFor(analystModel, fakellm.Hang())
+	r := n.analyze(t)
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	if errorCode(r) != "llm_timeout" {
+		t.Fatalf("disabled mode timeout: %s", r.Raw)
+	}
+	h := n.get(t, "/api/health/status")
+	cb := h.Body["circuit_breakers"].(map[string]any)
+	if h.Body["status"] != "healthy" || cb["enabled"] != false {
+		t.Fatalf("health: %s", h.Raw)
+	}
+	for _, c := range cb["circuit_breakers"].([]any) {
+		if c.(map[string]any)["state"] != "disabled" || c.(map[string]any)["health"] != "healthy" {
+			t.Fatalf("circuit entry: %v", c)
+		}
+	}
+	expectStats(t, n, "data_analyst", map[string]float64{"failure_count": 5, "timeout_count": 1, "rejected_count": 0})
+}
+
+// Given every circuit open, overall health is unhealthy.
+func TestHealthShouldBeUnhealthyWhenEveryCircuitIsOpen(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, func(o *startOpts) {
+		for _, name := range config.CircuitNames() {
+			withCircuit(name, 1, 1, 30, 2)(o)
+		}
+	})
+	n.LLM.SetDefault(fakellm.Status(500, "down"))
+	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	expectStatus(t, n.generate(t), http.StatusServiceUnavailable)
+	// cot_engine and visualization have no endpoint yet; their circuits
+	// exist and report closed, so health is degraded, not unhealthy.
+	h := n.get(t, "/api/health/status")
+	if h.Body["status"] != "degraded" {
+		t.Fatalf("two of four open: %s", h.Raw)
+	}
+	if cb := h.Body["circuit_breakers"].(map[string]any); cb["overall_health"] != "degraded" || len(cb["circuit_breakers"].([]any)) != 4 {
+		t.Fatalf("circuit_breakers: %v", cb)
+	}
+}

@@ -1,0 +1,149 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nexus/nexus/cmd/server/app"
+	"github.com/nexus/nexus/config"
+)
+
+// runWithConfig runs the server with this config file content and returns
+// the start-up error; a valid config must not get this far in these tests.
+func runWithConfig(t *testing.T, content string, env map[string]string) error {
+	t.Helper()
+	path := writeFile(t, content)
+	vars := map[string]string{"NEXUS_CONFIG": path, "NEXUS_ADDR": "127.0.0.1:0"}
+	for k, v := range env {
+		vars[k] = v
+	}
+	// The context is already cancelled: a config that wrongly passes
+	// starts and stops at once instead of hanging the test.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out bytes.Buffer
+	return app.Run(ctx, nil, func(k string) string { return vars[k] }, &out, &out, nil)
+}
+
+func shippedConfig(t *testing.T) map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", config.DefaultPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func circuitOf(m map[string]any, name string) map[string]any {
+	return m["circuit_breaker"].(map[string]any)["circuits"].(map[string]any)[name].(map[string]any)
+}
+
+// Each invalid config stops start-up with an error naming the JSON path
+// and the bad value.
+func TestInvalidConfigShouldFailStartUpNamingThePath(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		mutate func(m map[string]any)
+		raw    string
+		want   []string
+	}{
+		{name: "typo in a circuit key", mutate: func(m map[string]any) {
+			c := circuitOf(m, "code_generator")
+			c["failure_treshold"] = c["failure_threshold"]
+			delete(c, "failure_threshold")
+		}, want: []string{"circuit_breaker.circuits.code_generator.failure_treshold: unknown key"}},
+		{name: "failure_threshold 0", mutate: func(m map[string]any) { circuitOf(m, "code_generator")["failure_threshold"] = 0 },
+			want: []string{"circuit_breaker.circuits.code_generator.failure_threshold: must be >= 1, got 0"}},
+		{name: "success_threshold negative", mutate: func(m map[string]any) { circuitOf(m, "visualization")["success_threshold"] = -2 },
+			want: []string{"circuit_breaker.circuits.visualization.success_threshold: must be >= 1, got -2"}},
+		{name: "timeout 0", mutate: func(m map[string]any) { circuitOf(m, "data_analyst")["timeout"] = 0 },
+			want: []string{"circuit_breaker.circuits.data_analyst.timeout: must be > 0 seconds, got 0"}},
+		{name: "recovery_timeout negative", mutate: func(m map[string]any) { circuitOf(m, "cot_engine")["recovery_timeout"] = -0.5 },
+			want: []string{"circuit_breaker.circuits.cot_engine.recovery_timeout: must be > 0 seconds, got -0.5"}},
+		{name: "threshold as string", mutate: func(m map[string]any) { circuitOf(m, "data_analyst")["failure_threshold"] = "3" },
+			want: []string{"circuit_breaker.circuits.data_analyst.failure_threshold: must be int, got string"}},
+		{name: "unknown top-level key", mutate: func(m map[string]any) { m["circuit_breakers"] = map[string]any{} },
+			want: []string{"circuit_breakers: unknown key"}},
+		{name: "unknown flag", mutate: func(m map[string]any) { m["circuit_breaker"].(map[string]any)["expose_health"] = true },
+			want: []string{"circuit_breaker.expose_health: unknown key"}},
+		{name: "unknown circuit", mutate: func(m map[string]any) {
+			cs := m["circuit_breaker"].(map[string]any)["circuits"].(map[string]any)
+			cs["data_analyts"] = cs["data_analyst"]
+		}, want: []string{"circuit_breaker.circuits.data_analyts: unknown circuit"}},
+		{name: "circuits not an object", mutate: func(m map[string]any) { m["circuit_breaker"].(map[string]any)["circuits"] = []any{1} },
+			want: []string{"circuit_breaker.circuits: must be an object"}},
+		{name: "bad base_url", mutate: func(m map[string]any) { m["llm"].(map[string]any)["base_url"] = "localhost:11434" },
+			want: []string{`llm.base_url: must start with http:// or https://, got "localhost:11434"`}},
+		{name: "several problems at once", mutate: func(m map[string]any) {
+			circuitOf(m, "data_analyst")["failure_threshold"] = 0
+			circuitOf(m, "code_generator")["timeout"] = -1
+		}, want: []string{"data_analyst.failure_threshold: must be >= 1, got 0", "code_generator.timeout: must be > 0 seconds, got -1"}},
+		{name: "not JSON", raw: `{"circuit_breaker": `, want: []string{"invalid JSON: unexpected end of input"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			content := tc.raw
+			if tc.mutate != nil {
+				m := shippedConfig(t)
+				tc.mutate(m)
+				data, _ := json.Marshal(m)
+				content = string(data)
+			}
+			err := runWithConfig(t, content, nil)
+			if err == nil {
+				t.Fatal("start-up succeeded with an invalid config")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// A missing config file is an error, not a silent default.
+func TestMissingConfigFileShouldFailStartUp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	var out bytes.Buffer
+	vars := map[string]string{"NEXUS_CONFIG": filepath.Join(t.TempDir(), "nope.json")}
+	err := app.Run(ctx, nil, func(k string) string { return vars[k] }, &out, &out, nil)
+	if err == nil || !strings.Contains(err.Error(), "nope.json") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// The shipped config parses and has the seed's four circuits.
+func TestShippedConfigShouldHaveTheSeedCircuits(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(filepath.Join("..", config.DefaultPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][4]float64{
+		"data_analyst": {3, 60, 2, 30}, "code_generator": {2, 45, 2, 45},
+		"cot_engine": {3, 60, 2, 40}, "visualization": {2, 30, 1, 20},
+	}
+	for name, w := range want {
+		c := cfg.CircuitBreaker.Circuits[name]
+		got := [4]float64{float64(c.FailureThreshold), float64(c.RecoveryTimeout), float64(c.SuccessThreshold), float64(c.Timeout)}
+		if got != w {
+			t.Errorf("%s = %v, want %v", name, got, w)
+		}
+	}
+	if cfg.LLM.BaseURL != "http://localhost:11434/v1" || !cfg.CircuitBreaker.Enabled {
+		t.Errorf("llm/enabled: %+v", cfg)
+	}
+}
