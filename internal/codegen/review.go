@@ -138,7 +138,7 @@ type pyKind uint8
 const (
 	pyName    pyKind = iota + 1 // identifier or keyword
 	pyNumber                    // numeric literal
-	pyString                    // string literal (contents dropped)
+	pyString                    // string literal (never checked against rules)
 	pyOp                        // operator or delimiter
 	pyNewline                   // end of a logical line
 )
@@ -383,7 +383,7 @@ func (lx *pyLexer) lexOp() string {
 // accept everything older Pythons accept).
 func (lx *pyLexer) lexString(prefix string) {
 	src := lx.src
-	startLine := lx.line
+	start, startLine := lx.pos, lx.line
 	q := src[lx.pos]
 	closing := string(q)
 	if strings.HasPrefix(src[lx.pos:], strings.Repeat(closing, 3)) {
@@ -417,7 +417,7 @@ func (lx *pyLexer) lexString(prefix string) {
 			lx.pos++
 		case strings.HasPrefix(src[lx.pos:], closing):
 			lx.pos += len(closing)
-			lx.emit(pyString, prefix+closing+closing, startLine)
+			lx.emit(pyString, prefix+src[start:lx.pos], startLine)
 			return
 		case isF && c == '{':
 			if strings.HasPrefix(src[lx.pos:], "{{") {
@@ -730,7 +730,10 @@ func checkPythonFromImport(toks []pyToken, i int) string {
 	for j < len(toks) && (isOp(toks[j], ".") || isOp(toks[j], "...")) {
 		j++
 	}
-	mod, k := parseDottedName(toks, j)
+	mod, k := "", j // relative: from . import x
+	if j < len(toks) && !isName(toks[j], "import") {
+		mod, k = parseDottedName(toks, j)
+	}
 	if k >= len(toks) || !isName(toks[k], "import") {
 		return ""
 	}

@@ -134,6 +134,8 @@ func TestReviewCodePython(t *testing.T) {
 		{name: "utf-8 coding cookie", code: "# -*- coding: utf-8 -*-\nresult = 1", wantValid: true},
 		{name: "non-ascii in strings and comments", code: "# größe\nresult = df['größe'].sum()  # ✓", wantValid: true},
 		{name: "yield from is not an import", code: "def g():\n    yield from range(3)\nresult = list(g())", wantValid: true},
+		{name: "relative import", code: "from . import helpers\nfrom .utils import clean\nresult = clean(helpers.x)", wantValid: true},
+		{name: "relative import of forbidden name", code: "from .. import subprocess\nresult = 1", wantErr: []string{`"subprocess"`, "line 1"}},
 		{name: "crlf line endings", code: "import pandas as pd\r\nresult = 1\r\n", wantValid: true},
 
 		// Empty and length limits.

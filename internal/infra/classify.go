@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
@@ -143,5 +144,14 @@ func describe(kind Kind, err error, limit time.Duration) string {
 	if errors.As(err, &reqErr) {
 		return fmt.Sprintf("upstream HTTP %d: %s", reqErr.HTTPStatusCode, http.StatusText(reqErr.HTTPStatusCode))
 	}
-	return err.Error()
+	if errors.Is(err, ErrEmptyCompletion) {
+		return err.Error()
+	}
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		// Keep the cause, drop the method and URL: clients need not learn
+		// where the LLM lives.
+		return "could not reach the LLM: " + urlErr.Err.Error()
+	}
+	return "unusable answer from the LLM: " + err.Error()
 }
