@@ -35,18 +35,45 @@ type Transition struct {
 	To      string    `json:"to"`
 	Reason  string    `json:"reason"`
 	At      time.Time `json:"at"`
+	// Forced is true for changes made by an operator.
+	Forced bool `json:"forced"`
+	// Stats are the circuit's statistics right after the change.
+	Stats Stats `json:"-"`
+}
+
+// Call outcomes as metrics label them; they are disjoint.
+const (
+	CallSuccess  = "success"
+	CallFailure  = "failure"
+	CallTimeout  = "timeout"
+	CallRejected = "rejected"
+	CallNeutral  = "neutral"
+)
+
+// CallEvent describes one guarded call, for metrics.
+type CallEvent struct {
+	Circuit string
+	// Model is the circuit's configured model, or "other" when a request
+	// named another one (keeps metric labels bounded).
+	Model    string
+	Outcome  string
+	Duration time.Duration
 }
 
 // CircuitStatus is a point-in-time view of a circuit for health reports.
 type CircuitStatus struct {
 	Name  string
 	State string
+	// Forced is true while an operator holds the circuit open.
+	Forced bool
 	// Config is the circuit's effective settings.
 	Config config.Circuit
 	Model  string
-	// RemainingDelay is how long an open circuit keeps rejecting; 0 otherwise.
-	RemainingDelay time.Duration
-	Stats          Stats
+	// RemainingDelay is how long an open circuit keeps rejecting; 0 when
+	// not open or forced open.
+	RemainingDelay    time.Duration
+	Stats             Stats
+	RecentTransitions []Transition
 }
 
 // Circuit guards every LLM call of one named agent step with a failsafe-go
@@ -62,30 +89,40 @@ type CircuitStatus struct {
 // Every call into cb happens with mu held. failsafe-go runs state listeners
 // synchronously on the calling goroutine, so onStateChanged relies on the
 // caller's lock and must never take mu itself.
+//
+// A Circuit is never replaced: a reload rebuilds its breaker in place, so
+// that the agents holding it see new settings at once.
 type Circuit struct {
-	name       string
+	name    string
+	llm     Chatter
+	log     *slog.Logger
+	redact  *Redactor
+	now     func() time.Time
+	observe func(Transition)
+	onCall  func(CallEvent)
+
+	mu         sync.Mutex
 	cfg        config.Circuit
 	enabled    bool
+	logChanges bool
 	model      string
-	llm        Chatter
 	exec       failsafe.Executor[ChatResponse]
 	cb         circuitbreaker.CircuitBreaker[ChatResponse]
-	log        *slog.Logger
-	logChanges bool
-	redact     *Redactor
-	now        func() time.Time
-	observe    func(Transition)
-
-	mu sync.Mutex
-	// gen counts transitions; a permit records into the breaker only if no
-	// transition happened since it was taken, so a call admitted while
-	// closed can never close a half-open circuit without a real trial.
+	forced     bool
+	// gen counts transitions and rebuilds; a permit records into the
+	// breaker only if nothing changed since it was taken, so a call
+	// admitted while closed can never close a half-open circuit without a
+	// real trial, and a call in flight across a forced change or a reload
+	// records nothing into the new state.
 	gen     uint64
 	trials  int
 	counts  counters
 	reason  string    // why the transition about to happen happens
+	forcing bool      // the transition about to happen is an operator's
 	at      time.Time // when it happened, if not now (the lazy half-open)
 	pending []Transition
+	recent  []Transition
+	events  eventLog
 }
 
 type permit struct {
@@ -96,83 +133,127 @@ type permit struct {
 func newCircuit(name string, cfg config.Circuit, enabled bool, model string, llm Chatter, opts Options) *Circuit {
 	c := &Circuit{
 		name:       name,
-		cfg:        cfg,
-		enabled:    enabled,
-		model:      model,
 		llm:        llm,
-		exec:       failsafe.With[ChatResponse](timeout.New[ChatResponse](cfg.Timeout.Duration())),
 		log:        opts.Logger,
-		logChanges: opts.LogCircuitChanges,
 		redact:     opts.Redactor,
 		now:        opts.Now,
 		observe:    opts.OnTransition,
+		onCall:     opts.OnCall,
+		logChanges: opts.LogCircuitChanges,
+		events:     eventLog{max: maxEvents},
 	}
+	c.build(cfg, enabled, model)
+	return c
+}
+
+// build (re)creates the breaker and timeout. Requires mu or exclusivity.
+func (c *Circuit) build(cfg config.Circuit, enabled bool, model string) {
+	c.cfg, c.enabled, c.model = cfg, enabled, model
+	c.exec = failsafe.With[ChatResponse](timeout.New[ChatResponse](cfg.Timeout.Duration()))
 	c.cb = circuitbreaker.NewBuilder[ChatResponse]().
 		WithFailureThreshold(uint(cfg.FailureThreshold)).
 		WithSuccessThreshold(uint(cfg.SuccessThreshold)).
 		WithDelay(cfg.RecoveryTimeout.Duration()).
 		OnStateChanged(c.onStateChanged).
 		Build()
-	return c
+	c.forced = false
+	c.trials = 0
+	c.gen++
 }
 
 // Name is the circuit's configured name.
 func (c *Circuit) Name() string { return c.name }
 
 // Model is the model this circuit's calls use unless a request names one.
-func (c *Circuit) Model() string { return c.model }
+func (c *Circuit) Model() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.model
+}
 
 // Complete sends req to the LLM through the circuit. Every error is an
 // *LLMError; a rejection by an open circuit makes no upstream request.
 func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, error) {
-	model := req.Model
-	if model == "" {
-		model = c.model
-	}
-	p, err := c.acquire()
+	p, exec, model, label, err := c.acquire(req.Model)
 	if err != nil {
+		c.emitCall(label, CallRejected, 0)
 		return ChatResponse{}, err
 	}
-	resp, err := c.exec.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[ChatResponse]) (ChatResponse, error) {
+	start := time.Now()
+	resp, err := exec.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[ChatResponse]) (ChatResponse, error) {
 		return c.llm.Chat(e.Context(), model, req)
 	})
+	took := time.Since(start)
 	outcome, kind := Classify(ctx, err)
+	c.emitCall(label, callLabel(outcome, kind), took)
 	if ferr := c.finish(p, outcome, kind, err); ferr != nil {
 		return ChatResponse{}, ferr
 	}
 	return resp, nil
 }
 
-func (c *Circuit) acquire() (permit, error) {
-	c.mu.Lock()
-	if !c.enabled {
-		c.mu.Unlock()
-		return permit{}, nil
+func callLabel(o Outcome, k Kind) string {
+	switch {
+	case o == Success:
+		return CallSuccess
+	case o == Neutral:
+		return CallNeutral
+	case k == KindTimeout:
+		return CallTimeout
+	default:
+		return CallFailure
 	}
-	c.syncLocked()
-	switch c.cb.State() {
-	case circuitbreaker.ClosedState:
+}
+
+func (c *Circuit) emitCall(model, outcome string, d time.Duration) {
+	if c.onCall != nil {
+		c.onCall(CallEvent{Circuit: c.name, Model: model, Outcome: outcome, Duration: d})
+	}
+}
+
+func (c *Circuit) acquire(override string) (permit, failsafe.Executor[ChatResponse], string, string, error) {
+	c.mu.Lock()
+	model, label := c.model, c.model
+	if override != "" && override != c.model {
+		model, label = override, "other"
+	}
+	exec := c.exec
+	if !c.enabled {
 		p := permit{gen: c.gen}
 		c.mu.Unlock()
-		return p, nil
-	case circuitbreaker.HalfOpenState:
-		if c.trials < c.cfg.SuccessThreshold {
-			c.trials++
-			p := permit{gen: c.gen, trial: true}
+		return p, exec, model, label, nil
+	}
+	c.syncLocked()
+	if !c.forced {
+		switch c.cb.State() {
+		case circuitbreaker.ClosedState:
+			p := permit{gen: c.gen}
 			c.mu.Unlock()
-			return p, nil
+			return p, exec, model, label, nil
+		case circuitbreaker.HalfOpenState:
+			if c.trials < c.cfg.SuccessThreshold {
+				c.trials++
+				p := permit{gen: c.gen, trial: true}
+				c.mu.Unlock()
+				return p, exec, model, label, nil
+			}
 		}
 	}
 	c.counts.rejected++
 	state, remaining := c.stateLocked(), c.cb.RemainingDelay()
 	msg := fmt.Sprintf("circuit %s is %s after repeated LLM failures; no request was sent", c.name, state)
-	if state == StateHalfOpen {
+	switch {
+	case c.forced:
+		remaining = c.cfg.RecoveryTimeout.Duration()
+		msg = fmt.Sprintf("circuit %s is held open by an operator; no request was sent", c.name)
+	case state == StateHalfOpen:
 		msg = fmt.Sprintf("circuit %s is half-open and its trial calls are in flight; no request was sent", c.name)
 	}
+	c.events.rejected(c.now())
 	pending := c.takePendingLocked()
 	c.mu.Unlock()
 	c.flush(pending)
-	return permit{}, &LLMError{
+	return permit{}, nil, model, label, &LLMError{
 		Circuit: c.name, Kind: KindCircuitOpen, State: state,
 		RetryAfter: remaining, Message: msg, Err: ErrCircuitOpen,
 	}
@@ -188,6 +269,7 @@ func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error 
 	if err != nil {
 		msg = c.redact.Redact(describe(kind, err, c.cfg.Timeout.Duration()))
 	}
+	now := c.now()
 	switch outcome {
 	case Success:
 		c.counts.success++
@@ -204,8 +286,9 @@ func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error 
 			c.counts.timeouts++
 		}
 		c.counts.consecutive++
-		c.counts.lastFailureAt = c.now()
+		c.counts.lastFailureAt = now
 		c.counts.lastError = string(kind) + ": " + msg
+		c.events.add(Event{At: now, Type: EventFailure, Kind: string(kind), Reason: msg})
 		if current {
 			if p.trial {
 				c.reason = "trial call failed: " + c.counts.lastError
@@ -245,9 +328,10 @@ func (c *Circuit) record(p permit, fn func()) {
 
 // syncLocked makes failsafe-go's lazy open→half-open move happen as soon as
 // the recovery timeout has passed, so that health, logs and callers agree.
-// HalfOpen() spends no trial slot, unlike TryAcquirePermit.
+// HalfOpen() spends no trial slot, unlike TryAcquirePermit. A forced open
+// never drifts to half-open.
 func (c *Circuit) syncLocked() {
-	if c.enabled && c.cb.State() == circuitbreaker.OpenState && c.cb.RemainingDelay() <= 0 {
+	if c.enabled && !c.forced && c.cb.State() == circuitbreaker.OpenState && c.cb.RemainingDelay() <= 0 {
 		c.reason = fmt.Sprintf("recovery timeout of %s elapsed", c.cfg.RecoveryTimeout.Duration())
 		c.at = c.counts.lastStateChangeAt.Add(c.cfg.RecoveryTimeout.Duration())
 		c.cb.HalfOpen()
@@ -258,6 +342,9 @@ func (c *Circuit) syncLocked() {
 func (c *Circuit) stateLocked() string {
 	if !c.enabled {
 		return StateDisabled
+	}
+	if c.forced {
+		return StateOpen
 	}
 	switch c.cb.State() {
 	case circuitbreaker.OpenState:
@@ -281,9 +368,26 @@ func (c *Circuit) onStateChanged(e circuitbreaker.StateChangedEvent) {
 		at, c.at = c.at, time.Time{}
 	}
 	c.counts.lastStateChangeAt = at
-	c.pending = append(c.pending, Transition{
-		Circuit: c.name, From: e.OldState.String(), To: e.NewState.String(), Reason: c.reason, At: at,
+	c.noteTransition(Transition{
+		Circuit: c.name, From: e.OldState.String(), To: e.NewState.String(),
+		Reason: c.reason, At: at, Forced: c.forcing,
 	})
+}
+
+// noteTransition queues t for logging and observers, and keeps it.
+// Requires mu.
+func (c *Circuit) noteTransition(t Transition) {
+	t.Stats = c.counts.snapshot()
+	c.pending = append(c.pending, t)
+	c.recent = append(c.recent, t)
+	if len(c.recent) > maxRecentTransitions {
+		c.recent = c.recent[len(c.recent)-maxRecentTransitions:]
+	}
+	typ := EventTransition
+	if t.Forced {
+		typ = EventForced
+	}
+	c.events.add(Event{At: t.At, Type: typ, From: t.From, To: t.To, Reason: t.Reason})
 }
 
 func (c *Circuit) takePendingLocked() []Transition {
@@ -295,15 +399,21 @@ func (c *Circuit) takePendingLocked() []Transition {
 // flush logs and publishes transitions outside the lock, so that observers
 // may read the circuit.
 func (c *Circuit) flush(ts []Transition) {
+	if len(ts) == 0 {
+		return
+	}
+	c.mu.Lock()
+	logChanges := c.logChanges
+	c.mu.Unlock()
 	for _, t := range ts {
-		if c.logChanges {
+		if logChanges {
 			level := slog.LevelInfo
 			if t.To == StateOpen {
 				level = slog.LevelWarn
 			}
 			c.log.Log(context.Background(), level, "circuit state changed",
 				slog.String("circuit", t.Circuit), slog.String("from", t.From),
-				slog.String("to", t.To), slog.String("reason", t.Reason))
+				slog.String("to", t.To), slog.String("reason", t.Reason), slog.Bool("forced", t.Forced))
 		}
 		if c.observe != nil {
 			c.observe(t)
@@ -317,17 +427,26 @@ func (c *Circuit) Status() CircuitStatus {
 	c.mu.Lock()
 	c.syncLocked()
 	st := CircuitStatus{
-		Name:   c.name,
-		State:  c.stateLocked(),
-		Config: c.cfg,
-		Model:  c.model,
-		Stats:  c.counts.snapshot(),
+		Name:              c.name,
+		State:             c.stateLocked(),
+		Forced:            c.forced,
+		Config:            c.cfg,
+		Model:             c.model,
+		Stats:             c.counts.snapshot(),
+		RecentTransitions: append([]Transition(nil), c.recent...),
 	}
-	if c.enabled {
+	if c.enabled && !c.forced {
 		st.RemainingDelay = c.cb.RemainingDelay()
 	}
 	pending := c.takePendingLocked()
 	c.mu.Unlock()
 	c.flush(pending)
 	return st
+}
+
+// Events returns the circuit's last events, oldest first.
+func (c *Circuit) Events() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.events.list()
 }

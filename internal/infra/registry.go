@@ -1,8 +1,10 @@
 package infra
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nexus/nexus/config"
@@ -19,14 +21,22 @@ type Options struct {
 	Now func() time.Time
 	// OnTransition, if set, is told of every transition, outside any lock.
 	OnTransition func(Transition)
+	// OnCall, if set, is told of every call's outcome, outside any lock.
+	OnCall func(CallEvent)
 }
+
+// ErrUnknownCircuit is returned for a circuit name that is not configured.
+var ErrUnknownCircuit = errors.New("unknown circuit")
 
 // Registry holds one Circuit per configured name. It is built once in run
 // and handed to the agents that need it; there is no global lookup.
 type Registry struct {
-	enabled  bool
 	circuits map[string]*Circuit
 	order    []string
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	enabled bool
 }
 
 // NewRegistry builds every circuit in cfg. cfg must have passed Validate:
@@ -38,7 +48,7 @@ func NewRegistry(cfg config.Config, llm Chatter, opts Options) *Registry {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Registry{enabled: cfg.CircuitBreaker.Enabled, circuits: map[string]*Circuit{}}
+	r := &Registry{enabled: cfg.CircuitBreaker.Enabled, circuits: map[string]*Circuit{}, log: opts.Logger}
 	for _, name := range config.CircuitNames() {
 		cc, ok := cfg.CircuitBreaker.Circuits[name]
 		if !ok {
@@ -51,7 +61,11 @@ func NewRegistry(cfg config.Config, llm Chatter, opts Options) *Registry {
 }
 
 // Enabled reports circuit_breaker.enabled.
-func (r *Registry) Enabled() bool { return r.enabled }
+func (r *Registry) Enabled() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.enabled
+}
 
 // Circuit returns the named circuit. Wiring code calls it once at start-up;
 // an unknown name is a programming error, hence the panic.
@@ -63,6 +77,15 @@ func (r *Registry) Circuit(name string) *Circuit {
 	return c
 }
 
+// Lookup returns the named circuit, or ErrUnknownCircuit.
+func (r *Registry) Lookup(name string) (*Circuit, error) {
+	c, ok := r.circuits[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownCircuit, name)
+	}
+	return c, nil
+}
+
 // Statuses reports every circuit, in configuration order.
 func (r *Registry) Statuses() []CircuitStatus {
 	out := make([]CircuitStatus, 0, len(r.order))
@@ -70,4 +93,26 @@ func (r *Registry) Statuses() []CircuitStatus {
 		out = append(out, r.circuits[name].Status())
 	}
 	return out
+}
+
+// Apply brings the circuits in line with a new, validated config: circuits
+// whose settings did not change keep their state and statistics; changed
+// ones are rebuilt closed (keeping statistics and events). It returns the
+// names of the rebuilt circuits.
+func (r *Registry) Apply(cfg config.Config) []string {
+	r.mu.Lock()
+	r.enabled = cfg.CircuitBreaker.Enabled
+	r.mu.Unlock()
+	var changed []string
+	for _, name := range r.order {
+		cc := cfg.CircuitBreaker.Circuits[name]
+		if r.circuits[name].reconfigure(cc, cfg.CircuitBreaker.Enabled, cfg.CircuitBreaker.LogCircuitChanges, cfg.LLM.Models[name]) {
+			changed = append(changed, name)
+			r.log.Info("circuit rebuilt by config reload", slog.String("circuit", name),
+				slog.Int("failure_threshold", cc.FailureThreshold), slog.Float64("recovery_timeout", float64(cc.RecoveryTimeout)),
+				slog.Int("success_threshold", cc.SuccessThreshold), slog.Float64("timeout", float64(cc.Timeout)),
+				slog.Bool("enabled", cfg.CircuitBreaker.Enabled), slog.String("model", cfg.LLM.Models[name]))
+		}
+	}
+	return changed
 }

@@ -1,0 +1,105 @@
+package infra
+
+import (
+	"errors"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+
+	"github.com/nexus/nexus/config"
+)
+
+// ErrDisabled is returned when an operation needs circuit breakers on.
+var ErrDisabled = errors.New("circuit breakers are disabled")
+
+// ForceOpen holds the circuit open until Close or Reset, like
+// resilience4j's FORCED_OPEN: it rejects every call and never drifts to
+// half-open. Calls in flight record nothing into the new state. With
+// circuit breakers disabled there is nothing to hold open: ErrDisabled.
+func (c *Circuit) ForceOpen(reason string) error {
+	c.mu.Lock()
+	if !c.enabled {
+		c.mu.Unlock()
+		return ErrDisabled
+	}
+	c.syncLocked()
+	from := c.stateLocked()
+	c.forced = true
+	c.gen++
+	if c.cb.State() != circuitbreaker.OpenState {
+		c.control(reason, c.cb.Open)
+	} else {
+		// Already open: failsafe-go fires no listener, so note it here.
+		c.noteTransition(Transition{Circuit: c.name, From: from, To: StateOpen, Reason: reason, At: c.now(), Forced: true})
+	}
+	pending := c.takePendingLocked()
+	c.mu.Unlock()
+	c.flush(pending)
+	return nil
+}
+
+// Close closes the circuit once; it then counts normally. There is no
+// forced-closed state.
+func (c *Circuit) Close(reason string) {
+	c.mu.Lock()
+	if !c.enabled {
+		c.mu.Unlock()
+		return
+	}
+	c.syncLocked()
+	from := c.stateLocked()
+	c.forced = false
+	c.gen++
+	c.trials = 0
+	if c.cb.State() != circuitbreaker.ClosedState {
+		c.control(reason, c.cb.Close)
+	} else if from != StateClosed {
+		c.noteTransition(Transition{Circuit: c.name, From: from, To: StateClosed, Reason: reason, At: c.now(), Forced: true})
+	}
+	pending := c.takePendingLocked()
+	c.mu.Unlock()
+	c.flush(pending)
+}
+
+// Reset closes the circuit and zeroes its statistics; its event log keeps
+// the history, with a reset entry.
+func (c *Circuit) Reset(reason string) {
+	c.Close(reason)
+	c.mu.Lock()
+	c.counts = counters{}
+	c.events.add(Event{At: c.now(), Type: EventReset, Reason: reason})
+	c.mu.Unlock()
+}
+
+// control runs a forced breaker change so that the listener marks the
+// transition as an operator's. Requires mu.
+func (c *Circuit) control(reason string, fn func()) {
+	c.reason, c.forcing = reason, true
+	fn()
+	c.reason, c.forcing = "", false
+}
+
+// reconfigure applies new settings. Unchanged settings keep the state; a
+// changed circuit is rebuilt closed and keeps its statistics and events.
+// It reports whether anything changed.
+func (c *Circuit) reconfigure(cfg config.Circuit, enabled, logChanges bool, model string) bool {
+	c.mu.Lock()
+	c.logChanges = logChanges
+	if c.cfg == cfg && c.enabled == enabled && c.model == model {
+		c.mu.Unlock()
+		return false
+	}
+	c.syncLocked()
+	from := c.stateLocked()
+	c.build(cfg, enabled, model)
+	to := c.stateLocked()
+	now := c.now()
+	c.events.add(Event{At: now, Type: EventReconfig, Reason: "settings changed by a config reload"})
+	if from != to {
+		c.counts.lastStateChangeAt = now
+		c.noteTransition(Transition{Circuit: c.name, From: from, To: to, Reason: "rebuilt by a config reload", At: now})
+	}
+	pending := c.takePendingLocked()
+	c.mu.Unlock()
+	c.flush(pending)
+	return true
+}

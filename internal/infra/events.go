@@ -1,0 +1,65 @@
+package infra
+
+import "time"
+
+const (
+	maxEvents            = 100
+	maxRecentTransitions = 5
+)
+
+// Event types in a circuit's event log.
+const (
+	EventTransition = "transition"
+	EventFailure    = "failure"
+	EventRejected   = "rejected"
+	EventForced     = "forced"
+	EventReset      = "reset"
+	EventReconfig   = "reconfigured"
+)
+
+// Event is one entry of a circuit's event log, for operators.
+type Event struct {
+	At   time.Time `json:"at"`
+	Type string    `json:"type"`
+	From string    `json:"from,omitempty"`
+	To   string    `json:"to,omitempty"`
+	// Kind is the classified reason of a failure (llm_timeout, …).
+	Kind   string `json:"kind,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Count and LastAt summarise a run of rejections in one entry.
+	Count  int        `json:"count,omitempty"`
+	LastAt *time.Time `json:"last_at,omitempty"`
+}
+
+// eventLog keeps the last max events. Runs of rejections are summarised
+// into one entry, so that an open circuit under load does not push every
+// other event out.
+type eventLog struct {
+	max    int
+	events []Event
+}
+
+func (l *eventLog) add(e Event) {
+	l.events = append(l.events, e)
+	if len(l.events) > l.max {
+		l.events = append(l.events[:0], l.events[len(l.events)-l.max:]...)
+	}
+}
+
+func (l *eventLog) rejected(at time.Time) {
+	if n := len(l.events); n > 0 && l.events[n-1].Type == EventRejected {
+		last := &l.events[n-1]
+		last.Count++
+		t := at.UTC()
+		last.LastAt = &t
+		return
+	}
+	t := at.UTC()
+	l.add(Event{At: t, Type: EventRejected, Count: 1, LastAt: &t, Reason: "calls rejected without contacting the LLM"})
+}
+
+func (l *eventLog) list() []Event {
+	out := make([]Event, len(l.events))
+	copy(out, l.events)
+	return out
+}
