@@ -49,6 +49,20 @@ type Config struct {
 	CircuitBreaker CircuitBreaker `json:"circuit_breaker"`
 	LLM            LLM            `json:"llm"`
 	Server         Server         `json:"server"`
+	Alerts         Alerts         `json:"alerts"`
+}
+
+// Alerts configures the optional webhook told of circuits opening and
+// closing. It reloads live.
+type Alerts struct {
+	// WebhookURL receives a JSON POST per transition; empty disables alerts.
+	WebhookURL string `json:"webhook_url"`
+	// QueueSize bounds pending alerts; when full the oldest is dropped.
+	QueueSize int `json:"queue_size"`
+	// Attempts per alert, with exponential backoff between them.
+	Attempts int `json:"attempts"`
+	// Timeout per attempt.
+	Timeout Seconds `json:"timeout"`
 }
 
 // CircuitBreaker is the seed's circuit_breaker section, with every flag read.
@@ -142,6 +156,12 @@ type Server struct {
 	Addr string `json:"addr"`
 	// MaxBodyBytes limits request bodies; larger ones get 413.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
+	// DrainSeconds is how long /readyz answers 503 after SIGTERM before the
+	// listener closes, so that load balancers stop sending traffic first.
+	DrainSeconds Seconds `json:"drain_seconds"`
+	// ShutdownGraceSeconds is how long in-flight requests may take to
+	// finish once the listener has closed.
+	ShutdownGraceSeconds Seconds `json:"shutdown_grace_seconds"`
 }
 
 // Default returns the built-in configuration: the seed's four circuits and
@@ -172,8 +192,15 @@ func Default() Config {
 			MaxIdleConnsPerHost: 64,
 		},
 		Server: Server{
-			Addr:         ":8080",
-			MaxBodyBytes: 10 << 20,
+			Addr:                 ":8080",
+			MaxBodyBytes:         10 << 20,
+			DrainSeconds:         0,
+			ShutdownGraceSeconds: 30,
+		},
+		Alerts: Alerts{
+			QueueSize: 256,
+			Attempts:  3,
+			Timeout:   5,
 		},
 	}
 }
@@ -278,6 +305,24 @@ func (c Config) Validate() error {
 	}
 	if c.Server.MaxBodyBytes < 1 {
 		bad("server.max_body_bytes", "must be >= 1", c.Server.MaxBodyBytes)
+	}
+	if c.Server.DrainSeconds < 0 {
+		bad("server.drain_seconds", "must be >= 0 seconds", float64(c.Server.DrainSeconds))
+	}
+	if c.Server.ShutdownGraceSeconds < 0 {
+		bad("server.shutdown_grace_seconds", "must be >= 0 seconds", float64(c.Server.ShutdownGraceSeconds))
+	}
+	if u := c.Alerts.WebhookURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+		errs = append(errs, errors.New("alerts.webhook_url: must start with http:// or https://"))
+	}
+	if c.Alerts.QueueSize < 1 {
+		bad("alerts.queue_size", "must be >= 1", c.Alerts.QueueSize)
+	}
+	if c.Alerts.Attempts < 1 {
+		bad("alerts.attempts", "must be >= 1", c.Alerts.Attempts)
+	}
+	if !(c.Alerts.Timeout > 0) {
+		bad("alerts.timeout", "must be > 0 seconds", float64(c.Alerts.Timeout))
 	}
 	return errors.Join(errs...)
 }

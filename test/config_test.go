@@ -27,7 +27,7 @@ func runWithConfig(t *testing.T, content string, env map[string]string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var out bytes.Buffer
-	return app.Run(ctx, nil, func(k string) string { return vars[k] }, &out, &out, nil)
+	return app.Run(ctx, nil, func(k string) string { return vars[k] }, &out, &out, nil, nil)
 }
 
 func shippedConfig(t *testing.T) map[string]any {
@@ -119,7 +119,7 @@ func TestMissingConfigFileShouldFailStartUp(t *testing.T) {
 	ctx := context.Background()
 	var out bytes.Buffer
 	vars := map[string]string{"NEXUS_CONFIG": filepath.Join(t.TempDir(), "nope.json")}
-	err := app.Run(ctx, nil, func(k string) string { return vars[k] }, &out, &out, nil)
+	err := app.Run(ctx, nil, func(k string) string { return vars[k] }, &out, &out, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "nope.json") {
 		t.Fatalf("err = %v", err)
 	}

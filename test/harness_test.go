@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,6 +61,20 @@ type nexus struct {
 	LLM    *fakellm.Server
 	logs   *syncBuffer
 	client *http.Client
+	// ConfigPath is the config file the server watches.
+	ConfigPath string
+	// hup sends a reload request, as SIGHUP does for the real process.
+	hup chan struct{}
+	// shutdown ends the server (as SIGTERM does) and returns Run's error.
+	shutdown    func() error
+	stoppedByMe atomic.Bool
+}
+
+// stop ends the server as SIGTERM does and returns Run's error; the test
+// then owns that error, and cleanup does not report it again.
+func (n *nexus) stop() error {
+	n.stoppedByMe.Store(true)
+	return n.shutdown()
 }
 
 type startOpts struct {
@@ -86,8 +102,9 @@ func startNexus(t testing.TB, mutate ...func(*startOpts)) *nexus {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
+	hup := make(chan struct{})
 	go func() {
-		done <- app.Run(ctx, nil, func(k string) string { return env[k] }, logs, logs, func(a net.Addr) { addrc <- a })
+		done <- app.Run(ctx, nil, func(k string) string { return env[k] }, logs, logs, func(a net.Addr) { addrc <- a }, hup)
 	}()
 	var addr net.Addr
 	select {
@@ -100,17 +117,30 @@ func startNexus(t testing.TB, mutate ...func(*startOpts)) *nexus {
 		t.Fatal("server did not start within 10s")
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 16}
-	n := &nexus{URL: "http://" + addr.String(), LLM: llm, logs: logs, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	var (
+		stopOnce sync.Once
+		stopErr  error
+	)
+	stop := func() error {
+		stopOnce.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-done:
+			case <-time.After(15 * time.Second):
+				stopErr = fmt.Errorf("server did not stop within 15s")
+			}
+		})
+		return stopErr
+	}
+	n := &nexus{
+		URL: "http://" + addr.String(), LLM: llm, logs: logs,
+		client:     &http.Client{Transport: tr, Timeout: 30 * time.Second},
+		ConfigPath: path, hup: hup, shutdown: stop,
+	}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("server stopped with error: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop within 10s")
+		if err := stop(); err != nil && !n.stoppedByMe.Load() {
+			t.Errorf("server stopped with error: %v", err)
 		}
 	})
 	return n

@@ -15,7 +15,15 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := app.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{})
+	go func() {
+		for range hup {
+			reload <- struct{}{}
+		}
+	}()
+	if err := app.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil, reload); err != nil {
 		fmt.Fprintln(os.Stderr, "nexus:", err)
 		os.Exit(1)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/infra"
 )
 
@@ -21,6 +22,7 @@ type healthResponse struct {
 	Timestamp       time.Time       `json:"timestamp"`
 	Version         string          `json:"version"`
 	UptimeSeconds   float64         `json:"uptime_seconds"`
+	Config          config.Status   `json:"config"`
 	CircuitBreakers circuitsSection `json:"circuit_breakers"`
 }
 
@@ -34,10 +36,20 @@ type circuitHealth struct {
 	Name                  string        `json:"name"`
 	State                 string        `json:"state"`
 	Health                string        `json:"health"`
+	Forced                bool          `json:"forced"`
 	Model                 string        `json:"model"`
 	Config                circuitConfig `json:"config"`
 	RemainingDelaySeconds float64       `json:"remaining_delay_seconds"`
+	RecentTransitions     []transition  `json:"recent_transitions"`
 	Statistics            infra.Stats   `json:"statistics"`
+}
+
+type transition struct {
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	At     time.Time `json:"at"`
+	Reason string    `json:"reason"`
+	Forced bool      `json:"forced"`
 }
 
 type circuitConfig struct {
@@ -47,25 +59,15 @@ type circuitConfig struct {
 	Timeout          float64 `json:"timeout"`
 }
 
-func handleHealthStatus(r CircuitReporter, version string, started time.Time, now func() time.Time) echo.HandlerFunc {
+func handleHealthStatus(r CircuitReporter, settings Settings, version string, started time.Time, now func() time.Time) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if !settings.Current().CircuitBreaker.ExposeHealthEndpoint {
+			return echo.ErrNotFound
+		}
 		statuses := r.Statuses()
 		list := make([]circuitHealth, 0, len(statuses))
 		for _, s := range statuses {
-			list = append(list, circuitHealth{
-				Name:   s.Name,
-				State:  s.State,
-				Health: circuitHealthOf(s.State),
-				Model:  s.Model,
-				Config: circuitConfig{
-					FailureThreshold: s.Config.FailureThreshold,
-					RecoveryTimeout:  float64(s.Config.RecoveryTimeout),
-					SuccessThreshold: s.Config.SuccessThreshold,
-					Timeout:          float64(s.Config.Timeout),
-				},
-				RemainingDelaySeconds: float64(s.RemainingDelay.Milliseconds()) / 1000,
-				Statistics:            s.Stats,
-			})
+			list = append(list, circuitHealthFrom(s))
 		}
 		overall := overallHealth(statuses)
 		t := now()
@@ -74,12 +76,36 @@ func handleHealthStatus(r CircuitReporter, version string, started time.Time, no
 			Timestamp:     t.UTC(),
 			Version:       version,
 			UptimeSeconds: float64(t.Sub(started).Milliseconds()) / 1000,
+			Config:        settings.Status(),
 			CircuitBreakers: circuitsSection{
 				Enabled:         r.Enabled(),
 				OverallHealth:   overall,
 				CircuitBreakers: list,
 			},
 		})
+	}
+}
+
+func circuitHealthFrom(s infra.CircuitStatus) circuitHealth {
+	ts := make([]transition, 0, len(s.RecentTransitions))
+	for _, t := range s.RecentTransitions {
+		ts = append(ts, transition{From: t.From, To: t.To, At: t.At.UTC(), Reason: t.Reason, Forced: t.Forced})
+	}
+	return circuitHealth{
+		Name:   s.Name,
+		State:  s.State,
+		Health: circuitHealthOf(s.State),
+		Forced: s.Forced,
+		Model:  s.Model,
+		Config: circuitConfig{
+			FailureThreshold: s.Config.FailureThreshold,
+			RecoveryTimeout:  float64(s.Config.RecoveryTimeout),
+			SuccessThreshold: s.Config.SuccessThreshold,
+			Timeout:          float64(s.Config.Timeout),
+		},
+		RemainingDelaySeconds: float64(s.RemainingDelay.Milliseconds()) / 1000,
+		RecentTransitions:     ts,
+		Statistics:            s.Stats,
 	}
 }
 

@@ -53,7 +53,7 @@ func requestIDOf(c echo.Context) string {
 // accessLog writes one JSON line per request. It hands errors to the error
 // handler itself so that it logs the status actually sent; a request whose
 // client hung up is logged as 499.
-func accessLog(log *slog.Logger) echo.MiddlewareFunc {
+func accessLog(log *slog.Logger, m Metrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
@@ -68,6 +68,10 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 			if route == "" {
 				route = "unmatched"
 			}
+			took := time.Since(start)
+			if m != nil {
+				m.ObserveHTTP(route, c.Request().Method, status, took)
+			}
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelWarn
@@ -77,7 +81,7 @@ func accessLog(log *slog.Logger) echo.MiddlewareFunc {
 				slog.String("method", c.Request().Method),
 				slog.String("route", route),
 				slog.Int("status", status),
-				slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 			)
 			return nil
 		}

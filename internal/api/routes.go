@@ -2,12 +2,22 @@ package api
 
 import "github.com/labstack/echo/v4"
 
-// routes lists every route Nexus serves.
+// routes lists every route Nexus serves. Routes gated by a reloadable flag
+// are always registered and answer 404 while the flag is off.
 func routes(e *echo.Echo, cfg Config) {
 	e.POST("/analyze", handleAnalyze(cfg.Analyst, cfg.MaxBodyBytes))
 	e.POST("/generate", handleGenerate(cfg.Generator, cfg.MaxBodyBytes))
+
 	e.GET("/healthz", handleHealthz())
-	if cfg.ExposeHealth {
-		e.GET("/api/health/status", handleHealthStatus(cfg.Circuits, cfg.Version, cfg.Started, cfg.Now))
+	e.GET("/readyz", handleReadyz(cfg.Ready))
+	e.GET("/api/health/status", handleHealthStatus(cfg.Circuits, cfg.Settings, cfg.Version, cfg.Started, cfg.Now))
+	e.GET("/metrics", handleMetrics(cfg.Metrics, cfg.Settings))
+	e.GET("/dashboard", handleDashboard())
+
+	admin := adminOnly(cfg.AdminToken, cfg.Logger)
+	for _, action := range []string{actionOpen, actionClose, actionReset} {
+		e.POST("/api/circuits/:name/"+action, handleCircuitAction(cfg.Circuits, cfg.Logger, action), admin)
 	}
+	e.GET("/api/circuits/:name/events", handleCircuitEvents(cfg.Circuits), admin)
+	e.POST("/api/config/reload", handleReload(cfg.Reload, cfg.Logger), admin)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/agent"
 	"github.com/nexus/nexus/internal/codegen"
 	"github.com/nexus/nexus/internal/infra"
@@ -26,10 +27,26 @@ type CodeGenerator interface {
 	Generate(ctx context.Context, req codegen.Request) (codegen.Result, error)
 }
 
-// CircuitReporter reports circuit health; *infra.Registry is the real one.
+// CircuitReporter reports and controls circuits; *infra.Registry is the
+// real one.
 type CircuitReporter interface {
 	Enabled() bool
 	Statuses() []infra.CircuitStatus
+	Lookup(name string) (*infra.Circuit, error)
+}
+
+// Settings is the configuration in force, which a reload may change;
+// *config.Live is the real one.
+type Settings interface {
+	Current() config.Config
+	Status() config.Status
+}
+
+// Metrics records HTTP requests and serves the exposition;
+// *metrics.Metrics is the real one.
+type Metrics interface {
+	ObserveHTTP(route, method string, code int, d time.Duration)
+	Handler() http.Handler
 }
 
 // Config holds the server's dependencies and settings.
@@ -38,9 +55,18 @@ type Config struct {
 	Analyst   Analyzer
 	Generator CodeGenerator
 	Circuits  CircuitReporter
-	// ExposeHealth registers GET /api/health/status; without it the route
-	// answers 404 like any unknown path.
-	ExposeHealth bool
+	// Settings supplies the live flags: expose_health_endpoint and
+	// metrics_enabled are read on every request, so a reload applies them.
+	Settings Settings
+	// Metrics may be nil (no HTTP metrics, /metrics answers 404).
+	Metrics Metrics
+	// AdminToken enables the admin API; empty means its routes answer 404.
+	AdminToken string
+	// Reload re-reads the config file; POST /api/config/reload calls it.
+	Reload func(ctx context.Context) error
+	// Ready reports whether the server takes new work; /readyz answers 503
+	// once it is false (shutdown has begun).
+	Ready func() bool
 	// MaxBodyBytes limits JSON request bodies; larger ones get 413.
 	MaxBodyBytes int64
 	Version      string
@@ -55,11 +81,14 @@ func NewServer(cfg Config) http.Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Ready == nil {
+		cfg.Ready = func() bool { return true }
+	}
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger)
-	e.Use(requestID(), accessLog(cfg.Logger), recoverPanics(cfg.Logger))
+	e.Use(requestID(), accessLog(cfg.Logger, cfg.Metrics), recoverPanics(cfg.Logger))
 	routes(e, cfg)
 	return e
 }

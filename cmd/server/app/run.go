@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -23,6 +24,7 @@ import (
 	"github.com/nexus/nexus/internal/api"
 	"github.com/nexus/nexus/internal/codegen"
 	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/metrics"
 )
 
 // options are the command line and environment overrides.
@@ -52,37 +54,31 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 }
 
 // Run does everything main does, so that tests can run the real server:
-// load config, build the logger, circuits and LLM client, the agents and
-// the API, then listen and serve until ctx ends. ready, if not nil, is
-// told the bound address once the listener is up (tests listen on
-// 127.0.0.1:0).
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(net.Addr)) error {
+// load config, build the logger, metrics, circuits and LLM client, the
+// agents and the API, then listen and serve until ctx ends, and drain.
+// ready, if not nil, is told the bound address once the listener is up
+// (tests listen on 127.0.0.1:0). reload, if not nil, triggers a config
+// reload per receive (main feeds it SIGHUP).
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(net.Addr), reload <-chan struct{}) error {
 	started := time.Now()
 	opts, err := parseOptions(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	cfg, err := config.Load(opts.configPath)
+	cfg, err := loadConfig(opts)
 	if err != nil {
 		return err
 	}
-	if opts.addr != "" {
-		cfg.Server.Addr = opts.addr
-	}
-	if opts.baseURL != "" {
-		cfg.LLM.BaseURL = opts.baseURL
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("config after overrides:\n%w", err)
-	}
 	apiKey := firstNonEmpty(opts.apiKey, getenv("LLM_API_KEY"), getenv(cfg.LLM.APIKeyEnv))
+	adminToken := getenv("NEXUS_ADMIN_TOKEN")
 
 	logger, err := newLogger(stdout, opts.logLevel)
 	if err != nil {
 		return err
 	}
-	redactor := infra.NewRedactor(apiKey)
-	logEffectiveConfig(logger, cfg, opts.configPath, apiKey != "")
+	redactor := infra.NewRedactor(apiKey, adminToken)
+	logEffectiveConfig(logger, cfg, opts.configPath, apiKey != "", adminToken != "")
+	live := config.NewLive(opts.configPath, cfg, started)
 
 	llm := infra.NewLLMClient(infra.LLMConfig{
 		BaseURL:             cfg.LLM.BaseURL,
@@ -90,18 +86,41 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxIdleConnsPerHost: cfg.LLM.MaxIdleConnsPerHost,
 	})
 	defer llm.Close()
-	circuits := infra.NewRegistry(cfg, llm, infra.Options{
+
+	var circuits *infra.Registry
+	m := metrics.New(config.CircuitNames(), func() []metrics.CircuitState {
+		var out []metrics.CircuitState
+		for _, s := range circuits.Statuses() {
+			out = append(out, metrics.CircuitState{Name: s.Name, State: s.State, Forced: s.Forced})
+		}
+		return out
+	})
+	alerts := newAlerter(cfg.Alerts, logger, m)
+	defer alerts.close()
+	circuits = infra.NewRegistry(cfg, llm, infra.Options{
 		Logger:            logger,
 		Redactor:          redactor,
 		LogCircuitChanges: cfg.CircuitBreaker.LogCircuitChanges,
+		OnTransition: func(t infra.Transition) {
+			m.ObserveTransition(t.Circuit, t.From, t.To)
+			alerts.notify(t)
+		},
+		OnCall: func(e infra.CallEvent) { m.ObserveCall(e.Circuit, e.Model, e.Outcome, e.Duration) },
 	})
 
+	rl := &reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts}
+	var accepting atomic.Bool
+	accepting.Store(true)
 	handler := api.NewServer(api.Config{
 		Logger:       logger,
 		Analyst:      agent.NewAnalyst(circuits.Circuit(config.CircuitDataAnalyst)),
 		Generator:    codegen.NewGenerator(circuits.Circuit(config.CircuitCodeGenerator)),
 		Circuits:     circuits,
-		ExposeHealth: cfg.CircuitBreaker.ExposeHealthEndpoint,
+		Settings:     live,
+		Metrics:      m,
+		AdminToken:   adminToken,
+		Reload:       rl.reload,
+		Ready:        accepting.Load,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		Version:      version(),
 		Started:      started,
@@ -118,28 +137,75 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	logger.Info("nexus listening", slog.String("addr", ln.Addr().String()), slog.String("version", version()))
-
 	if ready != nil {
 		ready(ln.Addr())
 	}
+
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	if err := config.Watch(watchCtx, opts.configPath, 100*time.Millisecond, logger, func() { _ = rl.reload(watchCtx) }); err != nil {
+		logger.Warn("config file watching is off", slog.String("error", err.Error()))
+	}
+
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	for done := false; !done; {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("serve: %w", err)
+		case <-reload:
+			_ = rl.reload(watchCtx)
+		case <-ctx.Done():
+			done = true
+		}
 	}
-	logger.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return shutdown(srv, errc, &accepting, live.Current().Server, logger)
+}
+
+// shutdown stops taking new work: /readyz answers 503 for drain_seconds
+// while the listener still serves, then the listener closes and in-flight
+// requests get shutdown_grace_seconds to finish. Their LLM calls are not
+// cancelled by the shutdown itself. Running out of grace is an error, so
+// the process exits non-zero.
+func shutdown(srv *http.Server, errc <-chan error, accepting *atomic.Bool, cfg config.Server, log *slog.Logger) error {
+	accepting.Store(false)
+	log.Info("shutting down", slog.Float64("drain_seconds", float64(cfg.DrainSeconds)),
+		slog.Float64("shutdown_grace_seconds", float64(cfg.ShutdownGraceSeconds)))
+	if d := cfg.DrainSeconds.Duration(); d > 0 {
+		time.Sleep(d)
+	}
+	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGraceSeconds.Duration())
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if err := srv.Shutdown(graceCtx); err != nil {
+		_ = srv.Close()
+		log.Error("shutdown grace ran out; in-flight requests were cut", slog.String("error", err.Error()))
+		<-errc
+		return fmt.Errorf("shutdown: grace of %s ran out: %w", cfg.ShutdownGraceSeconds.Duration(), err)
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
-	logger.Info("stopped")
+	log.Info("stopped")
 	return nil
+}
+
+// loadConfig reads the file and applies the environment and flag
+// overrides, then validates the result.
+func loadConfig(opts options) (config.Config, error) {
+	cfg, err := config.Load(opts.configPath)
+	if err != nil {
+		return config.Config{}, err
+	}
+	if opts.addr != "" {
+		cfg.Server.Addr = opts.addr
+	}
+	if opts.baseURL != "" {
+		cfg.LLM.BaseURL = opts.baseURL
+	}
+	if err := cfg.Validate(); err != nil {
+		return config.Config{}, fmt.Errorf("config after overrides:\n%w", err)
+	}
+	return cfg, nil
 }
 
 // newLogger builds the slog logger with zerolog behind it. The zerolog
@@ -156,7 +222,7 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 
 // logEffectiveConfig logs what is in force, with the API key reduced to
 // whether one is set.
-func logEffectiveConfig(log *slog.Logger, cfg config.Config, path string, hasKey bool) {
+func logEffectiveConfig(log *slog.Logger, cfg config.Config, path string, hasKey, hasAdmin bool) {
 	attrs := []any{
 		slog.String("path", path),
 		slog.Bool("circuit_breaker_enabled", cfg.CircuitBreaker.Enabled),
@@ -166,6 +232,8 @@ func logEffectiveConfig(log *slog.Logger, cfg config.Config, path string, hasKey
 		slog.String("llm_base_url", cfg.LLM.BaseURL),
 		slog.String("llm_api_key_env", cfg.LLM.APIKeyEnv),
 		slog.Bool("llm_api_key_set", hasKey),
+		slog.Bool("admin_api_enabled", hasAdmin),
+		slog.Bool("alerts_enabled", cfg.Alerts.WebhookURL != ""),
 		slog.String("addr", cfg.Server.Addr),
 	}
 	for _, name := range config.CircuitNames() {

@@ -1,0 +1,58 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra"
+)
+
+// reloader re-reads the config file on a file change, SIGHUP or the admin
+// endpoint. An invalid file is rejected whole and the old config stays.
+// Circuits, circuit_breaker flags and alerts apply live; anything else is
+// logged as needing a restart and otherwise left as it was.
+type reloader struct {
+	live     *config.Live
+	circuits *infra.Registry
+	alerts   *alerter
+	log      *slog.Logger
+	opts     options
+
+	mu sync.Mutex // one reload at a time
+}
+
+func (r *reloader) reload(_ context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	next, err := loadConfig(r.opts)
+	if err != nil {
+		r.live.Fail(err)
+		r.log.Error("config reload rejected; the previous config stays in force", slog.String("error", err.Error()))
+		return err
+	}
+	cur := r.live.Current()
+	if !reflect.DeepEqual(next.LLM, cur.LLM) {
+		r.log.Warn("config change needs a restart and is ignored until then", slog.String("section", "llm"))
+		next.LLM = cur.LLM
+	}
+	if next.Server != cur.Server {
+		r.log.Warn("config change needs a restart and is ignored until then", slog.String("section", "server"))
+		next.Server = cur.Server
+	}
+	changed := r.circuits.Apply(next)
+	if next.Alerts != cur.Alerts {
+		r.alerts.update(next.Alerts)
+	}
+	r.live.Set(next, time.Now())
+	r.log.Info("config reloaded", slog.Any("rebuilt_circuits", changed),
+		slog.Bool("circuit_breaker_enabled", next.CircuitBreaker.Enabled),
+		slog.Bool("expose_health_endpoint", next.CircuitBreaker.ExposeHealthEndpoint),
+		slog.Bool("metrics_enabled", next.CircuitBreaker.MetricsEnabled),
+		slog.Bool("log_circuit_changes", next.CircuitBreaker.LogCircuitChanges),
+		slog.Bool("alerts_enabled", next.Alerts.WebhookURL != ""))
+	return nil
+}

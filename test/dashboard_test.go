@@ -1,0 +1,618 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/test/fakellm"
+)
+
+// The dashboard tests drive GET /dashboard in headless Debian Chromium. They
+// skip when chromium is not installed, except in CI (CI set), where a
+// missing browser fails them. Screenshots go to test/artifacts/.
+
+const dashboardAdminToken = "dashboard-test-token"
+
+// Given the dashboard open in a browser and a closed data_analyst circuit,
+// when two LLM failures open the circuit, then within a few seconds its card
+// says open, with the upstream error and a retry countdown; the layout holds
+// on a desktop and at 375 px wide.
+func TestDashboardShouldShowAnOpenCircuit(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 30, 2))
+	b := newBrowser(t)
+	b.navigate(t, n.URL+"/dashboard?interval=0.2")
+	b.waitFor(t, 10*time.Second, "the data_analyst card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
+	if got := b.text(t, "#interval"); got != "0.2" {
+		t.Errorf("shown poll interval = %q, want 0.2", got)
+	}
+
+	// When: two upstream failures reach the failure threshold.
+	n.LLM.SetDefaultFor(analystModel, fakellm.Status(500, "boom"))
+	for i := 0; i < 2; i++ {
+		expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	}
+
+	// Then: the card follows the circuit, in text and not only in colour.
+	b.waitFor(t, 3*time.Second, "the data_analyst card to say open", cardStateIs(config.CircuitDataAnalyst, "open"))
+	card := `[data-circuit="data_analyst"] `
+	if got := b.attr(t, `[data-circuit="data_analyst"]`, "data-state"); got != "open" {
+		t.Errorf("card data-state = %q, want open", got)
+	}
+	for sel, want := range map[string]*regexp.Regexp{
+		card + `[data-field="remaining"]`:                      regexp.MustCompile(`^May retry in (29|30)\.\d s$`),
+		card + `[data-field="last_error"]`:                     regexp.MustCompile(`boom`),
+		card + `[data-field="failure_count"]`:                  regexp.MustCompile(`^2$`),
+		card + `[data-field="success_rate"]`:                   regexp.MustCompile(`^0%$`),
+		card + `[data-field="transitions"] li`:                 regexp.MustCompile(`^closed → open · .*2 consecutive failures`),
+		`#overall`:                                             regexp.MustCompile(`^Degraded — 3 closed, 1 open$`),
+		`#f-config`:                                            regexp.MustCompile(`cot_review_config\.json$`),
+		`[data-circuit="code_generator"] [data-field="state"]`: regexp.MustCompile(`^closed$`),
+	} {
+		if got := b.text(t, sel); !want.MatchString(got) {
+			t.Errorf("%s = %q, want it to match %s", sel, got, want)
+		}
+	}
+	if b.visible(t, "#conn-banner") {
+		t.Errorf("connection banner visible while the server answers: %q", b.text(t, "#conn-banner"))
+	}
+
+	b.screenshot(t, "dashboard-open-desktop.png", 1280, 900, false)
+	b.screenshot(t, "dashboard-open-375.png", 375, 812, true)
+	b.expectNoHorizontalScroll(t)
+	b.expectNoPageErrors(t)
+}
+
+// Given the dashboard loaded through a proxy in front of Nexus, when the
+// proxy fails in each way a dead or broken server can, then a banner says
+// Nexus cannot be reached and when it last answered; when the proxy heals,
+// the banner goes away by itself and fresh data shows again.
+func TestDashboardShouldShowABannerWhenTheServerIsDown(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 30, 2))
+	p := newFlakyProxy(t, n.URL)
+	b := newBrowser(t)
+	b.navigate(t, p.URL+"/dashboard?interval=0.2")
+	b.waitFor(t, 10*time.Second, "the data_analyst card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
+	b.waitFor(t, 3*time.Second, "no connection banner", `!document.getElementById("conn-banner").checkVisibility()`)
+
+	// While the proxy answers 502, the circuit opens behind it.
+	p.set(fail502)
+	b.waitForBanner(t, "HTTP 502")
+	n.LLM.SetDefaultFor(analystModel, fakellm.Status(500, "boom"))
+	for i := 0; i < 2; i++ {
+		expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	}
+	p.set(pass)
+	b.waitFor(t, 3*time.Second, "the banner to hide", `!document.getElementById("conn-banner").checkVisibility()`)
+	b.waitFor(t, 3*time.Second, "the fresh state, open", cardStateIs(config.CircuitDataAnalyst, "open"))
+
+	for _, tc := range []struct {
+		name   string
+		mode   failMode
+		reason string
+	}{
+		{name: "connection closed", mode: failHangUp, reason: "network error"},
+		{name: "invalid JSON", mode: failBadJSON, reason: "not valid JSON"},
+		{name: "no answer", mode: failSilent, reason: "no answer within 0.16 s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p.set(tc.mode)
+			b.waitForBanner(t, tc.reason)
+			p.set(pass)
+			b.waitFor(t, 3*time.Second, "the banner to hide", `!document.getElementById("conn-banner").checkVisibility()`)
+			if got := b.text(t, "#f-updated"); !strings.Contains(got, "just now") {
+				t.Errorf("last updated = %q, want just now", got)
+			}
+		})
+	}
+
+	p.set(fail502)
+	b.waitForBanner(t, "HTTP 502")
+	b.screenshot(t, "dashboard-down-desktop.png", 1280, 900, false)
+	b.screenshot(t, "dashboard-down-375.png", 375, 812, true)
+	b.expectNoHorizontalScroll(t)
+	p.set(pass)
+	b.expectNoPageErrors(t)
+}
+
+// Given an admin token, when an operator enters it and presses Force open
+// then Close on a card, then the circuit opens (shown as "open (forced)")
+// and closes again; a wrong token says so, and a Nexus without an admin
+// token says its admin API is disabled.
+func TestDashboardShouldDriveACircuitWithTheAdminToken(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, func(o *startOpts) { o.env["NEXUS_ADMIN_TOKEN"] = dashboardAdminToken })
+	b := newBrowser(t)
+	b.navigate(t, n.URL+"/dashboard?interval=0.2")
+	b.waitFor(t, 10*time.Second, "the data_analyst card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
+	forceOpen := chromedp.CSS(`[data-circuit="data_analyst"] button[data-action="open"]`)
+	closeBtn := chromedp.CSS(`[data-circuit="data_analyst"] button[data-action="close"]`)
+	result := `[data-circuit="data_analyst"] [data-field="action_result"]`
+	if b.visible(t, string(forceOpen)) {
+		t.Fatal("admin buttons visible without a token")
+	}
+
+	// A wrong token.
+	b.do(t, chromedp.Click(chromedp.CSS("#admin > summary")), chromedp.SendKeys(chromedp.CSS("#token"), "wrong"))
+	b.do(t, chromedp.Click(forceOpen))
+	b.waitFor(t, 5*time.Second, "invalid token", textContains(result, "invalid token"))
+	if got := n.state(t, config.CircuitDataAnalyst); got != "closed" {
+		t.Fatalf("state after a refused action = %q, want closed", got)
+	}
+
+	// The right token.
+	b.do(t, chromedp.Click(chromedp.CSS("#forget")), chromedp.SendKeys(chromedp.CSS("#token"), dashboardAdminToken))
+	b.do(t, chromedp.Click(forceOpen))
+	b.waitFor(t, 3*time.Second, "the card to say open (forced)",
+		cardStateIs(config.CircuitDataAnalyst, "open")+` && `+jsTextOf(`[data-circuit="data_analyst"] .badge`)+` === "open (forced)"`)
+	if got := b.text(t, `[data-circuit="data_analyst"] [data-field="remaining"]`); !strings.Contains(got, "Held open") {
+		t.Errorf("forced-open delay text = %q, want it to say the circuit is held open", got)
+	}
+	b.screenshot(t, "dashboard-admin-375.png", 375, 812, true)
+	b.expectNoHorizontalScroll(t)
+	b.expectTappableButtons(t)
+	b.do(t, chromedp.Click(closeBtn))
+	b.waitFor(t, 3*time.Second, "the card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
+	if got := n.state(t, config.CircuitDataAnalyst); got != "closed" {
+		t.Fatalf("state after Close = %q, want closed", got)
+	}
+
+	// The token lives in sessionStorage only, never in the address.
+	if got := evalJS[string](t, b, `sessionStorage.getItem("nexus.adminToken")`); got != dashboardAdminToken {
+		t.Errorf("sessionStorage token = %q, want the entered token", got)
+	}
+	if got := evalJS[string](t, b, `location.href`); strings.Contains(got, dashboardAdminToken) {
+		t.Errorf("token leaked into the URL: %s", got)
+	}
+	b.expectNoPageErrors(t)
+
+	// A Nexus without an admin token has no admin API.
+	plain := startNexus(t)
+	b.navigate(t, plain.URL+"/dashboard?interval=0.2")
+	b.waitFor(t, 10*time.Second, "the data_analyst card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
+	b.do(t, chromedp.Click(chromedp.CSS("#admin > summary")), chromedp.SendKeys(chromedp.CSS("#token"), dashboardAdminToken))
+	b.do(t, chromedp.Click(forceOpen))
+	b.waitFor(t, 5*time.Second, "admin API disabled", textContains(result, "admin API disabled"))
+	b.expectNoPageErrors(t)
+}
+
+// Given ?interval= values out of range or not numbers, the page clamps them
+// to [0.2, 60] seconds or falls back to 2.
+func TestDashboardShouldClampThePollInterval(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t)
+	b := newBrowser(t)
+	for _, tc := range []struct{ name, query, want string }{
+		{name: "default", query: "", want: "2"},
+		{name: "decimal", query: "?interval=0.5", want: "0.5"},
+		{name: "too small", query: "?interval=0.01", want: "0.2"},
+		{name: "too large", query: "?interval=3600", want: "60"},
+		{name: "not a number", query: "?interval=soon", want: "2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b.navigate(t, n.URL+"/dashboard"+tc.query)
+			b.waitFor(t, 10*time.Second, "the first update", cardStateIs(config.CircuitDataAnalyst, "closed"))
+			if got := b.text(t, "#interval"); got != tc.want {
+				t.Errorf("interval = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// Given a running Nexus, GET /dashboard returns one HTML page that loads
+// nothing from other hosts, with a CSP that pins its inline script by hash.
+func TestDashboardShouldServeASelfContainedPageWithAStrictCSP(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t)
+	resp, err := n.client.Get(n.URL + "/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(body)
+
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status = %d, want 200", resp.StatusCode)
+	}
+	for k, want := range map[string]string{
+		"Content-Type":           "text/html; charset=utf-8",
+		"Cache-Control":          "no-store",
+		"X-Content-Type-Options": "nosniff",
+	} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+
+	csp := map[string]string{}
+	for _, d := range strings.Split(resp.Header.Get("Content-Security-Policy"), ";") {
+		name, value, _ := strings.Cut(strings.TrimSpace(d), " ")
+		csp[name] = value
+	}
+	_, script, ok := strings.Cut(page, "<script>")
+	script, _, ok2 := strings.Cut(script, "</script>")
+	if !ok || !ok2 {
+		t.Fatal("the page has no inline <script>")
+	}
+	sum := sha256.Sum256([]byte(script))
+	for name, want := range map[string]string{
+		"default-src":     "'self'",
+		"script-src":      "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'",
+		"style-src":       "'self' 'unsafe-inline'",
+		"connect-src":     "'self'",
+		"img-src":         "'self' data:",
+		"object-src":      "'none'",
+		"frame-ancestors": "'none'",
+	} {
+		if csp[name] != want {
+			t.Errorf("CSP %s = %q, want %q (policy: %q)", name, csp[name], want, resp.Header.Get("Content-Security-Policy"))
+		}
+	}
+
+	for _, bad := range []struct{ what, pattern string }{
+		{"an absolute URL", `(?i)https?://`},
+		{"a protocol-relative URL", `(?i)(src|href|action)\s*=\s*["']?\s*//`},
+		{"an external script", `(?i)<script[^>]*\ssrc\s*=`},
+		{"an external stylesheet or font", `(?i)<link[^>]*rel\s*=\s*["']?(stylesheet|preload|preconnect)|@import|@font-face|url\(`},
+	} {
+		if m := regexp.MustCompile(bad.pattern).FindString(page); m != "" {
+			t.Errorf("the page has %s: %q", bad.what, m)
+		}
+	}
+	for _, want := range []string{`id="conn-banner"`, `role="alert"`, `aria-live="polite"`, `name="viewport"`, `type="password"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+}
+
+// ---- Browser harness ----
+
+// browser is one headless Chromium tab. It records uncaught exceptions,
+// console errors and CSP violations so that a test can fail on them.
+type browser struct {
+	ctx context.Context
+
+	mu       sync.Mutex
+	problems []string
+}
+
+// newBrowser starts Chromium with a fresh profile, and stops it, waiting
+// for the process and chromedp's goroutines, when the test ends.
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	path, err := exec.LookPath("chromium")
+	if err != nil {
+		if ci := os.Getenv("CI"); ci != "" {
+			t.Fatalf("chromium is not on PATH (CI=%q): the dashboard browser tests must run in CI; install Debian's chromium package", ci)
+		}
+		t.Skip("chromium is not on PATH: install Debian's chromium package (apt-get install chromium) to run the dashboard browser tests; with CI set they fail instead of skipping")
+	}
+	output := &syncBuffer{}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox, // Debian's chromium refuses to run sandboxed as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		// Debian's wrapper tries to add this itself, but its check fails here.
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-breakpad", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("password-store", "basic"),
+		chromedp.Flag("lang", "en-US"),
+		chromedp.WindowSize(1280, 900),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.CombinedOutput(output),
+	)
+	b := &browser{}
+	ctx, cancelCtx := chromedp.NewContext(allocCtx, chromedp.WithListener(b.listen))
+	b.ctx = ctx
+	t.Cleanup(func() {
+		// Close the browser gracefully, then release everything; each
+		// cancel waits for the goroutines and the process it owns.
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := chromedp.Cancel(cctx); err != nil && t.Failed() {
+			t.Logf("closing chromium: %v", err)
+		}
+		cancel()
+		cancelCtx()
+		cancelAlloc()
+		if t.Failed() {
+			t.Logf("chromium output:\n%s", output.String())
+		}
+	})
+	// The first Run starts the browser and must not carry a timeout, which
+	// would end the browser with it.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting chromium: %v\noutput:\n%s", err, output.String())
+	}
+	return b
+}
+
+func (b *browser) listen(ev any) {
+	var problem string
+	switch ev := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		d := ev.ExceptionDetails
+		problem = fmt.Sprintf("uncaught exception at %d:%d: %s", d.LineNumber, d.ColumnNumber, d.Text)
+		if d.Exception != nil {
+			problem += " " + d.Exception.Description
+		}
+	case *runtime.EventConsoleAPICalled:
+		if ev.Type == runtime.ConsoleAPICalledTypeError {
+			var parts []string
+			for _, a := range ev.Args {
+				parts = append(parts, a.Description+string(a.Value))
+			}
+			problem = "console.error: " + strings.Join(parts, " ")
+		}
+	case *cdplog.EventEntryAdded:
+		// Failed requests are the point of some tests; anything else at
+		// error level, such as a CSP violation, is a bug in the page.
+		if ev.Entry.Level == cdplog.EntryLevelError && ev.Entry.Source != cdplog.EntrySourceNetwork {
+			problem = fmt.Sprintf("%s: %s", ev.Entry.Source, ev.Entry.Text)
+		}
+	}
+	if problem != "" {
+		b.mu.Lock()
+		b.problems = append(b.problems, problem)
+		b.mu.Unlock()
+	}
+}
+
+func (b *browser) expectNoPageErrors(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.problems {
+		t.Errorf("page error: %s", p)
+	}
+}
+
+// do runs actions with a deadline, failing the test on error.
+func (b *browser) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("browser: %v\npage text:\n%s", err, b.pageText())
+	}
+}
+
+func (b *browser) navigate(t *testing.T, url string) {
+	t.Helper()
+	b.do(t, chromedp.EmulateViewport(1280, 900), chromedp.Navigate(url))
+}
+
+// waitFor polls the JavaScript expression in the page until it is truthy.
+func (b *browser) waitFor(t *testing.T, within time.Duration, what, expr string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, within+time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr,
+		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(within)))
+	if err != nil {
+		t.Fatalf("waiting %s for %s: %v\npage text:\n%s", within, what, err, b.pageText())
+	}
+}
+
+func (b *browser) waitForBanner(t *testing.T, reason string) {
+	t.Helper()
+	b.waitFor(t, 3*time.Second, "the connection banner saying "+reason,
+		`document.getElementById("conn-banner").checkVisibility() && `+
+			jsTextOf("#conn-banner")+`.startsWith("Cannot reach Nexus — retrying…") && `+
+			jsTextOf("#conn-detail")+`.includes("Showing data from") && `+
+			jsTextOf("#conn-detail")+`.includes(`+jsString(reason)+`)`)
+}
+
+// pageText is the visible text of the page, for failure messages.
+func (b *browser) pageText() string {
+	ctx, cancel := context.WithTimeout(b.ctx, 3*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	if err != nil {
+		return "(unavailable: " + err.Error() + ")"
+	}
+	return s
+}
+
+func evalJS[T any](t *testing.T, b *browser, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluating %s: %v", expr, err)
+	}
+	return v
+}
+
+// text is the trimmed text of the first element matching the CSS selector.
+func (b *browser) text(t *testing.T, sel string) string {
+	t.Helper()
+	return evalJS[string](t, b, `(() => { const e = document.querySelector(`+jsString(sel)+`); return e ? e.textContent.trim() : "(no element)"; })()`)
+}
+
+func (b *browser) attr(t *testing.T, sel, name string) string {
+	t.Helper()
+	return evalJS[string](t, b, `(() => { const e = document.querySelector(`+jsString(sel)+`); return e ? String(e.getAttribute(`+jsString(name)+`)) : "(no element)"; })()`)
+}
+
+func (b *browser) visible(t *testing.T, sel string) bool {
+	t.Helper()
+	return evalJS[bool](t, b, `(() => { const e = document.querySelector(`+jsString(sel)+`); return !!e && e.checkVisibility(); })()`)
+}
+
+func (b *browser) expectNoHorizontalScroll(t *testing.T) {
+	t.Helper()
+	if w := evalJS[[]int](t, b, `[document.documentElement.scrollWidth, document.documentElement.clientWidth]`); w[0] > w[1] {
+		t.Errorf("the page scrolls sideways: content %d px wide in a %d px viewport", w[0], w[1])
+	}
+}
+
+// expectTappableButtons checks that every visible button is at least 44 px
+// in both directions, the usual minimum touch target.
+func (b *browser) expectTappableButtons(t *testing.T) {
+	t.Helper()
+	small := evalJS[[]string](t, b, `[...document.querySelectorAll("button")].filter((e) => e.checkVisibility())
+		.filter((e) => { const r = e.getBoundingClientRect(); return r.width < 44 || r.height < 44; })
+		.map((e) => e.textContent.trim())`)
+	if len(small) > 0 {
+		t.Errorf("buttons smaller than 44x44 px: %q", small)
+	}
+}
+
+// screenshot sets the viewport, captures the full page and writes it to
+// test/artifacts/name.
+func (b *browser) screenshot(t *testing.T, name string, width, height int64, mobile bool) {
+	t.Helper()
+	opts := []chromedp.EmulateViewportOption{}
+	if mobile {
+		opts = append(opts, chromedp.EmulatePortrait, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulateScale(2))
+	}
+	b.do(t, chromedp.EmulateViewport(width, height, opts...))
+	// Let the page lay out at the new size before capturing.
+	b.waitFor(t, 2*time.Second, fmt.Sprintf("a %d px wide layout", width), fmt.Sprintf(`window.innerWidth === %d`, width))
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	dir, err := filepath.Abs("artifacts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// cardStateIs is a JavaScript predicate: the named circuit's card shows
+// exactly state.
+func cardStateIs(circuit, state string) string {
+	return jsTextOf(`[data-circuit="`+circuit+`"] [data-field="state"]`) + ` === ` + jsString(state)
+}
+
+func textContains(sel, want string) string {
+	return jsTextOf(sel) + `.includes(` + jsString(want) + `)`
+}
+
+// jsTextOf is a JavaScript expression for the trimmed text of the first
+// element matching sel, or "" when there is none.
+func jsTextOf(sel string) string {
+	return `((document.querySelector(` + jsString(sel) + `) || {}).textContent || "").trim()`
+}
+
+func jsString(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// ---- A proxy that fails on demand ----
+
+type failMode int32
+
+const (
+	pass        failMode = iota
+	fail502              // answers 502 Bad Gateway
+	failHangUp           // closes the connection without an answer
+	failBadJSON          // answers 200 with a truncated JSON body
+	failSilent           // never answers, until the client gives up
+)
+
+// flakyProxy stands in front of Nexus on 127.0.0.1 and fails every request
+// in the current mode, so that a test can take the server "down" and bring
+// it back while the page stays loaded.
+type flakyProxy struct {
+	URL  string
+	mode atomic.Int32
+}
+
+func newFlakyProxy(t *testing.T, target string) *flakyProxy {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	rp := &httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(u) },
+		Transport: tr,
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	stop := make(chan struct{})
+	p := &flakyProxy{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch failMode(p.mode.Load()) {
+		case fail502:
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+		case failHangUp:
+			panic(http.ErrAbortHandler)
+		case failBadJSON:
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"status":"healthy","circuit_breakers":{`)
+		case failSilent:
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			}
+		default:
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(func() {
+		close(stop)
+		srv.Close()
+		tr.CloseIdleConnections()
+	})
+	p.URL = srv.URL
+	return p
+}
+
+func (p *flakyProxy) set(m failMode) { p.mode.Store(int32(m)) }
