@@ -1,0 +1,109 @@
+package infra_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra"
+)
+
+// A call in flight when an operator forces a change records nothing into
+// the new state.
+func TestCallInFlightAcrossAForcedChangeShouldNotRecord(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	started := make(chan struct{})
+	var once sync.Once
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 5}, true,
+		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+			once.Do(func() { close(started) })
+			<-release
+			return fail(ctx, m, r)
+		})
+	done := make(chan error, 1)
+	go func() { done <- call(c) }()
+	<-started
+	if err := c.ForceOpen("test"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close("test")
+	close(release)
+	if kindOf(<-done) != infra.KindUnavailable {
+		t.Fatal("the in-flight call should still fail for its caller")
+	}
+	st := c.Status()
+	if st.State != infra.StateClosed {
+		t.Fatalf("a stale failure opened the circuit: %s", st.State)
+	}
+	if st.Stats.FailureCount != 1 {
+		t.Fatalf("the failure should still count in statistics: %+v", st.Stats)
+	}
+}
+
+func TestResetShouldZeroStatisticsAndKeepEvents(t *testing.T) {
+	t.Parallel()
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, fail)
+	_ = call(c)
+	_ = call(c)
+	c.Reset("test")
+	st := c.Status()
+	if st.State != infra.StateClosed || st.Stats != (infra.Stats{}) {
+		t.Fatalf("after reset: %+v", st)
+	}
+	ev := c.Events()
+	if len(ev) == 0 || ev[len(ev)-1].Type != infra.EventReset {
+		t.Fatalf("events: %+v", ev)
+	}
+}
+
+func TestForceOpenShouldRefuseWhenDisabled(t *testing.T) {
+	t.Parallel()
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, false, ok)
+	if err := c.ForceOpen("test"); err != infra.ErrDisabled {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// Apply keeps unchanged circuits as they are and rebuilds changed ones
+// closed, keeping statistics.
+func TestApplyShouldRebuildOnlyChangedCircuits(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	for name, cc := range cfg.CircuitBreaker.Circuits {
+		cc.FailureThreshold = 1
+		cfg.CircuitBreaker.Circuits[name] = cc
+	}
+	r := infra.NewRegistry(cfg, chatFunc(fail), infra.Options{})
+	for _, name := range []string{config.CircuitDataAnalyst, config.CircuitCodeGenerator} {
+		_, _ = r.Circuit(name).Complete(context.Background(), infra.ChatRequest{})
+	}
+	next := config.Default()
+	next.CircuitBreaker.Circuits = config.Circuits{}
+	for name, cc := range cfg.CircuitBreaker.Circuits {
+		next.CircuitBreaker.Circuits[name] = cc
+	}
+	cg := next.CircuitBreaker.Circuits[config.CircuitCodeGenerator]
+	cg.FailureThreshold = 4
+	next.CircuitBreaker.Circuits[config.CircuitCodeGenerator] = cg
+
+	changed := r.Apply(next)
+	if len(changed) != 1 || changed[0] != config.CircuitCodeGenerator {
+		t.Fatalf("changed = %v", changed)
+	}
+	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.State != infra.StateOpen {
+		t.Fatalf("unchanged circuit: %s", s.State)
+	}
+	s := r.Circuit(config.CircuitCodeGenerator).Status()
+	if s.State != infra.StateClosed || s.Config.FailureThreshold != 4 || s.Stats.FailureCount != 1 {
+		t.Fatalf("rebuilt circuit: %+v", s)
+	}
+	next.CircuitBreaker.Enabled = false
+	if changed := r.Apply(next); len(changed) != 4 || r.Enabled() {
+		t.Fatalf("disabling changed %v", changed)
+	}
+	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.State != infra.StateDisabled {
+		t.Fatalf("after disabling: %s", s.State)
+	}
+}
