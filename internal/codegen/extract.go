@@ -1,8 +1,6 @@
 package codegen
 
-import (
-	"strings"
-)
+import "github.com/nexus/nexus/internal/infra"
 
 // languageFenceTags lists, per language, the fence info-string tags
 // (lower-case, first word only) that mark a block as written in that
@@ -12,152 +10,11 @@ var languageFenceTags = map[Language][]string{
 	SQL:    {"sql", "duckdb"},
 }
 
-// fencedBlock is one Markdown fenced code block found in an LLM reply.
-type fencedBlock struct {
-	info string // the info string after the opening fence, trimmed
-	body string // the raw lines between the fences
-}
-
-// ExtractCode returns the code from an LLM reply so it can be reviewed and
-// executed. It picks, in order of preference:
-//
-//  1. the first fenced block (``` or ~~~) whose info string names lang
-//     (case-insensitive: "python"/"py" for Python, "sql" for SQL);
-//  2. otherwise the first fenced block, whatever its info string;
-//  3. otherwise the whole reply.
-//
-// A fence left open at the end of the reply runs to the end of the reply,
-// because truncated LLM output is common. The result has its common
-// indentation removed (blocks nested in Markdown lists stay valid Python)
-// and surrounding whitespace trimmed. Line endings are normalized to "\n".
-//
-// ExtractCode does no validation: always pass the result to ReviewCode.
+// ExtractCode returns the code from an LLM reply so it can be reviewed: the
+// first fenced block tagged with lang ("python"/"py" for Python, "sql" for
+// SQL), else the first fenced block, else the whole reply, dedented and
+// trimmed (see infra.ExtractFenced). It does no validation: always pass the
+// result to ReviewCode.
 func ExtractCode(reply string, lang Language) string {
-	text := strings.ReplaceAll(reply, "\r\n", "\n")
-	blocks := findFencedBlocks(text)
-	for _, b := range blocks {
-		if fenceNamesLanguage(b.info, lang) {
-			return tidyCode(b.body)
-		}
-	}
-	if len(blocks) > 0 {
-		return tidyCode(blocks[0].body)
-	}
-	return tidyCode(text)
-}
-
-// findFencedBlocks returns the fenced code blocks of text in order. It
-// follows CommonMark loosely: an opening fence is a line of at least three
-// backticks or tildes (optionally indented) followed by an info string; the
-// block ends at a line holding only the same fence character repeated at
-// least as many times, or at the end of the text.
-func findFencedBlocks(text string) []fencedBlock {
-	lines := strings.Split(text, "\n")
-	var blocks []fencedBlock
-	for i := 0; i < len(lines); i++ {
-		ch, n, info, ok := openingFence(lines[i])
-		if !ok {
-			continue
-		}
-		end := i + 1
-		for end < len(lines) && !isClosingFence(lines[end], ch, n) {
-			end++
-		}
-		blocks = append(blocks, fencedBlock{
-			info: info,
-			body: strings.Join(lines[i+1:end], "\n"),
-		})
-		i = end
-	}
-	return blocks
-}
-
-// openingFence reports whether line opens a fenced block, returning the
-// fence character, the fence length and the info string.
-func openingFence(line string) (ch byte, n int, info string, ok bool) {
-	s := strings.TrimLeft(line, " \t")
-	if len(s) < 3 || (s[0] != '`' && s[0] != '~') {
-		return 0, 0, "", false
-	}
-	ch = s[0]
-	for n < len(s) && s[n] == ch {
-		n++
-	}
-	if n < 3 {
-		return 0, 0, "", false
-	}
-	info = strings.TrimSpace(s[n:])
-	// CommonMark: a backtick fence's info string cannot contain backticks;
-	// this keeps inline spans such as ```x``` from opening a block.
-	if ch == '`' && strings.ContainsRune(info, '`') {
-		return 0, 0, "", false
-	}
-	return ch, n, info, true
-}
-
-// isClosingFence reports whether line closes a block opened by n fence
-// characters ch.
-func isClosingFence(line string, ch byte, n int) bool {
-	s := strings.TrimSpace(line)
-	if len(s) < n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] != ch {
-			return false
-		}
-	}
-	return true
-}
-
-// fenceNamesLanguage reports whether a fence info string such as
-// "python", "Python title=x.py" or "{sql}" names lang.
-func fenceNamesLanguage(info string, lang Language) bool {
-	fields := strings.Fields(info)
-	if len(fields) == 0 {
-		return false
-	}
-	tag := strings.ToLower(strings.Trim(fields[0], "{}."))
-	for _, want := range languageFenceTags[lang] {
-		if tag == want {
-			return true
-		}
-	}
-	return false
-}
-
-// tidyCode removes the indentation common to all non-blank lines (like
-// Python's textwrap.dedent), then trims surrounding whitespace.
-func tidyCode(s string) string {
-	lines := strings.Split(s, "\n")
-	prefix := ""
-	first := true
-	for _, l := range lines {
-		if strings.TrimSpace(l) == "" {
-			continue
-		}
-		indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
-		if first {
-			prefix, first = indent, false
-			continue
-		}
-		prefix = commonPrefix(prefix, indent)
-	}
-	if prefix != "" {
-		for i, l := range lines {
-			lines[i] = strings.TrimPrefix(l, prefix)
-		}
-	}
-	return strings.TrimSpace(strings.Join(lines, "\n"))
-}
-
-// commonPrefix returns the longest common prefix of a and b.
-func commonPrefix(a, b string) string {
-	n := min(len(a), len(b))
-	for i := 0; i < n; i++ {
-		if a[i] != b[i] {
-			return a[:i]
-		}
-	}
-	return a[:n]
+	return infra.ExtractFenced(reply, languageFenceTags[lang])
 }
