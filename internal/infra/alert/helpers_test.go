@@ -104,16 +104,18 @@ func hang(release <-chan struct{}) func(http.ResponseWriter, *http.Request, int)
 	}
 }
 
-// mustRelease returns a channel for hang and a func that closes it. Call it
-// after mustWebhook: the channel is also closed at cleanup, before the server
-// is (cleanups run last-registered first), so hanging handlers return.
-func mustRelease(tb testing.TB) (<-chan struct{}, func()) {
+// mustHangingWebhook returns a webhook whose handlers block until the client
+// gives up or release is called, after which every request gets 200 at once.
+// Release also runs at cleanup, before the server closes (cleanups run
+// last-registered first), so no handler outlives the test.
+func mustHangingWebhook(tb testing.TB) (wh *webhook, release func()) {
 	tb.Helper()
 	ch := make(chan struct{})
 	var once sync.Once
-	release := func() { once.Do(func() { close(ch) }) }
+	release = func() { once.Do(func() { close(ch) }) }
+	wh = mustWebhook(tb, hang(ch))
 	tb.Cleanup(release)
-	return ch, release
+	return wh, release
 }
 
 // counts records hook calls.

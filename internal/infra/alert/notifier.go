@@ -162,7 +162,9 @@ func redactURL(raw string) (string, bool) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return "", false
 	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(), true
+	// Only scheme and host: Slack- and Discord-style webhooks carry their
+	// secret in the path.
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String(), true
 }
 
 // Notify queues ev for delivery and returns at once: it does no I/O and takes
