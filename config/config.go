@@ -50,6 +50,36 @@ type Config struct {
 	LLM            LLM            `json:"llm"`
 	Server         Server         `json:"server"`
 	Alerts         Alerts         `json:"alerts"`
+	Datasets       Datasets       `json:"datasets"`
+	CoTReview      CoTReview      `json:"cot_review"`
+}
+
+// Datasets configures dataset storage and the SQL sandbox.
+type Datasets struct {
+	// Dir is where datasets persist; NEXUS_DATA_DIR overrides it.
+	Dir string `json:"dir"`
+	// MaxUploadBytes limits an upload; larger ones get 413.
+	MaxUploadBytes int64 `json:"max_upload_bytes"`
+	// StatementTimeout bounds each query the analyst runs.
+	StatementTimeout Seconds `json:"statement_timeout"`
+	// MaxRows caps the rows a query returns (the full count is still
+	// reported).
+	MaxRows int `json:"max_rows"`
+	// MaxResultBytes caps the size of the rows a query returns.
+	MaxResultBytes int64 `json:"max_result_bytes"`
+	// MaxSQLAttempts is how many queries the planner may write for one
+	// question: the first and the retries after an error (the seed's code
+	// generator retried twice).
+	MaxSQLAttempts int `json:"max_sql_attempts"`
+}
+
+// CoTReview configures the critic that reviews answers (cot_engine).
+type CoTReview struct {
+	// Enabled reviews every answer; a request's "review": true turns it on
+	// for that request alone.
+	Enabled bool `json:"enabled"`
+	// MaxIterations counts regenerations after an INVALID verdict.
+	MaxIterations int `json:"max_iterations"`
 }
 
 // Alerts configures the optional webhook told of circuits opening and
@@ -202,6 +232,18 @@ func Default() Config {
 			Attempts:  3,
 			Timeout:   5,
 		},
+		Datasets: Datasets{
+			Dir:              "./data",
+			MaxUploadBytes:   100 << 20,
+			StatementTimeout: 10,
+			MaxRows:          1000,
+			MaxResultBytes:   1 << 20,
+			MaxSQLAttempts:   3,
+		},
+		CoTReview: CoTReview{
+			Enabled:       false,
+			MaxIterations: 2,
+		},
 	}
 }
 
@@ -323,6 +365,27 @@ func (c Config) Validate() error {
 	}
 	if !(c.Alerts.Timeout > 0) {
 		bad("alerts.timeout", "must be > 0 seconds", float64(c.Alerts.Timeout))
+	}
+	if c.Datasets.Dir == "" {
+		errs = append(errs, errors.New("datasets.dir: must not be empty"))
+	}
+	if c.Datasets.MaxUploadBytes < 1 {
+		bad("datasets.max_upload_bytes", "must be >= 1", c.Datasets.MaxUploadBytes)
+	}
+	if !(c.Datasets.StatementTimeout > 0) {
+		bad("datasets.statement_timeout", "must be > 0 seconds", float64(c.Datasets.StatementTimeout))
+	}
+	if c.Datasets.MaxRows < 1 {
+		bad("datasets.max_rows", "must be >= 1", c.Datasets.MaxRows)
+	}
+	if c.Datasets.MaxResultBytes < 1 {
+		bad("datasets.max_result_bytes", "must be >= 1", c.Datasets.MaxResultBytes)
+	}
+	if c.Datasets.MaxSQLAttempts < 1 {
+		bad("datasets.max_sql_attempts", "must be >= 1", c.Datasets.MaxSQLAttempts)
+	}
+	if c.CoTReview.MaxIterations < 0 {
+		bad("cot_review.max_iterations", "must be >= 0", c.CoTReview.MaxIterations)
 	}
 	return errors.Join(errs...)
 }

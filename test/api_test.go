@@ -32,7 +32,7 @@ func TestBadInputShouldGetAClearJSONError(t *testing.T) {
 		{"analyze400BadFormat", "/analyze", `{"query":"q","data":{"format":"xml","content":"<a/>"}}`, "application/json", 400, "invalid_request", "data.format"},
 		{"analyze400MissingContent", "/analyze", `{"query":"q","data":{"format":"csv"}}`, "application/json", 400, "invalid_request", "data.content"},
 		{"analyze400BadJSONData", "/analyze", `{"query":"q","data":{"format":"json","content":"{not json"}}`, "application/json", 400, "invalid_request", "data.content"},
-		{"analyze400BadCSVData", "/analyze", `{"query":"q","data":{"format":"csv","content":"a,b\n1,\"2"}}`, "application/json", 400, "invalid_request", "data.content"},
+		{"analyze400DataAndDataset", "/analyze", `{"query":"q","dataset_id":"ds_1","data":{"format":"csv","content":"a\n1"}}`, "application/json", 400, "invalid_request", "dataset_id"},
 		{"analyze400EmptyModel", "/analyze", `{"query":"q","model":""}`, "application/json", 400, "invalid_request", "model"},
 		{"analyze400TwoObjects", "/analyze", `{"query":"q"}{"query":"r"}`, "application/json", 400, "invalid_request", ""},
 		{"analyze413", "/analyze", `{"query":"` + strings.Repeat("y", 5000) + `"}`, "application/json", 413, "payload_too_large", ""},
@@ -75,38 +75,18 @@ func TestBadInputShouldGetAClearJSONError(t *testing.T) {
 	}
 }
 
-// Inline data reaches the prompt as a schema and sample.
-func TestAnalyzeShouldSendSchemaAndSampleOfInlineData(t *testing.T) {
+// A request's model overrides the circuit's configured model.
+func TestAnalyzeShouldUseTheRequestedModel(t *testing.T) {
 	t.Parallel()
 	n := startNexus(t)
-	n.LLM.EnqueueFor(analystModel, fakellm.Reply("North sold most."))
-	r := n.post(t, "/analyze", map[string]any{
-		"query": "Which region sold most?",
-		"data":  map[string]any{"format": "csv", "content": "region,sales\nNorth,120\nSouth,80.5\n"},
-	})
-	expectStatus(t, r, http.StatusOK)
-	if r.Body["answer"] != "North sold most." {
-		t.Fatalf("body: %s", r.Raw)
-	}
-	got := n.LLM.Received()
-	if len(got) != 1 {
-		t.Fatalf("upstream requests = %d", len(got))
-	}
-	prompt := got[0].Messages[len(got[0].Messages)-1].Content
-	for _, want := range []string{"2 rows, 2 columns", "region (text)", "sales (number)", "North,120", "Which region sold most?"} {
-		if !strings.Contains(prompt, want) {
-			t.Errorf("prompt lacks %q:\n%s", want, prompt)
-		}
-	}
-
 	n.LLM.EnqueueFor("custom-model", fakellm.Reply("from custom"))
-	r = n.post(t, "/analyze", map[string]any{
-		"query": "q", "model": "custom-model",
-		"data": map[string]any{"format": "json", "content": `[{"a":1,"b":"x"},{"a":2.5,"b":null}]`},
-	})
+	r := n.post(t, "/analyze", map[string]any{"query": "q", "model": "custom-model"})
 	expectStatus(t, r, http.StatusOK)
 	if r.Body["model"] != "custom-model" || r.Body["answer"] != "from custom" {
 		t.Fatalf("model override: %s", r.Raw)
+	}
+	if n.LLM.RequestsFor(analystModel) != 0 {
+		t.Fatal("the configured model was called")
 	}
 }
 

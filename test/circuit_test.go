@@ -435,10 +435,11 @@ func TestDisabledModeShouldCallStraightThroughWithTimeout(t *testing.T) {
 	expectStats(t, n, "data_analyst", map[string]float64{"failure_count": 5, "timeout_count": 1, "rejected_count": 0})
 }
 
-// Given every circuit open, overall health is unhealthy.
+// Given every circuit open, overall health is unhealthy; with some open,
+// degraded.
 func TestHealthShouldBeUnhealthyWhenEveryCircuitIsOpen(t *testing.T) {
 	t.Parallel()
-	n := startNexus(t, func(o *startOpts) {
+	n := startNexus(t, withAdmin, func(o *startOpts) {
 		for _, name := range config.CircuitNames() {
 			withCircuit(name, 1, 1, 30, 2)(o)
 		}
@@ -446,13 +447,15 @@ func TestHealthShouldBeUnhealthyWhenEveryCircuitIsOpen(t *testing.T) {
 	n.LLM.SetDefault(fakellm.Status(500, "down"))
 	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
 	expectStatus(t, n.generate(t), http.StatusServiceUnavailable)
-	// cot_engine and visualization have no endpoint yet; their circuits
-	// exist and report closed, so health is degraded, not unhealthy.
 	h := n.get(t, "/api/health/status")
-	if h.Body["status"] != "degraded" {
+	if cb := h.Body["circuit_breakers"].(map[string]any); h.Body["status"] != "degraded" || cb["overall_health"] != "degraded" {
 		t.Fatalf("two of four open: %s", h.Raw)
 	}
-	if cb := h.Body["circuit_breakers"].(map[string]any); cb["overall_health"] != "degraded" || len(cb["circuit_breakers"].([]any)) != 4 {
-		t.Fatalf("circuit_breakers: %v", cb)
+	for _, name := range []string{"cot_engine", "visualization"} {
+		expectStatus(t, n.admin(t, http.MethodPost, "/api/circuits/"+name+"/open", adminToken), http.StatusOK)
+	}
+	h = n.get(t, "/api/health/status")
+	if cb := h.Body["circuit_breakers"].(map[string]any); h.Body["status"] != "unhealthy" || cb["overall_health"] != "unhealthy" || len(cb["circuit_breakers"].([]any)) != 4 {
+		t.Fatalf("all open: %s", h.Raw)
 	}
 }

@@ -18,7 +18,7 @@ import (
 func runWithConfig(t *testing.T, content string, env map[string]string) error {
 	t.Helper()
 	path := writeFile(t, content)
-	vars := map[string]string{"NEXUS_CONFIG": path, "NEXUS_ADDR": "127.0.0.1:0"}
+	vars := map[string]string{"NEXUS_CONFIG": path, "NEXUS_ADDR": "127.0.0.1:0", "NEXUS_DATA_DIR": t.TempDir()}
 	for k, v := range env {
 		vars[k] = v
 	}

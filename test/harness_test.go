@@ -94,7 +94,7 @@ func startNexus(t testing.TB, mutate ...func(*startOpts)) *nexus {
 	llm := fakellm.New(t, o.fakeOpts...)
 	o.cfg.LLM.BaseURL = llm.URL()
 	path := writeConfig(t, o.cfg)
-	env := map[string]string{"NEXUS_CONFIG": path, "NEXUS_ADDR": "127.0.0.1:0"}
+	env := map[string]string{"NEXUS_CONFIG": path, "NEXUS_ADDR": "127.0.0.1:0", "NEXUS_DATA_DIR": t.TempDir()}
 	for k, v := range o.env {
 		env[k] = v
 	}

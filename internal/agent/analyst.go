@@ -1,40 +1,73 @@
-// Package agent is the data-analyst agent behind POST /analyze. It turns a
-// question and the user's data into a prompt and asks the LLM through the
-// data_analyst circuit. It knows nothing of HTTP.
+// Package agent is the data-analyst agent behind POST /analyze. With data it
+// runs a pipeline, each LLM step behind its own circuit: plan (the
+// code_generator writes one DuckDB SELECT), run (the sandbox executes it),
+// answer (the data_analyst explains the result), review (the cot_engine
+// critic checks it) and chart (the visualization circuit proposes a
+// Vega-Lite spec). Each step that cannot use its LLM degrades to something
+// useful instead of failing the request. It knows nothing of HTTP.
 package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/dataset"
 )
 
-// Completer is the guarded LLM call the analyst needs; *infra.Circuit
-// provides it.
+// Completer is a guarded LLM call; *infra.Circuit provides it.
 type Completer interface {
 	Complete(ctx context.Context, req infra.ChatRequest) (infra.ChatResponse, error)
 	Name() string
 }
 
+// Datasets opens sandboxed views of data; *dataset.Store provides it.
+type Datasets interface {
+	Session(ctx context.Context, id string) (*dataset.Session, error)
+	OpenInline(ctx context.Context, format, content string) (*dataset.Session, error)
+	Profile(ctx context.Context, id string) (dataset.Profile, error)
+}
+
+// Config holds the analyst's dependencies: one circuit per step.
+type Config struct {
+	Answerer Completer // data_analyst
+	Planner  Completer // code_generator
+	Critic   Completer // cot_engine
+	Charter  Completer // visualization
+	Data     Datasets
+	// ReviewByDefault reviews every answer (cot_review.enabled).
+	ReviewByDefault bool
+	// MaxIterations counts regenerations after an INVALID verdict.
+	MaxIterations int
+	// MaxSQLAttempts is the first query plus retries after an error.
+	MaxSQLAttempts int
+}
+
 // Analyst answers questions about the user's data.
 type Analyst struct {
-	llm Completer
+	cfg Config
 }
 
-// NewAnalyst returns an analyst that calls the LLM through llm (the
-// data_analyst circuit).
-func NewAnalyst(llm Completer) *Analyst {
-	return &Analyst{llm: llm}
+// NewAnalyst returns an analyst wired to its circuits and data.
+func NewAnalyst(cfg Config) *Analyst {
+	if cfg.MaxSQLAttempts < 1 {
+		cfg.MaxSQLAttempts = 1
+	}
+	return &Analyst{cfg: cfg}
 }
 
-// Request is one question. Data is optional inline data.
+// Request is one question. At most one of Data and DatasetID is set; with
+// neither, the question is answered directly.
 type Request struct {
-	Query string
-	Data  *InlineData
-	Model string
+	Query     string
+	Data      *InlineData
+	DatasetID string
+	Model     string
+	Review    bool
+	Visualize bool
 }
 
 // InlineData is data sent with the request rather than stored.
@@ -43,49 +76,58 @@ type InlineData struct {
 	Content string
 }
 
+// Step outcomes.
+const (
+	OutcomeOK       = "ok"
+	OutcomeFallback = "fallback"
+	OutcomeSkipped  = "skipped"
+)
+
+// Step names, in pipeline order.
+const (
+	StepPlan   = "plan"
+	StepRun    = "run"
+	StepAnswer = "answer"
+	StepReview = "review"
+	StepChart  = "chart"
+)
+
+// Step reports what one pipeline step did.
+type Step struct {
+	Step string
+	// Circuit is the step's circuit; empty for run, which calls no LLM.
+	Circuit  string
+	Outcome  string
+	Attempts int
+	Duration time.Duration
+	// Detail says why the step fell back or was skipped.
+	Detail string
+}
+
+// Review is the critic's last verdict.
+type Review struct {
+	Iterations int
+	Verdict    string // valid, invalid or skipped
+	Critique   string
+}
+
 // Answer is the analyst's reply.
 type Answer struct {
-	Answer   string
-	Model    string
-	Circuit  string
-	Duration time.Duration
-}
-
-// Analyze answers req. A malformed inline dataset is an *InputError; LLM
-// failures are the circuit's *infra.LLMError, unchanged.
-func (a *Analyst) Analyze(ctx context.Context, req Request) (Answer, error) {
-	start := time.Now()
-	var summary string
-	if req.Data != nil {
-		tbl, err := parseInline(*req.Data)
-		if err != nil {
-			return Answer{}, err
-		}
-		summary = tbl.describe()
-	}
-	resp, err := a.llm.Complete(ctx, infra.ChatRequest{
-		Model:    req.Model,
-		Messages: analystPrompt(req.Query, summary),
-	})
-	if err != nil {
-		return Answer{}, err
-	}
-	return Answer{
-		Answer:   strings.TrimSpace(resp.Content),
-		Model:    resp.Model,
-		Circuit:  a.llm.Name(),
-		Duration: time.Since(start),
-	}, nil
-}
-
-func analystPrompt(query, summary string) []infra.Message {
-	system := "You are a careful data analyst. Answer the user's question concisely. " +
-		"When data is provided, base every number you cite on it and say when the sample is not enough to be sure."
-	user := query
-	if summary != "" {
-		user = fmt.Sprintf("Data:\n%s\n\nQuestion: %s", summary, query)
-	}
-	return []infra.Message{{Role: "system", Content: system}, {Role: "user", Content: user}}
+	Answer    string
+	SQL       string // empty when no query succeeded
+	Columns   []dataset.Column
+	Rows      [][]any
+	RowCount  int64
+	Truncated bool
+	Chart     map[string]any
+	Review    *Review
+	Steps     []Step
+	// Model answered the question; empty when the answer is deterministic.
+	Model        string
+	FallbackUsed bool
+	Degraded     []string
+	Duration     time.Duration
+	Circuit      string
 }
 
 // InputError is a problem with the caller's input, naming the field.
@@ -95,3 +137,279 @@ type InputError struct {
 }
 
 func (e *InputError) Error() string { return e.Field + ": " + e.Message }
+
+// UnavailableError is returned when every path to an answer failed. It
+// wraps the last LLM error and carries the dataset's profile, which is
+// still useful to the caller.
+type UnavailableError struct {
+	Err     error
+	Profile *dataset.Profile
+}
+
+func (e *UnavailableError) Error() string { return "no answer could be produced: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// run is the state of one request through the pipeline.
+type run struct {
+	a     *Analyst
+	req   Request
+	steps []Step
+	out   Answer
+}
+
+func (r *run) step(name, circuit, outcome string, attempts int, started time.Time, detail string) {
+	r.steps = append(r.steps, Step{Step: name, Circuit: circuit, Outcome: outcome, Attempts: attempts, Duration: time.Since(started), Detail: detail})
+	if outcome == OutcomeFallback {
+		r.out.Degraded = append(r.out.Degraded, name)
+		r.out.FallbackUsed = true
+	}
+}
+
+// Analyze answers req. A malformed inline dataset is an *InputError; an
+// unknown dataset wraps dataset.ErrNotFound; when no answer can be had at
+// all the error is the last *infra.LLMError, wrapped in *UnavailableError
+// when there was data.
+func (a *Analyst) Analyze(ctx context.Context, req Request) (Answer, error) {
+	start := time.Now()
+	r := &run{a: a, req: req, out: Answer{Circuit: a.cfg.Answerer.Name(), Degraded: []string{}}}
+	var err error
+	if req.Data == nil && req.DatasetID == "" {
+		err = r.direct(ctx)
+	} else {
+		err = r.withData(ctx)
+	}
+	if err != nil {
+		return Answer{}, err
+	}
+	r.out.Steps = r.steps
+	r.out.Duration = time.Since(start)
+	return r.out, nil
+}
+
+// direct answers a question without data through data_analyst alone.
+func (r *run) direct(ctx context.Context) error {
+	r.step(StepPlan, r.a.cfg.Planner.Name(), OutcomeSkipped, 0, time.Now(), "no data to query")
+	r.step(StepRun, "", OutcomeSkipped, 0, time.Now(), "no data to query")
+	t := time.Now()
+	resp, err := r.a.cfg.Answerer.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: directPrompt(r.req.Query)})
+	if err != nil {
+		return err
+	}
+	r.out.Answer, r.out.Model = strings.TrimSpace(resp.Content), resp.Model
+	r.step(StepAnswer, r.a.cfg.Answerer.Name(), OutcomeOK, 1, t, "")
+	r.review(ctx, "", nil)
+	r.step(StepChart, r.a.cfg.Charter.Name(), OutcomeSkipped, 0, time.Now(), "no data to chart")
+	return nil
+}
+
+func (r *run) withData(ctx context.Context) error {
+	sess, profile, err := r.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	sample, err := sess.Sample(ctx, sampleRows)
+	if err != nil {
+		return err
+	}
+	facts := describeData(sess.Schema(), profile, sample)
+
+	res, ok := r.planAndRun(ctx, sess, facts)
+	t := time.Now()
+	if ok {
+		r.out.Columns, r.out.Rows, r.out.RowCount, r.out.Truncated = res.Columns, res.Rows, res.RowCount, res.Truncated
+		resp, err := r.a.cfg.Answerer.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: answerPrompt(r.req.Query, r.out.SQL, res)})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.out.Answer = summarize(res)
+			r.step(StepAnswer, r.a.cfg.Answerer.Name(), OutcomeFallback, 1, t, "deterministic summary of the result: "+llmReason(err))
+		} else {
+			r.out.Answer, r.out.Model = strings.TrimSpace(resp.Content), resp.Model
+			r.step(StepAnswer, r.a.cfg.Answerer.Name(), OutcomeOK, 1, t, "")
+		}
+	} else {
+		// The seed's direct_llm_fallback: answer from the profile and
+		// sample alone.
+		r.out.Columns, r.out.Rows = []dataset.Column{}, [][]any{}
+		resp, err := r.a.cfg.Answerer.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: profilePrompt(r.req.Query, facts)})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return &UnavailableError{Err: err, Profile: &profile}
+		}
+		r.out.Answer, r.out.Model = strings.TrimSpace(resp.Content), resp.Model
+		r.step(StepAnswer, r.a.cfg.Answerer.Name(), OutcomeOK, 1, t, "answered from the profile and sample: no query result")
+	}
+	if ok && r.out.Model == "" {
+		r.step(StepReview, r.a.cfg.Critic.Name(), OutcomeSkipped, 0, time.Now(), "the answer is a deterministic summary")
+	} else {
+		r.review(ctx, facts, resultIf(ok, res))
+	}
+	r.chart(ctx, resultIf(ok, res))
+	return nil
+}
+
+func resultIf(ok bool, res dataset.Result) *dataset.Result {
+	if !ok {
+		return nil
+	}
+	return &res
+}
+
+// open returns a sandboxed session on the request's data and its profile.
+func (r *run) open(ctx context.Context) (*dataset.Session, dataset.Profile, error) {
+	if r.req.DatasetID != "" {
+		sess, err := r.a.cfg.Data.Session(ctx, r.req.DatasetID)
+		if err != nil {
+			return nil, dataset.Profile{}, err
+		}
+		p, err := r.a.cfg.Data.Profile(ctx, r.req.DatasetID)
+		if err != nil {
+			sess.Close()
+			return nil, dataset.Profile{}, err
+		}
+		return sess, p, nil
+	}
+	sess, err := r.a.cfg.Data.OpenInline(ctx, r.req.Data.Format, r.req.Data.Content)
+	if err != nil {
+		var de *dataset.Error
+		if errors.As(err, &de) && de.Kind == dataset.KindInvalid {
+			return nil, dataset.Profile{}, &InputError{Field: "data.content", Message: de.Message}
+		}
+		return nil, dataset.Profile{}, err
+	}
+	p, err := sess.Profile(ctx)
+	if err != nil {
+		sess.Close()
+		return nil, dataset.Profile{}, err
+	}
+	return sess, p, nil
+}
+
+// planAndRun asks the planner for SQL and runs it, sending each error back
+// for a corrected query, up to MaxSQLAttempts queries.
+func (r *run) planAndRun(ctx context.Context, sess *dataset.Session, facts string) (dataset.Result, bool) {
+	planner := r.a.cfg.Planner
+	msgs := planPrompt(r.req.Query, facts)
+	planStart := time.Now()
+	var runTook time.Duration
+	var lastErr string
+	for attempt := 1; attempt <= r.a.cfg.MaxSQLAttempts; attempt++ {
+		resp, err := planner.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: msgs})
+		if err != nil {
+			// Any LLM failure here, a 400 included, degrades like an
+			// open circuit: the question can still be answered.
+			if attempt == 1 {
+				r.step(StepPlan, planner.Name(), OutcomeFallback, attempt, planStart, llmReason(err))
+				r.step(StepRun, "", OutcomeSkipped, 0, time.Now(), "no query was written")
+			} else {
+				r.step(StepPlan, planner.Name(), OutcomeOK, attempt-1, planStart, "")
+				r.step(StepRun, "", OutcomeFallback, attempt-1, time.Now().Add(-runTook), "no query succeeded: "+lastErr+"; then "+llmReason(err))
+			}
+			return dataset.Result{}, false
+		}
+		sql := infra.ExtractFenced(resp.Content, []string{"sql", "duckdb"})
+		t := time.Now()
+		res, qerr := sess.Query(ctx, sql)
+		runTook += time.Since(t)
+		if qerr == nil {
+			r.out.SQL = sql
+			r.steps = append(r.steps,
+				Step{Step: StepPlan, Circuit: planner.Name(), Outcome: OutcomeOK, Attempts: attempt, Duration: time.Since(planStart) - runTook},
+				Step{Step: StepRun, Outcome: OutcomeOK, Attempts: attempt, Duration: runTook})
+			return res, true
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		lastErr = queryError(qerr)
+		msgs = append(msgs,
+			infra.Message{Role: "assistant", Content: resp.Content},
+			infra.Message{Role: "user", Content: fmt.Sprintf("That query failed: %s\nWrite one corrected DuckDB SELECT over the table data, in a ```sql block.", lastErr)})
+	}
+	r.steps = append(r.steps, Step{Step: StepPlan, Circuit: planner.Name(), Outcome: OutcomeOK,
+		Attempts: r.a.cfg.MaxSQLAttempts, Duration: time.Since(planStart) - runTook})
+	r.step(StepRun, "", OutcomeFallback, r.a.cfg.MaxSQLAttempts, time.Now().Add(-runTook),
+		fmt.Sprintf("no query succeeded in %d attempts; last error: %s", r.a.cfg.MaxSQLAttempts, lastErr))
+	return dataset.Result{}, false
+}
+
+// queryError is what the LLM and the caller may see of a failed query:
+// the dataset package scrubs server paths from it.
+func queryError(err error) string {
+	var de *dataset.Error
+	if errors.As(err, &de) {
+		return de.Message
+	}
+	return "the query failed"
+}
+
+// llmReason describes an LLM failure for a step's detail.
+func llmReason(err error) string {
+	var le *infra.LLMError
+	if errors.As(err, &le) {
+		return string(le.Kind) + ": " + le.Message
+	}
+	return err.Error()
+}
+
+// review runs the critic when asked: VALID ends it; INVALID regenerates the
+// answer with the critique, up to MaxIterations times, each new answer
+// reviewed again.
+func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
+	critic := r.a.cfg.Critic
+	if !r.req.Review && !r.a.cfg.ReviewByDefault {
+		r.step(StepReview, critic.Name(), OutcomeSkipped, 0, time.Now(), "review not requested")
+		return
+	}
+	t := time.Now()
+	rv := &Review{}
+	r.out.Review = rv
+	attempts := 0
+	for {
+		attempts++
+		resp, err := critic.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: criticPrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer)})
+		if err != nil {
+			rv.Verdict, rv.Critique = "skipped", ""
+			r.step(StepReview, critic.Name(), OutcomeFallback, attempts, t, "unreviewed answer: "+llmReason(err))
+			return
+		}
+		verdict, critique := parseVerdict(resp.Content)
+		rv.Verdict, rv.Critique = verdict, critique
+		if verdict != "invalid" || rv.Iterations >= r.a.cfg.MaxIterations {
+			r.step(StepReview, critic.Name(), OutcomeOK, attempts, t, "")
+			return
+		}
+		again, err := r.a.cfg.Answerer.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: revisePrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer, critique)})
+		if err != nil {
+			r.step(StepReview, critic.Name(), OutcomeOK, attempts, t, "could not regenerate the answer: "+llmReason(err))
+			return
+		}
+		rv.Iterations++
+		r.out.Answer, r.out.Model = strings.TrimSpace(again.Content), again.Model
+	}
+}
+
+// parseVerdict reads the critic's reply: INVALID is checked first, since
+// VALID is part of it. A reply with neither counts as valid with its text
+// kept, so that a chatty critic does not loop.
+func parseVerdict(reply string) (string, string) {
+	text := strings.TrimSpace(reply)
+	upper := strings.ToUpper(text)
+	critique := func(word string) string {
+		i := strings.Index(upper, word)
+		rest := strings.TrimSpace(text[i+len(word):])
+		return strings.TrimSpace(strings.TrimLeft(rest, "]:-.) \n"))
+	}
+	switch {
+	case strings.Contains(upper, "INVALID"):
+		return "invalid", critique("INVALID")
+	case strings.Contains(upper, "VALID"):
+		return "valid", critique("VALID")
+	default:
+		return "valid", text
+	}
+}

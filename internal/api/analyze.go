@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nexus/nexus/internal/agent"
+	"github.com/nexus/nexus/internal/infra/dataset"
 )
 
 // Limits on request fields.
@@ -18,9 +19,12 @@ const (
 )
 
 type analyzeRequest struct {
-	Query *string     `json:"query"`
-	Data  *inlineData `json:"data"`
-	Model *string     `json:"model"`
+	Query     *string     `json:"query"`
+	Data      *inlineData `json:"data"`
+	DatasetID *string     `json:"dataset_id"`
+	Model     *string     `json:"model"`
+	Review    *bool       `json:"review"`
+	Visualize *bool       `json:"visualize"`
 }
 
 type inlineData struct {
@@ -35,6 +39,12 @@ func (r *analyzeRequest) Validate() error {
 	}
 	if n := utf8.RuneCountInString(*r.Query); n < 1 || n > maxQueryChars {
 		return invalid("query", fmt.Sprintf("query must be 1..%d characters, got %d", maxQueryChars, n))
+	}
+	if r.Data != nil && r.DatasetID != nil {
+		return invalid("dataset_id", "give either data or dataset_id, not both")
+	}
+	if r.DatasetID != nil && *r.DatasetID == "" {
+		return invalid("dataset_id", "dataset_id must not be empty")
 	}
 	if r.Data != nil {
 		if r.Data.Format == nil || (*r.Data.Format != "csv" && *r.Data.Format != "json") {
@@ -55,11 +65,35 @@ func validModel(m *string) error {
 }
 
 type analyzeResponse struct {
-	Answer       string  `json:"answer"`
-	Model        string  `json:"model"`
-	Circuit      string  `json:"circuit"`
-	FallbackUsed bool    `json:"fallback_used"`
-	DurationMS   float64 `json:"duration_ms"`
+	Answer       string           `json:"answer"`
+	SQL          *string          `json:"sql"`
+	Columns      []dataset.Column `json:"columns"`
+	Rows         [][]any          `json:"rows"`
+	RowCount     int64            `json:"row_count"`
+	Truncated    bool             `json:"truncated"`
+	Chart        map[string]any   `json:"chart"`
+	Review       *reviewBody      `json:"review"`
+	Steps        []stepBody       `json:"steps"`
+	Model        *string          `json:"model"`
+	Circuit      string           `json:"circuit"`
+	FallbackUsed bool             `json:"fallback_used"`
+	Degraded     []string         `json:"degraded"`
+	DurationMS   float64          `json:"duration_ms"`
+}
+
+type reviewBody struct {
+	Iterations int    `json:"iterations"`
+	Verdict    string `json:"verdict"`
+	Critique   string `json:"critique"`
+}
+
+type stepBody struct {
+	Step       string  `json:"step"`
+	Circuit    *string `json:"circuit"`
+	Outcome    string  `json:"outcome"`
+	Attempts   int     `json:"attempts"`
+	DurationMS float64 `json:"duration_ms"`
+	Detail     string  `json:"detail,omitempty"`
 }
 
 func handleAnalyze(a Analyzer, limit int64) echo.HandlerFunc {
@@ -68,7 +102,10 @@ func handleAnalyze(a Analyzer, limit int64) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		req := agent.Request{Query: *in.Query, Model: deref(in.Model)}
+		req := agent.Request{
+			Query: *in.Query, Model: deref(in.Model), DatasetID: deref(in.DatasetID),
+			Review: in.Review != nil && *in.Review, Visualize: in.Visualize != nil && *in.Visualize,
+		}
 		if in.Data != nil {
 			req.Data = &agent.InlineData{Format: *in.Data.Format, Content: *in.Data.Content}
 		}
@@ -76,12 +113,42 @@ func handleAnalyze(a Analyzer, limit int64) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, analyzeResponse{
-			Answer:     ans.Answer,
-			Model:      ans.Model,
-			Circuit:    ans.Circuit,
-			DurationMS: millis(ans.Duration.Seconds()),
-		})
+		out := analyzeResponse{
+			Answer:       ans.Answer,
+			Columns:      ans.Columns,
+			Rows:         ans.Rows,
+			RowCount:     ans.RowCount,
+			Truncated:    ans.Truncated,
+			Chart:        ans.Chart,
+			Circuit:      ans.Circuit,
+			FallbackUsed: ans.FallbackUsed,
+			Degraded:     ans.Degraded,
+			DurationMS:   millis(ans.Duration.Seconds()),
+		}
+		if out.Columns == nil {
+			out.Columns = []dataset.Column{}
+		}
+		if out.Rows == nil {
+			out.Rows = [][]any{}
+		}
+		if ans.SQL != "" {
+			out.SQL = &ans.SQL
+		}
+		if ans.Model != "" {
+			out.Model = &ans.Model
+		}
+		if ans.Review != nil {
+			out.Review = &reviewBody{Iterations: ans.Review.Iterations, Verdict: ans.Review.Verdict, Critique: ans.Review.Critique}
+		}
+		for _, st := range ans.Steps {
+			sb := stepBody{Step: st.Step, Outcome: st.Outcome, Attempts: st.Attempts, DurationMS: millis(st.Duration.Seconds()), Detail: st.Detail}
+			if st.Circuit != "" {
+				circuit := st.Circuit
+				sb.Circuit = &circuit
+			}
+			out.Steps = append(out.Steps, sb)
+		}
+		return c.JSON(http.StatusOK, out)
 	}
 }
 

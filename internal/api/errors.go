@@ -14,6 +14,7 @@ import (
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/agent"
 	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/dataset"
 )
 
 // StatusClientClosed is logged for requests whose client hung up (nginx's
@@ -56,14 +57,19 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			inputErr *agent.InputError
 			llmErr   *infra.LLMError
 			echoErr  *echo.HTTPError
+			dataErr  *dataset.Error
 		)
 		switch {
+		case errors.Is(err, dataset.ErrNotFound):
+			writeError(c, http.StatusNotFound, "dataset_not_found", "no dataset with that id", "")
+		case errors.As(err, &dataErr):
+			writeDatasetError(c, dataErr)
 		case errors.As(err, &apiErr):
 			writeError(c, apiErr.Status, apiErr.Code, apiErr.Message, apiErr.Field)
 		case errors.As(err, &inputErr):
 			writeError(c, http.StatusBadRequest, "invalid_request", inputErr.Message, inputErr.Field)
 		case errors.As(err, &llmErr):
-			writeLLMError(c, llmErr)
+			writeLLMError(c, llmErr, err)
 		case errors.As(err, &echoErr):
 			writeEchoError(c, echoErr)
 		case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
@@ -105,6 +111,8 @@ type unavailableBody struct {
 	CircuitState string       `json:"circuit_state"`
 	Error        errorDetail  `json:"error"`
 	Fallback     fallbackInfo `json:"fallback"`
+	// Profile is the dataset's profile when the analyst had data.
+	Profile *dataset.Profile `json:"profile,omitempty"`
 	// The code generator's 503 also carries the seed's empty result.
 	Code         *string `json:"code,omitempty"`
 	IsValid      *bool   `json:"is_valid,omitempty"`
@@ -117,7 +125,33 @@ type fallbackInfo struct {
 	RetryAfterSeconds int      `json:"retry_after_seconds"`
 }
 
-func writeLLMError(c echo.Context, e *infra.LLMError) {
+// datasetErrors maps dataset error kinds to status and code.
+var datasetErrors = map[dataset.Kind]struct {
+	status int
+	code   string
+}{
+	dataset.KindInvalid:   {http.StatusUnprocessableEntity, "invalid_dataset"},
+	dataset.KindTooLarge:  {http.StatusRequestEntityTooLarge, "payload_too_large"},
+	dataset.KindUnsafeSQL: {http.StatusUnprocessableEntity, "unsafe_sql"},
+	dataset.KindSQL:       {http.StatusUnprocessableEntity, "sql_error"},
+	dataset.KindTimeout:   {http.StatusUnprocessableEntity, "query_timeout"},
+}
+
+func writeDatasetError(c echo.Context, e *dataset.Error) {
+	m, ok := datasetErrors[e.Kind]
+	if !ok {
+		m.status, m.code = http.StatusInternalServerError, "internal_error"
+	}
+	field := ""
+	if e.Kind == dataset.KindInvalid || e.Kind == dataset.KindTooLarge {
+		field = "file"
+	}
+	writeError(c, m.status, m.code, e.Message, field)
+}
+
+// writeLLMError answers for an LLM that could not answer. full is the whole
+// error chain, which may carry the dataset profile.
+func writeLLMError(c echo.Context, e *infra.LLMError, full error) {
 	switch e.Kind {
 	case infra.KindRejected:
 		writeError(c, http.StatusUnprocessableEntity, string(e.Kind), "the LLM rejected the request: "+e.Message, "")
@@ -135,7 +169,11 @@ func writeLLMError(c echo.Context, e *infra.LLMError) {
 		Error:        errorDetail{Code: string(e.Kind), Message: e.Message},
 		Fallback:     fb,
 	}
-	if e.Circuit == config.CircuitCodeGenerator {
+	var unavailable *agent.UnavailableError
+	if errors.As(full, &unavailable) {
+		body.Profile = unavailable.Profile
+	}
+	if e.Circuit == config.CircuitCodeGenerator && unavailable == nil {
 		code, valid, msg := "", false, "Code generation service temporarily unavailable"
 		body.Code, body.IsValid, body.ErrorMessage = &code, &valid, &msg
 	}

@@ -12,9 +12,10 @@ import (
 )
 
 type generateRequest struct {
-	Prompt   *string `json:"prompt"`
-	Language *string `json:"language"`
-	Model    *string `json:"model"`
+	Prompt    *string `json:"prompt"`
+	Language  *string `json:"language"`
+	Model     *string `json:"model"`
+	DatasetID *string `json:"dataset_id"`
 }
 
 // Validate implements validator.
@@ -27,6 +28,9 @@ func (r *generateRequest) Validate() error {
 	}
 	if r.Language != nil && *r.Language != string(codegen.Python) && *r.Language != string(codegen.SQL) {
 		return invalid("language", fmt.Sprintf(`language must be "python" or "sql", got %q`, *r.Language))
+	}
+	if r.DatasetID != nil && *r.DatasetID == "" {
+		return invalid("dataset_id", "dataset_id must not be empty")
 	}
 	return validModel(r.Model)
 }
@@ -52,7 +56,7 @@ func handleGenerate(g CodeGenerator, limit int64) echo.HandlerFunc {
 		if in.Language != nil {
 			lang = codegen.Language(*in.Language)
 		}
-		res, err := g.Generate(c.Request().Context(), codegen.Request{Prompt: *in.Prompt, Language: lang, Model: deref(in.Model)})
+		res, err := g.Generate(c.Request().Context(), codegen.Request{Prompt: *in.Prompt, Language: lang, Model: deref(in.Model), DatasetID: deref(in.DatasetID)})
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,11 @@ func routes(e *echo.Echo, cfg Config) {
 	e.POST("/analyze", handleAnalyze(cfg.Analyst, cfg.MaxBodyBytes))
 	e.POST("/generate", handleGenerate(cfg.Generator, cfg.MaxBodyBytes))
 
+	e.POST("/datasets", handleUpload(cfg.Datasets))
+	e.GET("/datasets", handleListDatasets(cfg.Datasets))
+	e.GET("/datasets/:id", handleGetDataset(cfg.Datasets))
+	e.DELETE("/datasets/:id", handleDeleteDataset(cfg.Datasets))
+
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(cfg.Ready))
 	e.GET("/api/health/status", handleHealthStatus(cfg.Circuits, cfg.Settings, cfg.Version, cfg.Started, cfg.Now))

@@ -55,6 +55,7 @@ type Config struct {
 	Analyst   Analyzer
 	Generator CodeGenerator
 	Circuits  CircuitReporter
+	Datasets  DatasetStore
 	// Settings supplies the live flags: expose_health_endpoint and
 	// metrics_enabled are read on every request, so a reload applies them.
 	Settings Settings

@@ -1,13 +1,18 @@
 // Package codegen is the code generator behind POST /generate: it asks the
 // LLM through the code_generator circuit for Python or SQL, extracts the
-// code from the reply and runs a static safety review over it.
+// code from the reply, and checks it: a static safety review, then a real
+// parser (tree-sitter for Python; DuckDB, against the dataset's schema when
+// one is named, for SQL).
 package codegen
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/dataset"
 )
 
 // Completer is the guarded LLM call the generator needs; *infra.Circuit
@@ -17,22 +22,31 @@ type Completer interface {
 	Name() string
 }
 
+// SQLChecker validates SQL with DuckDB; *dataset.Store provides it.
+type SQLChecker interface {
+	ValidateSQL(ctx context.Context, sql string) error
+	Session(ctx context.Context, id string) (*dataset.Session, error)
+}
+
 // Generator writes code with the LLM and reviews it.
 type Generator struct {
 	llm Completer
+	sql SQLChecker
 }
 
 // NewGenerator returns a generator calling the LLM through llm (the
-// code_generator circuit).
-func NewGenerator(llm Completer) *Generator {
-	return &Generator{llm: llm}
+// code_generator circuit) and checking SQL with sql.
+func NewGenerator(llm Completer, sql SQLChecker) *Generator {
+	return &Generator{llm: llm, sql: sql}
 }
 
-// Request asks for code.
+// Request asks for code. DatasetID, if set, gives the LLM the dataset's
+// schema and makes SQL be checked against it.
 type Request struct {
-	Prompt   string
-	Language Language
-	Model    string
+	Prompt    string
+	Language  Language
+	Model     string
+	DatasetID string
 }
 
 // Result is generated code with its review. Unsafe code is still a result:
@@ -45,27 +59,69 @@ type Result struct {
 	Circuit  string
 }
 
-// Generate asks the LLM for code. LLM failures are the circuit's
-// *infra.LLMError, unchanged.
+// Generate asks the LLM for code. An unknown dataset wraps
+// dataset.ErrNotFound; LLM failures are the circuit's *infra.LLMError.
 func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
+	var sess *dataset.Session
+	if req.DatasetID != "" {
+		s, err := g.sql.Session(ctx, req.DatasetID)
+		if err != nil {
+			return Result{}, err
+		}
+		defer s.Close()
+		sess = s
+	}
 	resp, err := g.llm.Complete(ctx, infra.ChatRequest{
 		Model:    req.Model,
-		Messages: generatorPrompt(req.Prompt, req.Language),
+		Messages: generatorPrompt(req.Prompt, req.Language, sess),
 	})
 	if err != nil {
 		return Result{}, err
 	}
 	code := ExtractCode(resp.Content, req.Language)
+	review := ReviewCode(code, req.Language)
+	if review.IsValid {
+		if msg := g.parse(ctx, code, req.Language, sess); msg != "" {
+			review.IsValid, review.ErrorMessage = false, msg
+		}
+	}
 	return Result{
 		Code:     code,
 		Language: req.Language,
-		Review:   ReviewCode(code, req.Language),
+		Review:   review,
 		Model:    resp.Model,
 		Circuit:  g.llm.Name(),
 	}, nil
 }
 
-func generatorPrompt(prompt string, lang Language) []infra.Message {
+// parse checks code with a real parser and returns why it is invalid, or "".
+func (g *Generator) parse(ctx context.Context, code string, lang Language, sess *dataset.Session) string {
+	switch lang {
+	case SQL:
+		var err error
+		if sess != nil {
+			err = sess.Validate(ctx, code)
+		} else {
+			err = g.sql.ValidateSQL(ctx, code)
+		}
+		var de *dataset.Error
+		switch {
+		case err == nil:
+			return ""
+		case errors.As(err, &de):
+			return "DuckDB: " + de.Message
+		default:
+			return "SQL could not be checked"
+		}
+	default:
+		if se := CheckPythonSyntax(code); se != nil {
+			return "syntax error: " + se.Error()
+		}
+		return ""
+	}
+}
+
+func generatorPrompt(prompt string, lang Language, sess *dataset.Session) []infra.Message {
 	var system string
 	switch lang {
 	case SQL:
@@ -76,8 +132,20 @@ func generatorPrompt(prompt string, lang Language) []infra.Message {
 			"Do not read or write files, run processes, use the network, eval or exec. " +
 			"Reply with the code in a ```python fenced block."
 	}
+	user := fmt.Sprintf("Task: %s", prompt)
+	if sess != nil {
+		cols := make([]string, 0, len(sess.Schema()))
+		for _, c := range sess.Schema() {
+			cols = append(cols, fmt.Sprintf("%q %s", c.Name, c.Type))
+		}
+		where := "a DuckDB table named data"
+		if lang == Python {
+			where = "a pandas DataFrame named df"
+		}
+		user = fmt.Sprintf("The data is %s with columns: %s.\n%s", where, strings.Join(cols, ", "), user)
+	}
 	return []infra.Message{
 		{Role: "system", Content: system},
-		{Role: "user", Content: fmt.Sprintf("Task: %s", prompt)},
+		{Role: "user", Content: user},
 	}
 }

@@ -21,6 +21,7 @@ type reloader struct {
 	alerts   *alerter
 	log      *slog.Logger
 	opts     options
+	getenv   func(string) string
 
 	mu sync.Mutex // one reload at a time
 }
@@ -28,7 +29,7 @@ type reloader struct {
 func (r *reloader) reload(_ context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	next, err := loadConfig(r.opts)
+	next, err := loadConfig(r.opts, r.getenv)
 	if err != nil {
 		r.live.Fail(err)
 		r.log.Error("config reload rejected; the previous config stays in force", slog.String("error", err.Error()))
@@ -42,6 +43,14 @@ func (r *reloader) reload(_ context.Context) error {
 	if next.Server != cur.Server {
 		r.log.Warn("config change needs a restart and is ignored until then", slog.String("section", "server"))
 		next.Server = cur.Server
+	}
+	if next.Datasets != cur.Datasets {
+		r.log.Warn("config change needs a restart and is ignored until then", slog.String("section", "datasets"))
+		next.Datasets = cur.Datasets
+	}
+	if next.CoTReview != cur.CoTReview {
+		r.log.Warn("config change needs a restart and is ignored until then", slog.String("section", "cot_review"))
+		next.CoTReview = cur.CoTReview
 	}
 	changed := r.circuits.Apply(next)
 	if next.Alerts != cur.Alerts {

@@ -24,6 +24,7 @@ import (
 	"github.com/nexus/nexus/internal/api"
 	"github.com/nexus/nexus/internal/codegen"
 	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/dataset"
 	"github.com/nexus/nexus/internal/infra/metrics"
 )
 
@@ -65,7 +66,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(opts)
+	cfg, err := loadConfig(opts, getenv)
 	if err != nil {
 		return err
 	}
@@ -108,14 +109,36 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		OnCall: func(e infra.CallEvent) { m.ObserveCall(e.Circuit, e.Model, e.Outcome, e.Duration) },
 	})
 
-	rl := &reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts}
+	store, err := dataset.Open(dataset.Config{
+		Dir:              cfg.Datasets.Dir,
+		MaxUploadBytes:   cfg.Datasets.MaxUploadBytes,
+		StatementTimeout: cfg.Datasets.StatementTimeout.Duration(),
+		MaxRows:          cfg.Datasets.MaxRows,
+		MaxResultBytes:   cfg.Datasets.MaxResultBytes,
+	}, logger)
+	if err != nil {
+		return fmt.Errorf("datasets: %w", err)
+	}
+	defer store.Close()
+
+	rl := &reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts, getenv: getenv}
 	var accepting atomic.Bool
 	accepting.Store(true)
 	handler := api.NewServer(api.Config{
-		Logger:       logger,
-		Analyst:      agent.NewAnalyst(circuits.Circuit(config.CircuitDataAnalyst)),
-		Generator:    codegen.NewGenerator(circuits.Circuit(config.CircuitCodeGenerator)),
+		Logger: logger,
+		Analyst: agent.NewAnalyst(agent.Config{
+			Answerer:        circuits.Circuit(config.CircuitDataAnalyst),
+			Planner:         circuits.Circuit(config.CircuitCodeGenerator),
+			Critic:          circuits.Circuit(config.CircuitCoTEngine),
+			Charter:         circuits.Circuit(config.CircuitVisualization),
+			Data:            store,
+			ReviewByDefault: cfg.CoTReview.Enabled,
+			MaxIterations:   cfg.CoTReview.MaxIterations,
+			MaxSQLAttempts:  cfg.Datasets.MaxSQLAttempts,
+		}),
+		Generator:    codegen.NewGenerator(circuits.Circuit(config.CircuitCodeGenerator), store),
 		Circuits:     circuits,
+		Datasets:     store,
 		Settings:     live,
 		Metrics:      m,
 		AdminToken:   adminToken,
@@ -191,7 +214,7 @@ func shutdown(srv *http.Server, errc <-chan error, accepting *atomic.Bool, cfg c
 
 // loadConfig reads the file and applies the environment and flag
 // overrides, then validates the result.
-func loadConfig(opts options) (config.Config, error) {
+func loadConfig(opts options, getenv func(string) string) (config.Config, error) {
 	cfg, err := config.Load(opts.configPath)
 	if err != nil {
 		return config.Config{}, err
@@ -201,6 +224,9 @@ func loadConfig(opts options) (config.Config, error) {
 	}
 	if opts.baseURL != "" {
 		cfg.LLM.BaseURL = opts.baseURL
+	}
+	if dir := getenv("NEXUS_DATA_DIR"); dir != "" {
+		cfg.Datasets.Dir = dir
 	}
 	if err := cfg.Validate(); err != nil {
 		return config.Config{}, fmt.Errorf("config after overrides:\n%w", err)

@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/dataset"
+)
+
+// Limits on what of the data goes into a prompt.
+const (
+	sampleRows      = 5
+	promptRows      = 50
+	promptCellChars = 80
+)
+
+func system(text string) infra.Message { return infra.Message{Role: "system", Content: text} }
+func user(text string) infra.Message   { return infra.Message{Role: "user", Content: text} }
+
+func directPrompt(query string) []infra.Message {
+	return []infra.Message{
+		system("You are a careful data analyst. Answer the user's question concisely and say when you would need data to be sure."),
+		user(query),
+	}
+}
+
+// describeData renders the schema, profile and a few sample rows: what the
+// planner needs to write SQL, and what the fallback answer relies on.
+func describeData(schema []dataset.Column, p dataset.Profile, sample dataset.Result) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Table `data`: %d rows, %d columns.\nColumns:\n", p.RowCount, len(schema))
+	byName := map[string]dataset.ColumnProfile{}
+	for _, c := range p.Columns {
+		byName[c.Name] = c
+	}
+	for _, c := range schema {
+		fmt.Fprintf(&b, "- %q %s", c.Name, c.Type)
+		if cp, ok := byName[c.Name]; ok {
+			fmt.Fprintf(&b, " (nulls %d, distinct %d", cp.Nulls, cp.Distinct)
+			if cp.Min != nil || cp.Max != nil {
+				fmt.Fprintf(&b, ", min %v, max %v", cp.Min, cp.Max)
+			}
+			if cp.Mean != nil {
+				fmt.Fprintf(&b, ", mean %.4g", *cp.Mean)
+			}
+			if len(cp.TopValues) > 0 {
+				tops := make([]string, 0, len(cp.TopValues))
+				for _, tv := range cp.TopValues {
+					tops = append(tops, fmt.Sprintf("%s×%d", cell(tv.Value), tv.Count))
+				}
+				fmt.Fprintf(&b, ", top: %s", strings.Join(tops, ", "))
+			}
+			b.WriteString(")")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("Sample rows:\n")
+	b.WriteString(table(sample.Columns, sample.Rows, sampleRows))
+	return b.String()
+}
+
+// table renders rows as a pipe-separated table, at most limit rows.
+func table(cols []dataset.Column, rows [][]any, limit int) string {
+	var b strings.Builder
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	b.WriteString(strings.Join(names, " | "))
+	b.WriteString("\n")
+	for i, row := range rows {
+		if i >= limit {
+			fmt.Fprintf(&b, "… %d more rows\n", len(rows)-limit)
+			break
+		}
+		cells := make([]string, len(row))
+		for j, v := range row {
+			cells[j] = cell(v)
+		}
+		b.WriteString(strings.Join(cells, " | "))
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func cell(v any) string {
+	var s string
+	switch v := v.(type) {
+	case nil:
+		s = "NULL"
+	case string:
+		s = v
+	default:
+		data, err := json.Marshal(v)
+		if err != nil {
+			s = fmt.Sprint(v)
+		} else {
+			s = string(data)
+		}
+	}
+	if r := []rune(s); len(r) > promptCellChars {
+		s = string(r[:promptCellChars]) + "…"
+	}
+	return strings.ReplaceAll(s, "\n", " ")
+}
+
+func planPrompt(query, facts string) []infra.Message {
+	return []infra.Message{
+		system("You write exactly one read-only DuckDB SQL query (a single SELECT, or WITH … SELECT) that answers the user's question. " +
+			"The data is in a table named data; use only the columns listed. Never modify data, read files or change settings. " +
+			"Reply with the query alone in a ```sql fenced block."),
+		user(fmt.Sprintf("%s\nQuestion: %s", facts, query)),
+	}
+}
+
+func resultText(sql string, res dataset.Result) string {
+	note := ""
+	if res.Truncated || int64(len(res.Rows)) < res.RowCount {
+		note = fmt.Sprintf(" (showing %d)", min(len(res.Rows), promptRows))
+	}
+	return fmt.Sprintf("SQL:\n%s\nResult: %d rows%s\n%s", sql, res.RowCount, note, table(res.Columns, res.Rows, promptRows))
+}
+
+func answerPrompt(query, sql string, res dataset.Result) []infra.Message {
+	return []infra.Message{
+		system("You are a careful data analyst. Answer the user's question in plain language from the query result below, " +
+			"citing the numbers it shows. Do not invent numbers that are not in the result."),
+		user(fmt.Sprintf("%s\nQuestion: %s", resultText(sql, res), query)),
+	}
+}
+
+func profilePrompt(query, facts string) []infra.Message {
+	return []infra.Message{
+		system("You are a careful data analyst. No query could be run, so answer from the table profile and sample below. " +
+			"Cite only numbers that appear there, and say what would need a query to be certain."),
+		user(fmt.Sprintf("%s\nQuestion: %s", facts, query)),
+	}
+}
+
+func evidence(sql string, res *dataset.Result, facts string) string {
+	switch {
+	case res != nil:
+		return resultText(sql, *res)
+	case facts != "":
+		return "No query ran; the answer was based on this profile:\n" + facts
+	default:
+		return "No data was provided."
+	}
+}
+
+func criticPrompt(query, sql string, res *dataset.Result, facts, answer string) []infra.Message {
+	return []infra.Message{
+		system("You are a strict reviewer. Check the answer against the evidence: every number it cites must be supported, " +
+			"and it must answer the question. Reply with VALID, or with INVALID followed by the specific problems."),
+		user(fmt.Sprintf("%s\nQuestion: %s\nAnswer to review:\n%s", evidence(sql, res, facts), query, answer)),
+	}
+}
+
+func revisePrompt(query, sql string, res *dataset.Result, facts, answer, critique string) []infra.Message {
+	return []infra.Message{
+		system("You are a careful data analyst. A reviewer found problems in your previous answer. Write a corrected answer " +
+			"from the evidence, citing its numbers."),
+		user(fmt.Sprintf("%s\nQuestion: %s\nPrevious answer:\n%s\nReviewer's critique:\n%s", evidence(sql, res, facts), query, answer, critique)),
+	}
+}
+
+func chartPrompt(query string, res dataset.Result) []infra.Message {
+	return []infra.Message{
+		system("You propose one Vega-Lite v5 chart for a query result. Reply with a JSON object in a ```json block, with " +
+			"\"mark\" and \"encoding\" using only the result's column names as fields; omit \"data\", which is added for you."),
+		user(fmt.Sprintf("Question: %s\nResult columns and first rows:\n%s", query, table(res.Columns, res.Rows, 10))),
+	}
+}

@@ -1,0 +1,100 @@
+package dataset_test
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/nexus/nexus/internal/infra/dataset"
+)
+
+// benchCSV writes a CSV of about size bytes with a realistic mix of
+// columns: ids, timestamps, a low-cardinality category, amounts, unique
+// names and free text.
+func benchCSV(tb testing.TB, size int64) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "bench.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	fmt.Fprintln(w, "id,created_at,category,amount,customer,note")
+	var written int64
+	for i := 0; written < size; i++ {
+		n, _ := fmt.Fprintf(w, "%d,2024-%02d-%02d %02d:%02d:00,cat%d,%d.%02d,customer-%07d,note about order %d\n",
+			i, i%12+1, i%28+1, i%24, i%60, i%20, i%10000, i%100, i, i%977)
+		written += int64(n)
+	}
+	if err := w.Flush(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkIngestCSV compares Store.Create (stream to disk, load, profile,
+// checkpoint, rename) with DuckDB's own CREATE TABLE AS read_csv on the
+// same file, into a fresh database file and into memory.
+func BenchmarkIngestCSV(b *testing.B) {
+	path := benchCSV(b, 50<<20)
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+
+	b.Run("store", func(b *testing.B) {
+		s := mustOpen(b, dataset.Config{Dir: b.TempDir()})
+		b.SetBytes(st.Size())
+		for b.Loop() {
+			f, err := os.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ds, err := s.Create(ctx, "", "bench.csv", f)
+			_ = f.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := s.Delete(ctx, ds.ID); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+	for _, target := range []string{"duckdb-file", "duckdb-memory"} {
+		b.Run(target, func(b *testing.B) {
+			b.SetBytes(st.Size())
+			dir := b.TempDir()
+			i := 0
+			for b.Loop() {
+				dsn := ""
+				if target == "duckdb-file" {
+					dsn = filepath.Join(dir, fmt.Sprintf("raw%d.duckdb", i))
+				}
+				i++
+				c, err := duckdb.NewConnector(dsn, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				db := sql.OpenDB(c)
+				if _, err := db.ExecContext(ctx, "CREATE TABLE t AS SELECT * FROM read_csv(?)", path); err != nil {
+					b.Fatal(err)
+				}
+				if err := db.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

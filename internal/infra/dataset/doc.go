@@ -1,0 +1,28 @@
+// Package dataset stores uploaded tabular files (CSV, TSV, JSON, NDJSON,
+// Parquet, XLSX) as one embedded DuckDB database per dataset, profiles them
+// once at upload, and runs untrusted, LLM-written SQL against them in a
+// sandbox.
+//
+// Layout of Config.Dir (only these names are ever touched, so the directory
+// can be shared with other components):
+//
+//	ds_<16 hex>.duckdb   the dataset: one table named "data"
+//	ds_<16 hex>.json     its metadata and profile; a dataset exists only
+//	                     when this file exists (it is written last)
+//	.tmp-dataset-*       in-flight uploads and inline loads; removed on
+//	                     failure and by Open on start-up
+//
+// The sandbox has two layers, and both must hold on their own:
+//
+//  1. A guard asks DuckDB's own parser (json_serialize_sql) whether the text
+//     is exactly one SELECT. The user's text is never prepared or run before
+//     that, because duckdb-go executes every statement but the last while
+//     preparing.
+//  2. The SQL runs on a database where enable_external_access=false and
+//     lock_configuration=true (and, for stored datasets, read-only), so even
+//     a SELECT cannot read or write files, load extensions or change
+//     settings.
+//
+// Every error a caller may show to a user or an LLM is an *Error whose
+// Message has server paths scrubbed.
+package dataset

@@ -1,0 +1,105 @@
+package dataset
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+)
+
+// OpenInline loads content sent with a request (not stored) into a
+// temporary in-memory table named data and returns a sandboxed Session on
+// it; closing the Session frees it. format is "csv" (delimiter and header
+// are detected, so TSV works too) or "json" (an array of objects, or
+// newline-delimited objects). Content over Config.MaxUploadBytes is
+// KindTooLarge; empty or unreadable content is KindInvalid.
+func (s *Store) OpenInline(ctx context.Context, format, content string) (*Session, error) {
+	if err := s.checkOpen(ctx); err != nil {
+		return nil, err
+	}
+	switch strings.ToLower(strings.TrimSpace(format)) {
+	case FormatCSV, FormatTSV:
+		format = FormatCSV
+	case FormatJSON, FormatNDJSON:
+		format = FormatNDJSON // read_json's auto format takes both shapes
+		if firstJSONByte([]byte(content[:min(len(content), 4096)])) == '[' {
+			format = FormatJSON
+		}
+	default:
+		return nil, s.errorf(KindInvalid, "unknown inline format %q: use csv or json", format)
+	}
+	if int64(len(content)) > s.cfg.MaxUploadBytes {
+		return nil, s.errorf(KindTooLarge, "the data is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
+	}
+	if strings.TrimSpace(content) == "" {
+		return nil, s.errorf(KindInvalid, "the data is empty")
+	}
+
+	// DuckDB reads files, so the content goes through a temp file in Dir
+	// (removed at once, and by Open if the process dies first).
+	f, err := os.CreateTemp(s.cfg.Dir, tmpPrefix+"inline-*")
+	if err != nil {
+		return nil, fmt.Errorf("dataset: create temp file: %w", err)
+	}
+	path := f.Name()
+	defer os.Remove(path)
+	_, err = f.WriteString(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dataset: write temp file: %w", err)
+	}
+
+	// Should DuckDB spill to disk, it does so under Dir too (by default
+	// an in-memory database spills to .tmp in the working directory).
+	spill := path + ".spill"
+	var cols []Column
+	db, err := openSandboxMemory(ctx, spill, func(db *sql.DB) error {
+		var err error
+		cols, err = s.loadTable(ctx, db, path, format)
+		return err
+	})
+	if err != nil {
+		_ = os.RemoveAll(spill)
+		return nil, err
+	}
+	return &Session{store: s, db: db, schema: cols, spill: spill}, nil
+}
+
+// openSandboxMemory opens an in-memory DuckDB, runs load (if any) with full
+// access, then locks the database down: no file, network or extension
+// access from SQL, and no SET that could undo it. Both settings are
+// database-wide, so every pooled connection is sandboxed.
+func openSandboxMemory(ctx context.Context, spillDir string, load func(*sql.DB) error) (*sql.DB, error) {
+	opts := url.Values{}
+	if spillDir != "" {
+		opts.Set("temp_directory", spillDir)
+	}
+	if load == nil {
+		opts.Set("enable_external_access", "false")
+		opts.Set("lock_configuration", "true")
+	}
+	c, err := duckdb.NewConnector(":memory:?"+opts.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(c)
+	if load == nil {
+		return db, nil
+	}
+	if err := load(db); err != nil {
+		return nil, errors.Join(err, db.Close())
+	}
+	for _, stmt := range []string{"SET enable_external_access=false", "SET lock_configuration=true"} {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return nil, errors.Join(fmt.Errorf("dataset: sandbox: %w", err), db.Close())
+		}
+	}
+	return db, nil
+}
