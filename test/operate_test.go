@@ -150,10 +150,23 @@ func TestMetricsShouldTellCircuitStateCallsAndRoutes(t *testing.T) {
 	})
 }
 
-func TestMetricsShouldAnswer404WhenDisabled(t *testing.T) {
+// metrics_enabled false hides /metrics; log_circuit_changes false keeps
+// transitions out of the log.
+func TestFlagsShouldTurnMetricsAndTransitionLogsOff(t *testing.T) {
 	t.Parallel()
-	n := startNexus(t, func(o *startOpts) { o.cfg.CircuitBreaker.MetricsEnabled = false })
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 1, 1, 30, 2), func(o *startOpts) {
+		o.cfg.CircuitBreaker.MetricsEnabled = false
+		o.cfg.CircuitBreaker.LogCircuitChanges = false
+	})
 	expectStatus(t, n.get(t, "/metrics"), http.StatusNotFound)
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(500, "down"))
+	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	if n.state(t, "data_analyst") != "open" {
+		t.Fatal("circuit should be open")
+	}
+	if got := n.logs.lines("circuit state changed"); len(got) != 0 {
+		t.Fatalf("transitions logged with log_circuit_changes false: %v", got)
+	}
 }
 
 // The admin API exists only with a token, and refuses a wrong one.
@@ -428,7 +441,7 @@ func TestAlertsShouldPostTransitionsToTheWebhook(t *testing.T) {
 		mu.Unlock()
 	}))
 	t.Cleanup(hook.Close)
-	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 1, 1, 0.2, 2), func(o *startOpts) {
+	n := startNexus(t, withAdmin, withCircuit(config.CircuitDataAnalyst, 1, 1, 0.2, 2), func(o *startOpts) {
 		o.cfg.Alerts.WebhookURL = hook.URL + "/alerts"
 	})
 	n.LLM.EnqueueFor(analystModel, fakellm.Status(500, "down"))
@@ -440,6 +453,13 @@ func TestAlertsShouldPostTransitionsToTheWebhook(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == 2
+	})
+	// Forced transitions alert too.
+	expectStatus(t, n.admin(t, http.MethodPost, "/api/circuits/visualization/open", adminToken), http.StatusOK)
+	eventually(t, 5*time.Second, "the forced-open alert", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 3 && got[2]["circuit"] == "visualization" && got[2]["to"] == "open"
 	})
 	mu.Lock()
 	defer mu.Unlock()

@@ -74,5 +74,9 @@ func TestShutdownShouldFailWhenTheGraceRunsOut(t *testing.T) {
 	if len(n.logs.lines("shutdown grace ran out; in-flight requests were cut")) != 1 {
 		t.Fatalf("cut requests not logged:\n%s", n.logs.String())
 	}
+	cut := n.logs.lines("request cut by shutdown")
+	if len(cut) != 1 || cut[0]["path"] != "/analyze" || cut[0]["method"] != "POST" {
+		t.Fatalf("cut request lines: %v", cut)
+	}
 	cancel()
 }

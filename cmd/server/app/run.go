@@ -153,8 +153,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	var active inflight
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           active.wrap(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -182,7 +183,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			done = true
 		}
 	}
-	return shutdown(srv, errc, &accepting, live.Current().Server, logger)
+	return shutdown(srv, errc, &accepting, &active, live.Current().Server, logger)
 }
 
 // shutdown stops taking new work: /readyz answers 503 for drain_seconds
@@ -190,7 +191,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // requests get shutdown_grace_seconds to finish. Their LLM calls are not
 // cancelled by the shutdown itself. Running out of grace is an error, so
 // the process exits non-zero.
-func shutdown(srv *http.Server, errc <-chan error, accepting *atomic.Bool, cfg config.Server, log *slog.Logger) error {
+func shutdown(srv *http.Server, errc <-chan error, accepting *atomic.Bool, active *inflight, cfg config.Server, log *slog.Logger) error {
 	accepting.Store(false)
 	log.Info("shutting down", slog.Float64("drain_seconds", float64(cfg.DrainSeconds)),
 		slog.Float64("shutdown_grace_seconds", float64(cfg.ShutdownGraceSeconds)))
@@ -200,6 +201,7 @@ func shutdown(srv *http.Server, errc <-chan error, accepting *atomic.Bool, cfg c
 	graceCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGraceSeconds.Duration())
 	defer cancel()
 	if err := srv.Shutdown(graceCtx); err != nil {
+		active.logCut(log)
 		_ = srv.Close()
 		log.Error("shutdown grace ran out; in-flight requests were cut", slog.String("error", err.Error()))
 		<-errc
