@@ -60,6 +60,8 @@ func handleCircuitAction(r CircuitReporter, log *slog.Logger, action string) ech
 			return err
 		}
 		reason := "forced " + action + " by an operator"
+		log.Info("admin action", slog.String("action", action), slog.String("circuit", circuit.Name()),
+			slog.String("request_id", requestIDOf(c)), slog.String("remote", c.RealIP()))
 		switch action {
 		case actionOpen:
 			if err := circuit.ForceOpen(reason); errors.Is(err, infra.ErrDisabled) {
@@ -71,8 +73,6 @@ func handleCircuitAction(r CircuitReporter, log *slog.Logger, action string) ech
 		case actionReset:
 			circuit.Reset(reason)
 		}
-		log.Info("admin action", slog.String("action", action), slog.String("circuit", circuit.Name()),
-			slog.String("request_id", requestIDOf(c)), slog.String("remote", c.RealIP()))
 		return c.JSON(http.StatusOK, circuitHealthFrom(circuit.Status()))
 	}
 }

@@ -70,7 +70,7 @@ func accessLog(log *slog.Logger, m Metrics) echo.MiddlewareFunc {
 			}
 			took := time.Since(start)
 			if m != nil {
-				m.ObserveHTTP(route, c.Request().Method, status, took)
+				m.ObserveHTTP(route, methodLabel(c.Request().Method), status, took)
 			}
 			level := slog.LevelInfo
 			if status >= 500 {
@@ -103,5 +103,17 @@ func recoverPanics(log *slog.Logger) echo.MiddlewareFunc {
 			}()
 			return next(c)
 		}
+	}
+}
+
+// methodLabel keeps the method label bounded: a client can send any
+// method name.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete,
+		http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return m
+	default:
+		return "OTHER"
 	}
 }

@@ -262,7 +262,9 @@ func (c *Circuit) acquire(override string) (permit, failsafe.Executor[ChatRespon
 func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error {
 	c.mu.Lock()
 	current := c.enabled && p.gen == c.gen
-	if p.trial && current {
+	if p.trial && current && outcome == Neutral {
+		// Only a neutral trial hands its slot back: at most
+		// success_threshold trials reach the LLM per half-open period.
 		c.trials--
 	}
 	var msg string

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"syscall"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
@@ -149,9 +152,22 @@ func describe(kind Kind, err error, limit time.Duration) string {
 	}
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
-		// Keep the cause, drop the method and URL: clients need not learn
-		// where the LLM lives.
-		return "could not reach the LLM: " + urlErr.Err.Error()
+		// Fixed wording: the raw error names the LLM's address, which
+		// clients and the health page need not learn.
+		var dnsErr *net.DNSError
+		var opErr *net.OpError
+		switch {
+		case errors.As(err, &dnsErr):
+			return "could not reach the LLM: its host name does not resolve"
+		case errors.Is(err, syscall.ECONNREFUSED):
+			return "could not reach the LLM: connection refused"
+		case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return "could not reach the LLM: connection reset"
+		case errors.As(err, &opErr):
+			return "could not reach the LLM: network error during " + opErr.Op
+		default:
+			return "could not reach the LLM"
+		}
 	}
 	return "unusable answer from the LLM: " + err.Error()
 }

@@ -60,14 +60,31 @@ func (c *Circuit) Close(reason string) {
 	c.flush(pending)
 }
 
-// Reset closes the circuit and zeroes its statistics; its event log keeps
-// the history, with a reset entry.
+// Reset closes the circuit and zeroes its statistics, failsafe-go's own
+// failure window included; its event log keeps the history, with a reset
+// entry. It works with circuit breakers disabled too (statistics only).
 func (c *Circuit) Reset(reason string) {
-	c.Close(reason)
 	c.mu.Lock()
-	c.counts = counters{}
+	c.syncLocked()
+	from := c.stateLocked()
+	c.forced = false
+	c.gen++
+	c.trials = 0
+	if c.enabled {
+		if c.cb.State() != circuitbreaker.ClosedState {
+			c.control(reason, c.cb.Close)
+		} else if from != StateClosed {
+			c.noteTransition(Transition{Circuit: c.name, From: from, To: StateClosed, Reason: reason, At: c.now(), Forced: true})
+		}
+		// Rebuild so that no failure recorded before the reset counts
+		// toward the next opening.
+		c.build(c.cfg, c.enabled, c.model)
+	}
+	c.counts = counters{lastStateChangeAt: c.counts.lastStateChangeAt}
 	c.events.add(Event{At: c.now(), Type: EventReset, Reason: reason})
+	pending := c.takePendingLocked()
 	c.mu.Unlock()
+	c.flush(pending)
 }
 
 // control runs a forced breaker change so that the listener marks the

@@ -49,7 +49,8 @@ func TestResetShouldZeroStatisticsAndKeepEvents(t *testing.T) {
 	_ = call(c)
 	c.Reset("test")
 	st := c.Status()
-	if st.State != infra.StateClosed || st.Stats != (infra.Stats{}) {
+	if st.State != infra.StateClosed || st.Stats.TotalCalls != 0 || st.Stats.FailureCount != 0 ||
+		st.Stats.RejectedCount != 0 || st.Stats.ConsecutiveFailures != 0 || st.Stats.LastError != nil {
 		t.Fatalf("after reset: %+v", st)
 	}
 	ev := c.Events()
@@ -105,5 +106,57 @@ func TestApplyShouldRebuildOnlyChangedCircuits(t *testing.T) {
 	}
 	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.State != infra.StateDisabled {
 		t.Fatalf("after disabling: %s", s.State)
+	}
+}
+
+// Reset also clears failsafe-go's failure window: failures before it do
+// not count toward the next opening.
+func TestResetShouldForgetFailuresOfAClosedCircuit(t *testing.T) {
+	t.Parallel()
+	c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, fail)
+	_ = call(c)
+	_ = call(c)
+	c.Reset("test")
+	_ = call(c)
+	if st := c.Status(); st.State != infra.StateClosed {
+		t.Fatalf("one failure after a reset opened the circuit: %s", st.State)
+	}
+}
+
+// A half-open circuit lets at most success_threshold trials through in
+// total, not only at once.
+func TestHalfOpenShouldAdmitAtMostSuccessThresholdTrials(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	calls := 0
+	failing := true
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 2, RecoveryTimeout: 0.05, Timeout: 1}, true,
+		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if failing {
+				return fail(ctx, m, r)
+			}
+			return ok(ctx, m, r)
+		})
+	_ = call(c)
+	waitState(t, c, infra.StateHalfOpen)
+	mu.Lock()
+	failing, calls = false, 0
+	mu.Unlock()
+	if err := call(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := call(c); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Status(); st.State != infra.StateClosed {
+		t.Fatalf("two successes did not close: %s", st.State)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 {
+		t.Fatalf("trials reaching the LLM = %d, want 2", calls)
 	}
 }
