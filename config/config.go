@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"sort"
 	"strings"
@@ -35,6 +34,13 @@ func CircuitNames() []string {
 // DefaultPath is where the shipped configuration lives, relative to the
 // repository root (the working directory of `go run ./cmd/server`).
 const DefaultPath = "config/cot_review_config.json"
+
+// Bounds on durations: beyond them a float converts to a zero or
+// overflowing time.Duration.
+const (
+	minSeconds Seconds = 0.001
+	maxSeconds Seconds = 86400
+)
 
 // Seconds is a duration written in the file as a (possibly fractional)
 // number of seconds, as the seed's schema does: 60, 0.2.
@@ -314,11 +320,15 @@ func (c Config) Validate() error {
 		if cc.SuccessThreshold < 1 {
 			bad(p+".success_threshold", "must be >= 1", cc.SuccessThreshold)
 		}
-		if !(cc.Timeout > 0) || math.IsInf(float64(cc.Timeout), 0) {
+		if !(cc.Timeout > 0) {
 			bad(p+".timeout", "must be > 0 seconds", float64(cc.Timeout))
+		} else if cc.Timeout < minSeconds || cc.Timeout > maxSeconds {
+			bad(p+".timeout", "must be between 0.001 and 86400 seconds", float64(cc.Timeout))
 		}
-		if !(cc.RecoveryTimeout > 0) || math.IsInf(float64(cc.RecoveryTimeout), 0) {
+		if !(cc.RecoveryTimeout > 0) {
 			bad(p+".recovery_timeout", "must be > 0 seconds", float64(cc.RecoveryTimeout))
+		} else if cc.RecoveryTimeout < minSeconds || cc.RecoveryTimeout > maxSeconds {
+			bad(p+".recovery_timeout", "must be between 0.001 and 86400 seconds", float64(cc.RecoveryTimeout))
 		}
 	}
 	if c.LLM.BaseURL == "" {

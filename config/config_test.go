@@ -71,3 +71,15 @@ func TestValidateShouldRequireEveryCircuit(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestValidateShouldBoundDurations(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 1e12, Timeout: 1e-12}
+	err := cfg.Validate()
+	for _, want := range []string{"data_analyst.timeout: must be between 0.001 and 86400 seconds", "data_analyst.recovery_timeout: must be between 0.001 and 86400 seconds"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}

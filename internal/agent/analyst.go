@@ -244,6 +244,9 @@ func (r *run) withData(ctx context.Context) error {
 		r.step(StepAnswer, r.a.cfg.Answerer.Name(), OutcomeOK, 1, t, "answered from the profile and sample: no query result")
 	}
 	if ok && r.out.Model == "" {
+		if r.req.Review || r.a.cfg.ReviewByDefault {
+			r.out.Review = &Review{Verdict: "skipped"}
+		}
 		r.step(StepReview, r.a.cfg.Critic.Name(), OutcomeSkipped, 0, time.Now(), "the answer is a deterministic summary")
 	} else {
 		r.review(ctx, facts, resultIf(ok, res))

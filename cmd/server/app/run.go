@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -257,7 +258,7 @@ func logEffectiveConfig(log *slog.Logger, cfg config.Config, path string, hasKey
 		slog.Bool("expose_health_endpoint", cfg.CircuitBreaker.ExposeHealthEndpoint),
 		slog.Bool("log_circuit_changes", cfg.CircuitBreaker.LogCircuitChanges),
 		slog.Bool("metrics_enabled", cfg.CircuitBreaker.MetricsEnabled),
-		slog.String("llm_base_url", cfg.LLM.BaseURL),
+		slog.String("llm_base_url", maskURL(cfg.LLM.BaseURL)),
 		slog.String("llm_api_key_env", cfg.LLM.APIKeyEnv),
 		slog.Bool("llm_api_key_set", hasKey),
 		slog.Bool("admin_api_enabled", hasAdmin),
@@ -291,4 +292,15 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// maskURL hides a password and drops the query (some gateways take the key
+// as ?api-key=) before a URL is logged.
+func maskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	u.RawQuery, u.Fragment = "", ""
+	return u.Redacted()
 }
