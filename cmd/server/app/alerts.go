@@ -44,7 +44,8 @@ func (a *alerter) build(cfg config.Alerts) *alert.Notifier {
 // notify queues an alert for transitions to open and back to closed. It
 // never blocks.
 func (a *alerter) notify(t infra.Transition) {
-	if t.To != infra.StateOpen && t.To != infra.StateClosed {
+	if (t.To != infra.StateOpen && t.To != infra.StateClosed) || t.From == infra.StateDisabled {
+		// Turning circuit breakers back on is not a recovery.
 		return
 	}
 	a.mu.Lock()
