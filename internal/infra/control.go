@@ -41,19 +41,8 @@ func (c *Circuit) ForceOpen(reason string) error {
 // forced-closed state.
 func (c *Circuit) Close(reason string) {
 	c.mu.Lock()
-	if !c.enabled {
-		c.mu.Unlock()
-		return
-	}
-	c.syncLocked()
-	from := c.stateLocked()
-	c.forced = false
-	c.gen++
-	c.trials = 0
-	if c.cb.State() != circuitbreaker.ClosedState {
-		c.control(reason, c.cb.Close)
-	} else if from != StateClosed {
-		c.noteTransition(Transition{Circuit: c.name, From: from, To: StateClosed, Reason: reason, At: c.now(), Forced: true})
+	if c.enabled {
+		c.closeLocked(reason)
 	}
 	pending := c.takePendingLocked()
 	c.mu.Unlock()
@@ -65,17 +54,8 @@ func (c *Circuit) Close(reason string) {
 // entry. It works with circuit breakers disabled too (statistics only).
 func (c *Circuit) Reset(reason string) {
 	c.mu.Lock()
-	c.syncLocked()
-	from := c.stateLocked()
-	c.forced = false
-	c.gen++
-	c.trials = 0
 	if c.enabled {
-		if c.cb.State() != circuitbreaker.ClosedState {
-			c.control(reason, c.cb.Close)
-		} else if from != StateClosed {
-			c.noteTransition(Transition{Circuit: c.name, From: from, To: StateClosed, Reason: reason, At: c.now(), Forced: true})
-		}
+		c.closeLocked(reason)
 		// Rebuild so that no failure recorded before the reset counts
 		// toward the next opening.
 		c.build(c.cfg, c.enabled, c.model)
@@ -85,6 +65,21 @@ func (c *Circuit) Reset(reason string) {
 	pending := c.takePendingLocked()
 	c.mu.Unlock()
 	c.flush(pending)
+}
+
+// closeLocked ends any forced or tripped state as an operator's change, so
+// that calls in flight record nothing into the closed state. Requires mu.
+func (c *Circuit) closeLocked(reason string) {
+	c.syncLocked()
+	from := c.stateLocked()
+	c.forced = false
+	c.gen++
+	c.trials = 0
+	if c.cb.State() != circuitbreaker.ClosedState {
+		c.control(reason, c.cb.Close)
+	} else if from != StateClosed {
+		c.noteTransition(Transition{Circuit: c.name, From: from, To: StateClosed, Reason: reason, At: c.now(), Forced: true})
+	}
 }
 
 // control runs a forced breaker change so that the listener marks the
