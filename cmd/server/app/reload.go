@@ -52,11 +52,14 @@ func (r *reloader) reload(_ context.Context) error {
 		r.log.Warn("config change needs a restart and is ignored until then", slog.String("section", "cot_review"))
 		next.CoTReview = cur.CoTReview
 	}
+	// The config status is committed before its effects, so a client that
+	// sees a rebuilt or disabled circuit also sees the reload that did it
+	// (loaded_at moved, last_reload_error cleared).
+	r.live.Set(next, time.Now())
 	changed := r.circuits.Apply(next)
 	if next.Alerts != cur.Alerts {
 		r.alerts.update(next.Alerts)
 	}
-	r.live.Set(next, time.Now())
 	r.log.Info("config reloaded", slog.Any("rebuilt_circuits", changed),
 		slog.Bool("circuit_breaker_enabled", next.CircuitBreaker.Enabled),
 		slog.Bool("expose_health_endpoint", next.CircuitBreaker.ExposeHealthEndpoint),
