@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/test/fakellm"
@@ -197,6 +199,27 @@ func TestRequestIDShouldBeEchoedAndLogged(t *testing.T) {
 	}
 	if !found["echoed"] || !found["generated"] {
 		t.Fatalf("access log lines missing or wrong (%v):\n%s", found, n.logs.String())
+	}
+	// Every line carries one "time", in UTC with sub-second precision.
+	fractional := 0
+	for _, line := range strings.Split(strings.TrimSpace(n.logs.String()), "\n") {
+		if c := strings.Count(line, `"time":`); c != 1 {
+			t.Fatalf("%d time keys in %s", c, line)
+		}
+		var m struct{ Time string }
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line is not JSON: %s", line)
+		}
+		ts, err := time.Parse(time.RFC3339Nano, m.Time)
+		if err != nil || !strings.HasSuffix(m.Time, "Z") {
+			t.Fatalf("time %q is not RFC 3339 UTC: %v", m.Time, err)
+		}
+		if ts.Nanosecond() != 0 {
+			fractional++
+		}
+	}
+	if fractional == 0 {
+		t.Fatalf("no log time has sub-second precision:\n%s", n.logs.String())
 	}
 }
 

@@ -237,16 +237,19 @@ func loadConfig(opts options, getenv func(string) string) (config.Config, error)
 	return cfg, nil
 }
 
-// newLogger builds the slog logger with zerolog behind it. The zerolog
-// logger gets no Timestamp(): slog-zerolog adds "time" itself, and two
-// "time" keys break many log pipelines.
+// newLogger builds the slog logger with zerolog behind it. slog-zerolog's
+// own timestamp follows zerolog's global TimeFieldFormat (whole seconds),
+// so it is turned off and a hook writes one "time" key in RFC 3339 with
+// nanoseconds instead, without touching the global.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
 	}
-	zl := zerolog.New(w)
-	return slog.New(slogzerolog.Option{Level: lvl, Logger: &zl}.NewZerologHandler()), nil
+	zl := zerolog.New(w).Hook(zerolog.HookFunc(func(e *zerolog.Event, _ zerolog.Level, _ string) {
+		e.Str(zerolog.TimestampFieldName, time.Now().UTC().Format(time.RFC3339Nano))
+	}))
+	return slog.New(slogzerolog.Option{Level: lvl, Logger: &zl, NoTimestamp: true}.NewZerologHandler()), nil
 }
 
 // logEffectiveConfig logs what is in force, with the API key reduced to
