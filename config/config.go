@@ -77,6 +77,14 @@ type Datasets struct {
 	// question: the first and the retries after an error (the seed's code
 	// generator retried twice).
 	MaxSQLAttempts int `json:"max_sql_attempts"`
+	// MemoryLimitMB is DuckDB's memory_limit for each database Nexus opens
+	// (a stored dataset's handle, an inline table, an upload being
+	// loaded), in MiB. Past it DuckDB spills to disk or the query fails.
+	MemoryLimitMB int `json:"memory_limit_mb"`
+	// MaxOpenDatasets caps the stored datasets kept open between queries;
+	// past it the least recently used idle ones are closed (and reopened
+	// on their next query).
+	MaxOpenDatasets int `json:"max_open_datasets"`
 }
 
 // CoTReview configures the critic that reviews answers (cot_engine).
@@ -245,6 +253,8 @@ func Default() Config {
 			MaxRows:          1000,
 			MaxResultBytes:   1 << 20,
 			MaxSQLAttempts:   3,
+			MemoryLimitMB:    1024,
+			MaxOpenDatasets:  16,
 		},
 		CoTReview: CoTReview{
 			Enabled:       false,
@@ -393,6 +403,12 @@ func (c Config) Validate() error {
 	}
 	if c.Datasets.MaxSQLAttempts < 1 {
 		bad("datasets.max_sql_attempts", "must be >= 1", c.Datasets.MaxSQLAttempts)
+	}
+	if c.Datasets.MemoryLimitMB < 64 {
+		bad("datasets.memory_limit_mb", "must be >= 64", c.Datasets.MemoryLimitMB)
+	}
+	if c.Datasets.MaxOpenDatasets < 1 {
+		bad("datasets.max_open_datasets", "must be >= 1", c.Datasets.MaxOpenDatasets)
 	}
 	if c.CoTReview.MaxIterations < 0 {
 		bad("cot_review.max_iterations", "must be >= 0", c.CoTReview.MaxIterations)

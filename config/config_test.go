@@ -39,8 +39,11 @@ func TestParseShouldReportEveryProblem(t *testing.T) {
 	cfg.LLM.BaseURL = ""
 	cfg.Server.MaxBodyBytes = 0
 	cfg.LLM.Models[config.CircuitCoTEngine] = " "
+	cfg.Datasets.MemoryLimitMB = 8
+	cfg.Datasets.MaxOpenDatasets = 0
 	err = cfg.Validate()
-	for _, want := range []string{"llm.base_url: must not be empty", "server.max_body_bytes: must be >= 1, got 0", "llm.models.cot_engine: a model is required"} {
+	for _, want := range []string{"llm.base_url: must not be empty", "server.max_body_bytes: must be >= 1, got 0", "llm.models.cot_engine: a model is required",
+		"datasets.memory_limit_mb: must be >= 64, got 8", "datasets.max_open_datasets: must be >= 1, got 0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}

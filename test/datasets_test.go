@@ -248,12 +248,16 @@ func TestDatasetsShouldSurviveARestart(t *testing.T) {
 	if r.Body["rows"] != 4.0 || r.Body["profile"].(map[string]any)["row_count"] != 4.0 {
 		t.Fatalf("after restart: %s", r.Raw)
 	}
+	// Handles open lazily: none until the first query.
+	expectMetric(t, second.scrape(t), "nexus_datasets", nil, 1)
+	expectMetric(t, second.scrape(t), "nexus_dataset_open_handles", nil, 0)
 	second.LLM.EnqueueFor(codegenModel, fakellm.Reply("```sql\nSELECT sum(sales) AS total FROM data\n```"))
 	a := second.post(t, "/analyze", map[string]any{"query": "total sales?", "dataset_id": id})
 	expectStatus(t, a, http.StatusOK)
 	if a.Body["row_count"] != 1.0 || a.Body["rows"].([]any)[0].([]any)[0] != 300.0 {
 		t.Fatalf("analyze after restart: %s", a.Raw)
 	}
+	expectMetric(t, second.scrape(t), "nexus_dataset_open_handles", nil, 1)
 }
 
 // An upload killed mid-body leaves no partial dataset behind.

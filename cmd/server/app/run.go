@@ -116,11 +116,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		StatementTimeout: cfg.Datasets.StatementTimeout.Duration(),
 		MaxRows:          cfg.Datasets.MaxRows,
 		MaxResultBytes:   cfg.Datasets.MaxResultBytes,
+		MemoryLimitMB:    cfg.Datasets.MemoryLimitMB,
+		MaxOpen:          cfg.Datasets.MaxOpenDatasets,
 	}, logger)
 	if err != nil {
 		return fmt.Errorf("datasets: %w", err)
 	}
 	defer store.Close()
+	m.ObserveDatasets(func() (int, int) { st := store.Stats(); return st.Datasets, st.OpenHandles })
 
 	rl := &reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts, getenv: getenv}
 	var accepting atomic.Bool

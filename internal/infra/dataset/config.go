@@ -1,6 +1,10 @@
 package dataset
 
-import "time"
+import (
+	"net/url"
+	"strconv"
+	"time"
+)
 
 // Defaults applied by Open to zero fields of Config.
 const (
@@ -8,6 +12,8 @@ const (
 	DefaultStatementTimeout       = 10 * time.Second
 	DefaultMaxRows                = 1000
 	DefaultMaxResultBytes   int64 = 1 << 20
+	DefaultMemoryLimitMB          = 1024
+	DefaultMaxOpen                = 16
 )
 
 // Config holds the Store's location and limits. Zero limits get the
@@ -30,6 +36,16 @@ type Config struct {
 	// MaxResultBytes caps the approximate JSON size of a Result's rows; rows
 	// past it are dropped and Result.Truncated is set.
 	MaxResultBytes int64
+	// MemoryLimitMB is DuckDB's memory_limit, in MiB, for every database
+	// the Store opens: a dataset's handle, an inline table, an upload
+	// being loaded. The SQL parser used by the guard gets a small fixed
+	// limit of its own.
+	MemoryLimitMB int
+	// MaxOpen caps the datasets whose handles stay open while idle; past
+	// it the least recently used idle handles are closed, and reopened by
+	// their next Session. Handles in use are never closed, so more may be
+	// open for a while under concurrent load.
+	MaxOpen int
 }
 
 func (c Config) withDefaults() Config {
@@ -48,5 +64,25 @@ func (c Config) withDefaults() Config {
 	if c.MaxResultBytes <= 0 {
 		c.MaxResultBytes = DefaultMaxResultBytes
 	}
+	if c.MemoryLimitMB <= 0 {
+		c.MemoryLimitMB = DefaultMemoryLimitMB
+	}
+	if c.MaxOpen <= 0 {
+		c.MaxOpen = DefaultMaxOpen
+	}
 	return c
+}
+
+// parserMemoryLimitMB bounds the parser-only database: it holds no data.
+const parserMemoryLimitMB = 64
+
+// dsn is a DuckDB data source name: path (":memory:" or a file) with opts
+// and the memory limit as its query string.
+func dsn(path string, memoryLimitMB int, opts url.Values) string {
+	q := url.Values{}
+	for k, v := range opts {
+		q[k] = v
+	}
+	q.Set("memory_limit", strconv.Itoa(memoryLimitMB)+"MiB")
+	return path + "?" + q.Encode()
 }

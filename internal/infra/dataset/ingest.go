@@ -168,7 +168,7 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // checkpoints and closes it, so that the file is complete on its own (no
 // .wal) and can be renamed.
 func (s *Store) ingest(ctx context.Context, dbPath, src, format string) (meta metadata, err error) {
-	c, err := duckdb.NewConnector(dbPath, nil)
+	c, err := duckdb.NewConnector(dsn(dbPath, s.cfg.MemoryLimitMB, nil), nil)
 	if err != nil {
 		return metadata{}, fmt.Errorf("dataset: create database: %w", err)
 	}

@@ -60,7 +60,7 @@ func (s *Store) OpenInline(ctx context.Context, format, content string) (*Sessio
 	// an in-memory database spills to .tmp in the working directory).
 	spill := path + ".spill"
 	var cols []Column
-	db, err := openSandboxMemory(ctx, spill, func(db *sql.DB) error {
+	db, err := openSandboxMemory(ctx, spill, s.cfg.MemoryLimitMB, func(db *sql.DB) error {
 		var err error
 		cols, err = s.loadTable(ctx, db, path, format)
 		return err
@@ -76,7 +76,7 @@ func (s *Store) OpenInline(ctx context.Context, format, content string) (*Sessio
 // access, then locks the database down: no file, network or extension
 // access from SQL, and no SET that could undo it. Both settings are
 // database-wide, so every pooled connection is sandboxed.
-func openSandboxMemory(ctx context.Context, spillDir string, load func(*sql.DB) error) (*sql.DB, error) {
+func openSandboxMemory(ctx context.Context, spillDir string, memoryLimitMB int, load func(*sql.DB) error) (*sql.DB, error) {
 	opts := url.Values{}
 	if spillDir != "" {
 		opts.Set("temp_directory", spillDir)
@@ -85,7 +85,7 @@ func openSandboxMemory(ctx context.Context, spillDir string, load func(*sql.DB) 
 		opts.Set("enable_external_access", "false")
 		opts.Set("lock_configuration", "true")
 	}
-	c, err := duckdb.NewConnector(":memory:?"+opts.Encode(), nil)
+	c, err := duckdb.NewConnector(dsn(":memory:", memoryLimitMB, opts), nil)
 	if err != nil {
 		return nil, err
 	}

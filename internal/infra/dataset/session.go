@@ -27,8 +27,8 @@ type Result struct {
 
 // Session is a sandboxed, read-only view of one table named data: a stored
 // dataset (Store.Session, opened READ_ONLY) or inline content
-// (Store.OpenInline, in memory, where the guard alone keeps the table
-// unchanged). It is safe for concurrent use. Close it: a stored dataset's
+// (Store.OpenInline, in memory, where every query runs in a transaction
+// that is rolled back). It is safe for concurrent use. Close it: a stored dataset's
 // files are only removed after a Delete once every Session on it is
 // closed.
 type Session struct {
@@ -61,9 +61,12 @@ func (s *Store) Session(ctx context.Context, id string) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := e.handle(s.dbPath(id))
+	db, err := e.handle(s.dbPath(id), s.cfg.MemoryLimitMB)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("dataset: open %s: %w", id, err), s.release(e))
+	}
+	if err := s.closeIdle(); err != nil {
+		s.log.Warn("dataset: closing idle handles", "error", err.Error())
 	}
 	prof := e.meta.profile()
 	return &Session{store: s, db: db, schema: e.meta.Dataset.Columns, entry: e, prof: &prof}, nil
@@ -160,7 +163,19 @@ func (q *Session) run(ctx context.Context, text string, untrusted bool) (Result,
 			return Result{}, q.store.queryError(ctx, err)
 		}
 	}
-	rows, err := q.db.QueryContext(ctx, text)
+	var db querier = q.db
+	if q.entry == nil {
+		// Inline data lives in a writable in-memory database, so its
+		// queries run in a transaction that is always rolled back: even a
+		// statement that got past the guard would change nothing.
+		tx, err := q.db.BeginTx(ctx, nil)
+		if err != nil {
+			return Result{}, q.store.queryError(ctx, err)
+		}
+		defer func() { _ = tx.Rollback() }()
+		db = tx
+	}
+	rows, err := db.QueryContext(ctx, text)
 	if err != nil {
 		return Result{}, q.store.queryError(ctx, err)
 	}
@@ -172,10 +187,16 @@ func (q *Session) run(ctx context.Context, text string, untrusted bool) (Result,
 	if !res.Truncated {
 		return res, nil
 	}
-	if err := q.countRest(ctx, rows, text, &res); err != nil {
+	if err := q.countRest(ctx, db, rows, text, &res); err != nil {
 		return Result{}, q.store.queryError(ctx, err)
 	}
 	return res, nil
+}
+
+// querier is a *sql.DB or, for inline data, a *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // collect reads rows until the end or a cap. On a cap it leaves rows
@@ -228,7 +249,7 @@ func (q *Session) collect(ctx context.Context, rows *sql.Rows) (Result, error) {
 // subquery. If that wrapped text is not a single SELECT (a trailing
 // semicolon or comment can break the wrapping), it falls back to reading
 // every remaining row.
-func (q *Session) countRest(ctx context.Context, rows *sql.Rows, text string, res *Result) error {
+func (q *Session) countRest(ctx context.Context, db querier, rows *sql.Rows, text string, res *Result) error {
 	for range streamCountBudget {
 		if !rows.Next() {
 			return rows.Err()
@@ -240,7 +261,7 @@ func (q *Session) countRest(ctx context.Context, rows *sql.Rows, text string, re
 	wrapped := "SELECT count(*) FROM (\n" + text + "\n) AS nexus_count"
 	if err := q.store.guard(ctx, wrapped); err == nil {
 		var n int64
-		err := q.db.QueryRowContext(ctx, wrapped).Scan(&n)
+		err := db.QueryRowContext(ctx, wrapped).Scan(&n)
 		if err == nil && n >= res.RowCount {
 			res.RowCount = n
 			return nil

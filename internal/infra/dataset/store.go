@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -102,13 +104,15 @@ type Store struct {
 type entry struct {
 	meta metadata
 
-	openMu sync.Mutex // serialises opening db
-	db     *sql.DB    // guarded by openMu; nil until first Session
+	openMu sync.Mutex  // serialises opening db
+	db     *sql.DB     // guarded by openMu; nil until first Session
+	isOpen atomic.Bool // db != nil, readable without openMu
 
 	// guarded by Store.mu
-	refs    int
-	deleted bool
-	retired bool // Store closed: close db on last release
+	refs     int
+	deleted  bool
+	retired  bool      // Store closed: close db on last release
+	lastUsed time.Time // when the last Session on it closed
 }
 
 // Open opens (creating if needed) the store in cfg.Dir, loads the datasets
@@ -128,7 +132,7 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("dataset: data dir: %w", err)
 	}
 	cfg.Dir = abs
-	parser, err := openSandboxMemory(context.Background(), "", nil)
+	parser, err := openSandboxMemory(context.Background(), "", parserMemoryLimitMB, nil)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: open parser database: %w", err)
 	}
@@ -265,6 +269,28 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// Stats is a snapshot of the Store's size, for metrics.
+type Stats struct {
+	// Datasets is how many datasets are stored.
+	Datasets int
+	// OpenHandles is how many of them have a DuckDB handle open, in use
+	// or idle (see Config.MaxOpen).
+	OpenHandles int
+}
+
+// Stats returns the Store's current size.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Datasets: len(s.datasets)}
+	for _, e := range s.datasets {
+		if e.isOpen.Load() {
+			st.OpenHandles++
+		}
+	}
+	return st
+}
+
 // List returns every dataset, oldest first (by CreatedAt, then ID).
 func (s *Store) List(ctx context.Context) ([]Dataset, error) {
 	if err := ctx.Err(); err != nil {
@@ -386,14 +412,50 @@ func (s *Store) release(e *entry) error {
 		return s.removeDB(e)
 	case last && retired:
 		return e.closeDB()
+	case last:
+		s.mu.Lock()
+		e.lastUsed = time.Now()
+		s.mu.Unlock()
+		return s.closeIdle()
 	}
 	return nil
+}
+
+// closeIdle closes the least recently used idle handles past
+// Config.MaxOpen. It runs when a Session opens a handle and when the last
+// Session on a dataset ends. It closes them while holding s.mu, so that no
+// Session can acquire one in the meantime; closing an idle read-only
+// DuckDB takes about a millisecond.
+func (s *Store) closeIdle() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	open := 0
+	var idle []*entry
+	for _, d := range s.datasets {
+		if !d.isOpen.Load() {
+			continue
+		}
+		open++
+		if d.refs == 0 {
+			idle = append(idle, d)
+		}
+	}
+	if open <= s.cfg.MaxOpen {
+		return nil
+	}
+	slices.SortFunc(idle, func(a, b *entry) int { return a.lastUsed.Compare(b.lastUsed) })
+	var errs []error
+	for _, d := range idle[:min(len(idle), open-s.cfg.MaxOpen)] {
+		errs = append(errs, d.closeDB())
+		s.log.Debug("dataset: closed idle handle", "id", d.meta.Dataset.ID, "max_open", s.cfg.MaxOpen)
+	}
+	return errors.Join(errs...)
 }
 
 // handle returns the entry's sandboxed read-only handle, opening it once.
 // One *sql.DB per file: DuckDB refuses a second open of the same file in
 // one process with different options.
-func (e *entry) handle(path string) (*sql.DB, error) {
+func (e *entry) handle(path string, memoryLimitMB int) (*sql.DB, error) {
 	e.openMu.Lock()
 	defer e.openMu.Unlock()
 	if e.db != nil {
@@ -402,11 +464,16 @@ func (e *entry) handle(path string) (*sql.DB, error) {
 	// enable_external_access=false: no file, network or extension access
 	// from SQL; lock_configuration=true: no SET can undo that; READ_ONLY:
 	// no DDL or DML even if the guard were bypassed.
-	c, err := duckdb.NewConnector(path+"?access_mode=READ_ONLY&enable_external_access=false&lock_configuration=true", nil)
+	c, err := duckdb.NewConnector(dsn(path, memoryLimitMB, url.Values{
+		"access_mode":            {"READ_ONLY"},
+		"enable_external_access": {"false"},
+		"lock_configuration":     {"true"},
+	}), nil)
 	if err != nil {
 		return nil, err
 	}
 	e.db = sql.OpenDB(c)
+	e.isOpen.Store(true)
 	return e.db, nil
 }
 
@@ -418,6 +485,7 @@ func (e *entry) closeDB() error {
 	}
 	err := e.db.Close()
 	e.db = nil
+	e.isOpen.Store(false)
 	return err
 }
 

@@ -100,6 +100,22 @@ func New(circuitNames []string, circuits func() []CircuitState) *Metrics {
 	return m
 }
 
+// ObserveDatasets exports the dataset store's size, read at scrape time:
+// nexus_datasets (stored) and nexus_dataset_open_handles (DuckDB handles
+// open, bounded by datasets.max_open_datasets while idle).
+func (m *Metrics) ObserveDatasets(stats func() (stored, open int)) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nexus_datasets",
+			Help: "Datasets stored.",
+		}, func() float64 { n, _ := stats(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "nexus_dataset_open_handles",
+			Help: "Datasets with a DuckDB handle open, in use or idle.",
+		}, func() float64 { _, n := stats(); return float64(n) }),
+	)
+}
+
 // Handler serves the exposition format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})

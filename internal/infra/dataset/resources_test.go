@@ -1,0 +1,109 @@
+package dataset_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/nexus/nexus/internal/infra/dataset"
+)
+
+// Idle handles past MaxOpen are closed, least recently used first; handles
+// in use never are, and a closed one reopens on its next Session.
+func TestIdleHandlesShouldBeClosedPastMaxOpen(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, dataset.Config{MaxOpen: 2})
+	var ids []string
+	for i := range 4 {
+		ids = append(ids, mustCreate(t, s, fmt.Sprintf("d%d.csv", i), seqCSV(10+i)).ID)
+	}
+	if st := s.Stats(); st != (dataset.Stats{Datasets: 4}) {
+		t.Fatalf("after uploads: %+v", st)
+	}
+	query := func(id string, want int64) {
+		t.Helper()
+		q, err := s.Session(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := mustCount(t, q); n != want {
+			t.Fatalf("%s: count %d, want %d", id, n, want)
+		}
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 2 {
+		for i, id := range ids {
+			query(id, int64(10+i))
+			if got, want := s.Stats().OpenHandles, min(i+1+round*4, 2); got != want {
+				t.Fatalf("round %d, after %s: %d handles open, want %d", round, id, got, want)
+			}
+		}
+	}
+
+	// Three Sessions at once: all three stay open while in use.
+	var held []*dataset.Session
+	for i, id := range ids[:3] {
+		q := mustSession(t, s, id)
+		if n := mustCount(t, q); n != int64(10+i) {
+			t.Fatalf("%s: count %d", id, n)
+		}
+		held = append(held, q)
+	}
+	if got := s.Stats().OpenHandles; got != 3 {
+		t.Fatalf("%d handles open with three Sessions in use, want 3", got)
+	}
+	for _, q := range held {
+		if err := q.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.Stats().OpenHandles; got != 2 {
+		t.Fatalf("%d handles open after the Sessions closed, want 2", got)
+	}
+}
+
+// Every database the Store opens for queries runs under the configured
+// memory limit.
+func TestMemoryLimitShouldApplyToStoredAndInlineData(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, dataset.Config{MemoryLimitMB: 128})
+	ds := mustCreate(t, s, "d.csv", seqCSV(5))
+	for name, q := range map[string]*dataset.Session{
+		"stored": mustSession(t, s, ds.ID),
+		"inline": mustInline(t, s, "csv", "a,b\n1,2\n"),
+	} {
+		res := mustQuery(t, q, "SELECT current_setting('memory_limit') AS m")
+		if got := res.Rows[0][0]; got != "128.0 MiB" {
+			t.Errorf("%s: memory_limit = %v, want 128.0 MiB", name, got)
+		}
+	}
+}
+
+// Inline data is in a writable in-memory database; every query is rolled
+// back, so even statements that got past the guard change nothing.
+func TestInlineDataShouldSurviveWritesThatBypassTheGuard(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, dataset.Config{})
+	q := mustInline(t, s, "csv", "a,b\n1,2\n3,4\n")
+	ctx := context.Background()
+	for _, stmt := range []string{
+		"DELETE FROM data",
+		"INSERT INTO data VALUES (5, 6)",
+		"UPDATE data SET a = 0",
+		"CREATE TABLE extra AS SELECT 1 AS x",
+		"DROP TABLE data",
+	} {
+		if _, err := q.QueryUnguarded(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+		res := mustQuery(t, q, "SELECT sum(a) AS s, count(*) AS n FROM data")
+		if fmt.Sprint(res.Rows) != "[[4 2]]" {
+			t.Fatalf("after %s: %v", stmt, res.Rows)
+		}
+	}
+	if _, err := q.Query(ctx, "SELECT * FROM extra"); kindOf(err) != dataset.KindSQL {
+		t.Fatalf("table created past the guard is still there: %v", err)
+	}
+}
