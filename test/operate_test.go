@@ -428,6 +428,40 @@ func TestReloadShouldRejectAnInvalidConfigAndApplyFlagsLive(t *testing.T) {
 	expectStatus(t, n.get(t, "/metrics"), http.StatusNotFound)
 }
 
+// A change to a restart-only section is logged as "restart required" and
+// ignored: the old value stays in force, and the reload still succeeds.
+func TestReloadShouldKeepRestartOnlySettingsUntilRestart(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withAdmin)
+	rewriteConfig(t, n.ConfigPath, func(c *config.Config) {
+		c.Server.MaxBodyBytes = 16
+		c.Datasets.MaxRows = 1
+		c.CircuitBreaker.LogCircuitChanges = false
+	})
+	r := n.admin(t, http.MethodPost, "/api/config/reload", adminToken)
+	expectStatus(t, r, http.StatusOK)
+	sections := map[string]bool{}
+	for _, l := range n.logs.lines("restart required: config change ignored until then") {
+		if l["level"] != "warn" {
+			t.Fatalf("restart-required line not at WARN: %v", l)
+		}
+		sections[l["section"].(string)] = true
+	}
+	// The file watcher may reload the same change a second time; each
+	// reload names the same sections.
+	if len(sections) != 2 || !sections["server"] || !sections["datasets"] {
+		t.Fatalf("restart-required sections = %v, want server and datasets:\n%s", sections, n.logs.String())
+	}
+	if e := n.get(t, "/api/health/status").Body["config"].(map[string]any)["last_reload_error"]; e != nil {
+		t.Fatalf("last_reload_error = %v", e)
+	}
+	// The body limit in force is still the old one; the live flag applied.
+	expectStatus(t, n.analyze(t), http.StatusOK)
+	if got := n.logs.lines("config reloaded"); len(got) == 0 || got[len(got)-1]["log_circuit_changes"] != false {
+		t.Fatalf("live flag not applied: %v", got)
+	}
+}
+
 // A webhook hears of a circuit opening and closing again.
 func TestAlertsShouldPostTransitionsToTheWebhook(t *testing.T) {
 	t.Parallel()

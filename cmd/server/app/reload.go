@@ -36,21 +36,21 @@ func (r *reloader) reload(_ context.Context) error {
 		return err
 	}
 	cur := r.live.Current()
-	if !reflect.DeepEqual(next.LLM, cur.LLM) {
-		r.log.Warn("config change needs a restart and is ignored until then", slog.String("section", "llm"))
-		next.LLM = cur.LLM
-	}
-	if next.Server != cur.Server {
-		r.log.Warn("config change needs a restart and is ignored until then", slog.String("section", "server"))
-		next.Server = cur.Server
-	}
-	if next.Datasets != cur.Datasets {
-		r.log.Warn("config change needs a restart and is ignored until then", slog.String("section", "datasets"))
-		next.Datasets = cur.Datasets
-	}
-	if next.CoTReview != cur.CoTReview {
-		r.log.Warn("config change needs a restart and is ignored until then", slog.String("section", "cot_review"))
-		next.CoTReview = cur.CoTReview
+	// Restart-only sections keep their values in force until a restart.
+	for _, sec := range []struct {
+		name    string
+		changed bool
+		keep    func()
+	}{
+		{"llm", !reflect.DeepEqual(next.LLM, cur.LLM), func() { next.LLM = cur.LLM }},
+		{"server", next.Server != cur.Server, func() { next.Server = cur.Server }},
+		{"datasets", next.Datasets != cur.Datasets, func() { next.Datasets = cur.Datasets }},
+		{"cot_review", next.CoTReview != cur.CoTReview, func() { next.CoTReview = cur.CoTReview }},
+	} {
+		if sec.changed {
+			r.log.Warn("restart required: config change ignored until then", slog.String("section", sec.name))
+			sec.keep()
+		}
 	}
 	// The config status is committed before its effects, so a client that
 	// sees a rebuilt or disabled circuit also sees the reload that did it
