@@ -5,12 +5,13 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/nexus/nexus/internal/infra/httpx"
 )
 
 // Message is one chat message.
@@ -135,32 +136,11 @@ func (t retryAfterTransport) RoundTrip(r *http.Request) (*http.Response, error) 
 		return resp, err
 	}
 	if h, ok := r.Context().Value(retryAfterKey{}).(*retryAfterHolder); ok {
-		if d := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
+		if d := httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
 			h.set(d)
 		}
 	}
 	return resp, nil
-}
-
-// parseRetryAfter accepts both forms of RFC 9110: delay-seconds and an
-// HTTP-date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 || secs > 86400 {
-			return 0
-		}
-		return time.Duration(secs * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
 }
 
 // retryAfterError carries the upstream's Retry-After alongside its error.

@@ -19,6 +19,14 @@ const (
 	DefaultBackoff   = 500 * time.Millisecond
 	// MaxBackoff caps the doubling retry delay.
 	MaxBackoff = 10 * time.Second
+	// MaxRetryAfter caps the wait a 429 or 503 can ask for with Retry-After.
+	// Events are delivered one at a time, so every later alert waits behind
+	// this one: half a minute covers the usual webhook rate limits (Slack and
+	// Discord ask for seconds) without holding alerts back for long. A longer
+	// hint is cut to this, and if the webhook is still not ready the retry
+	// costs one more attempt. Close cuts any wait short after its grace
+	// period.
+	MaxRetryAfter = 30 * time.Second
 )
 
 // Config says where alerts go and how hard to try. Zero values take the
@@ -39,7 +47,8 @@ type Config struct {
 	// queue to drain.
 	Timeout time.Duration
 	// Backoff is the delay before the first retry; it doubles on each further
-	// retry, up to MaxBackoff.
+	// retry, up to MaxBackoff. A 429 or 503 answer with a Retry-After header
+	// replaces it for the next retry, up to MaxRetryAfter.
 	Backoff time.Duration
 }
 

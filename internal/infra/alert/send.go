@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
+
+	"github.com/nexus/nexus/internal/infra/httpx"
 )
 
 // maxDrainBytes is how much of a response body is read so that the
@@ -25,6 +28,9 @@ type attemptError struct {
 	status    int   // HTTP status, 0 when there was no response
 	retryable bool  // 5xx, 429, timeouts and network errors
 	err       error // cause when there was no response, already redacted
+	// retryAfter is the wait a 429 or 503 asked for in Retry-After, measured
+	// from when the response arrived; 0 when there was no usable hint.
+	retryAfter time.Duration
 }
 
 func (e *attemptError) Error() string {
@@ -39,6 +45,11 @@ func (e *attemptError) Unwrap() error { return e.err }
 // newRetryPolicy retries every attemptError that is retryable, with doubling
 // backoff, and gives up at once on the others. It returns the last attempt's
 // error rather than retrypolicy.ExceededError so that logs show the cause.
+//
+// When the failed attempt carried a Retry-After, the next retry waits that
+// long instead (see retryAfterDelay). The wait is failsafe's own timer, which
+// also selects on the execution's context, so Close cancelling n.ctx ends it
+// at once.
 func newRetryPolicy(cfg Config) retrypolicy.RetryPolicy[any] {
 	return retrypolicy.NewBuilder[any]().
 		HandleIf(func(_ any, err error) bool { return err != nil }).
@@ -48,8 +59,21 @@ func newRetryPolicy(cfg Config) retrypolicy.RetryPolicy[any] {
 		}).
 		WithMaxAttempts(cfg.Attempts).
 		WithBackoff(cfg.Backoff, max(cfg.Backoff, MaxBackoff)).
+		WithDelayFunc(retryAfterDelay).
 		ReturnLastFailure().
 		Build()
+}
+
+// retryAfterDelay is the retry policy's DelayFunc: the last attempt's
+// Retry-After capped at MaxRetryAfter, or -1, which makes failsafe-go fall
+// back to the configured backoff. A retry that honours Retry-After does not
+// advance the doubling: failsafe only tracks the delays it computed itself.
+func retryAfterDelay(exec failsafe.ExecutionAttempt[any]) time.Duration {
+	var ae *attemptError
+	if errors.As(exec.LastError(), &ae) && ae.retryAfter > 0 {
+		return min(ae.retryAfter, MaxRetryAfter)
+	}
+	return -1
 }
 
 // deliver sends ev with retries and calls OnSent or OnFail. It reports
@@ -120,7 +144,15 @@ func (n *Notifier) post(ctx context.Context, body []byte) error {
 	switch {
 	case code >= 200 && code < 300:
 		return nil
-	case code == http.StatusTooManyRequests || code >= 500:
+	case code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable:
+		// The two statuses for which RFC 9110 and RFC 6585 define Retry-After
+		// as "come back then"; on other statuses it is ignored.
+		return &attemptError{
+			status:     code,
+			retryable:  true,
+			retryAfter: httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		}
+	case code >= 500:
 		return &attemptError{status: code, retryable: true}
 	default:
 		return &attemptError{status: code}
