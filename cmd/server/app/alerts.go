@@ -13,12 +13,20 @@ import (
 
 // alerter sends a webhook alert when a circuit opens or closes again, and
 // swaps its notifier when a reload changes the alerts section.
+//
+// No alert is lost to a swap: notify holds mu's read lock across
+// Notifier.Notify, and update swaps under the write lock, so every alert is
+// queued either on the old notifier before update closes it, or on the new
+// one. Close then gives the old queue its Config.Timeout to drain; what is
+// still undelivered after that is abandoned and logged by the notifier, as at
+// shutdown. Holding the read lock there is cheap because Notify never blocks:
+// it takes only its own short-held mutex and never does I/O.
 type alerter struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	client  *http.Client
 
-	mu sync.Mutex
+	mu sync.RWMutex // guards n; read-held across n.Notify (see above)
 	n  *alert.Notifier
 }
 
@@ -48,26 +56,31 @@ func (a *alerter) notify(t infra.Transition) {
 		// Turning circuit breakers back on is not a recovery.
 		return
 	}
-	a.mu.Lock()
-	n := a.n
-	a.mu.Unlock()
-	n.Notify(alert.Event{
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	a.n.Notify(alert.Event{
 		Circuit: t.Circuit, From: t.From, To: t.To, Reason: t.Reason, Time: t.At.UTC(), Statistics: t.Stats,
 	})
 }
 
+// update switches to a notifier built from cfg. It returns once the old
+// notifier has drained (or given up after its Timeout); alerts raised
+// meanwhile already go to the new one.
 func (a *alerter) update(cfg config.Alerts) {
 	next := a.build(cfg)
 	a.mu.Lock()
 	old := a.n
 	a.n = next
 	a.mu.Unlock()
+	// Outside the lock: Close may wait up to Timeout, and notify must not.
 	old.Close()
 }
 
+// close drains the current notifier at shutdown. Alerts raised after it
+// has started are dropped by the closed notifier.
 func (a *alerter) close() {
-	a.mu.Lock()
+	a.mu.RLock()
 	n := a.n
-	a.mu.Unlock()
+	a.mu.RUnlock()
 	n.Close()
 }

@@ -1,0 +1,150 @@
+package app
+
+// An internal test: alerter is unexported, and the race it guards against
+// lives between its lock and the notifier's, which no public API reaches.
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/metrics"
+)
+
+// eventSink is a loopback webhook that counts, per circuit, the alerts it
+// receives.
+type eventSink struct {
+	srv *httptest.Server
+
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func mustEventSink(tb testing.TB) *eventSink {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	s := &eventSink{seen: map[string]int{}}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Circuit string `json:"circuit"`
+		}
+		body, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(body, &ev); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		s.mu.Lock()
+		s.seen[ev.Circuit]++
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	tb.Cleanup(srv.Close)
+	s.srv = srv
+	return s
+}
+
+func (s *eventSink) received() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.seen))
+	for k, v := range s.seen {
+		out[k] = v
+	}
+	return out
+}
+
+// mustCounter scrapes m and returns the value of the unlabelled counter name.
+func mustCounter(tb testing.TB, m *metrics.Metrics, name string) int {
+	tb.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		tb.Fatalf("parse scrape: %v", err)
+	}
+	f, ok := families[name]
+	if !ok || len(f.GetMetric()) != 1 {
+		tb.Fatalf("scrape has no single %s series", name)
+	}
+	return int(f.GetMetric()[0].GetCounter().GetValue())
+}
+
+func TestAlerterLosesNoAlertWhileUpdating(t *testing.T) {
+	t.Parallel()
+	// Given an alerter with a small queue, so that each swap drains quickly,
+	// and a webhook that accepts everything
+	sink := mustEventSink(t)
+	cfg := config.Alerts{WebhookURL: sink.srv.URL, QueueSize: 8, Attempts: 1, Timeout: 10}
+	m := metrics.New(nil, func() []metrics.CircuitState { return nil })
+	a := newAlerter(cfg, slog.New(slog.DiscardHandler), m)
+
+	// When goroutines keep raising alerts while the notifier is swapped
+	// over and over
+	const goroutines, swaps = 8, 100
+	var (
+		wg     sync.WaitGroup
+		done   atomic.Bool
+		raised [goroutines]int
+	)
+	wg.Go(func() {
+		defer done.Store(true)
+		for range swaps {
+			a.update(cfg)
+		}
+	})
+	for g := range goroutines {
+		wg.Go(func() {
+			for !done.Load() {
+				a.notify(infra.Transition{
+					Circuit: fmt.Sprintf("g%d-%d", g, raised[g]),
+					From:    infra.StateClosed,
+					To:      infra.StateOpen,
+					At:      time.Now(),
+				})
+				raised[g]++
+			}
+		})
+	}
+	wg.Wait()
+	a.close()
+
+	// Then every alert either reached the webhook exactly once or was
+	// counted as dropped by a full queue; none vanished into a closed
+	// notifier
+	got := sink.received()
+	total := 0
+	for _, n := range raised {
+		total += n
+	}
+	for name, n := range got {
+		if n != 1 {
+			t.Errorf("%s received %d times, want once", name, n)
+		}
+	}
+	dropped := mustCounter(t, m, "nexus_alerts_dropped_total")
+	if lost := total - len(got) - dropped; lost != 0 {
+		t.Errorf("%d alerts raised, %d received, %d dropped: %d lost across %d swaps",
+			total, len(got), dropped, lost, swaps)
+	}
+	t.Logf("%d alerts raised, %d received, %d dropped across %d swaps", total, len(got), dropped, swaps)
+}
