@@ -2,7 +2,13 @@ package dataset_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/nexus/nexus/internal/infra/dataset"
@@ -41,6 +47,20 @@ func TestIdleHandlesShouldBeClosedPastMaxOpen(t *testing.T) {
 			}
 		}
 	}
+
+	// Least recently used first: touch ids[2], then open ids[0]; ids[3]
+	// is the one closed.
+	openIDs := func(want ...string) {
+		t.Helper()
+		slices.Sort(want)
+		if got := s.OpenIDs(); !slices.Equal(got, want) {
+			t.Fatalf("open handles %v, want %v", got, want)
+		}
+	}
+	openIDs(ids[2], ids[3])
+	query(ids[2], 12)
+	query(ids[0], 10)
+	openIDs(ids[0], ids[2])
 
 	// Three Sessions at once: all three stay open while in use.
 	var held []*dataset.Session
@@ -105,5 +125,71 @@ func TestInlineDataShouldSurviveWritesThatBypassTheGuard(t *testing.T) {
 	}
 	if _, err := q.Query(ctx, "SELECT * FROM extra"); kindOf(err) != dataset.KindSQL {
 		t.Fatalf("table created past the guard is still there: %v", err)
+	}
+}
+
+// DuckDB takes a file path and its options as one URL, so a data directory
+// that would garble it (a '#' would drop the sandbox options) is refused
+// before anything is created.
+func TestOpenShouldRefuseADataDirDuckDBCannotAddress(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"a#b", "100%", "what?"} {
+		dir := filepath.Join(t.TempDir(), name)
+		s, err := dataset.Open(dataset.Config{Dir: dir}, nil)
+		if err == nil {
+			_ = s.Close()
+			t.Fatalf("%s: Open succeeded", name)
+		}
+		if !strings.Contains(err.Error(), "cannot use a path containing") {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, statErr := os.Stat(dir); !errors.Is(statErr, os.ErrNotExist) {
+			t.Fatalf("%s: directory created anyway (%v)", name, statErr)
+		}
+	}
+}
+
+// Sessions on more datasets than MaxOpen, opened and closed from many
+// goroutines at once: every query sees its own data, and once all are
+// closed no more than MaxOpen handles stay open (run with -race).
+func TestConcurrentSessionsShouldRespectMaxOpen(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, dataset.Config{MaxOpen: 2})
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, mustCreate(t, s, fmt.Sprintf("d%d.csv", i), seqCSV(10+i)).ID)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 5 {
+				k := (g + i) % len(ids)
+				q, err := s.Session(context.Background(), ids[k])
+				if err != nil {
+					errs <- err
+					return
+				}
+				res, err := q.Query(context.Background(), "SELECT count(*) AS n FROM data")
+				if err == nil && res.Rows[0][0] != int64(10+k) {
+					err = fmt.Errorf("%s: count %v, want %d", ids[k], res.Rows[0][0], 10+k)
+				}
+				if cerr := q.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := s.Stats().OpenHandles; got > 2 {
+		t.Fatalf("%d handles open when idle, want at most 2", got)
 	}
 }

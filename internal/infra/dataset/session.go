@@ -65,9 +65,7 @@ func (s *Store) Session(ctx context.Context, id string) (*Session, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("dataset: open %s: %w", id, err), s.release(e))
 	}
-	if err := s.closeIdle(); err != nil {
-		s.log.Warn("dataset: closing idle handles", "error", err.Error())
-	}
+	s.closeIdle()
 	prof := e.meta.profile()
 	return &Session{store: s, db: db, schema: e.meta.Dataset.Columns, entry: e, prof: &prof}, nil
 }

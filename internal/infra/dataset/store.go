@@ -124,12 +124,17 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("dataset: create data dir: %w", err)
-	}
 	abs, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("dataset: data dir: %w", err)
+	}
+	if strings.ContainsAny(abs, "?#%") {
+		// duckdb-go reads a file path and its options as one URL: a '#'
+		// would silently drop the sandbox options, a '%' or '?' breaks it.
+		return nil, fmt.Errorf("dataset: data dir %q: DuckDB cannot use a path containing '?', '#' or '%%'", abs)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("dataset: create data dir: %w", err)
 	}
 	cfg.Dir = abs
 	parser, err := openSandboxMemory(context.Background(), "", parserMemoryLimitMB, nil)
@@ -416,19 +421,23 @@ func (s *Store) release(e *entry) error {
 		s.mu.Lock()
 		e.lastUsed = time.Now()
 		s.mu.Unlock()
-		return s.closeIdle()
+		s.closeIdle()
 	}
 	return nil
 }
 
 // closeIdle closes the least recently used idle handles past
 // Config.MaxOpen. It runs when a Session opens a handle and when the last
-// Session on a dataset ends. It closes them while holding s.mu, so that no
-// Session can acquire one in the meantime; closing an idle read-only
-// DuckDB takes about a millisecond.
-func (s *Store) closeIdle() error {
+// Session on a dataset ends. The handles are chosen and detached from
+// their entries under s.mu, so that no Session can be handed one of them,
+// and closed after s.mu is released, so that a slow close (DuckDB stops
+// its threads and frees its buffers) holds up no other caller. A detached
+// entry opens a fresh handle on its next Session. Close errors are logged:
+// they belong to no caller.
+func (s *Store) closeIdle() {
+	var detached []*sql.DB
+	var ids []string
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	open := 0
 	var idle []*entry
 	for _, d := range s.datasets {
@@ -440,16 +449,23 @@ func (s *Store) closeIdle() error {
 			idle = append(idle, d)
 		}
 	}
-	if open <= s.cfg.MaxOpen {
-		return nil
+	if open > s.cfg.MaxOpen {
+		slices.SortFunc(idle, func(a, b *entry) int { return a.lastUsed.Compare(b.lastUsed) })
+		for _, d := range idle[:min(len(idle), open-s.cfg.MaxOpen)] {
+			if db := d.detach(); db != nil {
+				detached = append(detached, db)
+				ids = append(ids, d.meta.Dataset.ID)
+			}
+		}
 	}
-	slices.SortFunc(idle, func(a, b *entry) int { return a.lastUsed.Compare(b.lastUsed) })
-	var errs []error
-	for _, d := range idle[:min(len(idle), open-s.cfg.MaxOpen)] {
-		errs = append(errs, d.closeDB())
-		s.log.Debug("dataset: closed idle handle", "id", d.meta.Dataset.ID, "max_open", s.cfg.MaxOpen)
+	s.mu.Unlock()
+	for i, db := range detached {
+		if err := db.Close(); err != nil {
+			s.log.Warn("dataset: closing idle handle", "id", ids[i], "error", err.Error())
+			continue
+		}
+		s.log.Debug("dataset: closed idle handle", "id", ids[i], "max_open", s.cfg.MaxOpen)
 	}
-	return errors.Join(errs...)
 }
 
 // handle returns the entry's sandboxed read-only handle, opening it once.
@@ -478,15 +494,21 @@ func (e *entry) handle(path string, memoryLimitMB int) (*sql.DB, error) {
 }
 
 func (e *entry) closeDB() error {
+	if db := e.detach(); db != nil {
+		return db.Close()
+	}
+	return nil
+}
+
+// detach takes the entry's handle (nil if none is open) for the caller to
+// close; the next Session opens a new one.
+func (e *entry) detach() *sql.DB {
 	e.openMu.Lock()
 	defer e.openMu.Unlock()
-	if e.db == nil {
-		return nil
-	}
-	err := e.db.Close()
+	db := e.db
 	e.db = nil
 	e.isOpen.Store(false)
-	return err
+	return db
 }
 
 // syncDir makes renames and removals in dir durable. Errors are ignored:
