@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// maxDelaySeconds is the largest delay-seconds value ParseRetryAfter accepts.
+// maxDelaySeconds is the longest delay ParseRetryAfter accepts, in either
+// form.
 // A server asking for more than a day is misconfigured or hostile, so such a
 // hint is ignored rather than capped; callers cap the hints they honour at
 // their own, much shorter, maximum.
@@ -23,7 +24,8 @@ const maxDelaySeconds = 24 * time.Hour
 //     strconv would take ("1e3", "0x1p4", "+5", "NaN", "Inf") are rejected.
 //     Values over a day are ignored.
 //   - an HTTP-date in any form http.ParseTime reads, e.g.
-//     "Wed, 21 Oct 2015 07:28:00 GMT"; a date not after now gives 0.
+//     "Wed, 21 Oct 2015 07:28:00 GMT"; a date not after now, or more than a
+//     day after it, gives 0.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
@@ -37,7 +39,7 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		return time.Duration(secs * float64(time.Second))
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
+		if d := t.Sub(now); d > 0 && d <= maxDelaySeconds {
 			return d
 		}
 	}

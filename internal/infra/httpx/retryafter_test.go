@@ -30,6 +30,8 @@ func TestParseRetryAfter(t *testing.T) {
 		{name: "negative is invalid", v: "-5", want: 0},
 		{name: "over a day is ignored", v: "86401", want: 0},
 		{name: "date in the past", v: "Tue, 04 Mar 2025 05:06:00 GMT", want: 0},
+		{name: "date a day ahead", v: "Wed, 05 Mar 2025 05:06:07 GMT", want: 24 * time.Hour},
+		{name: "date over a day ahead is ignored", v: "Wed, 05 Mar 2025 05:06:08 GMT", want: 0},
 		{name: "date equal to now", v: "Tue, 04 Mar 2025 05:06:07 GMT", want: 0},
 		{name: "garbage", v: "soon", want: 0},
 		{name: "unit suffix", v: "5s", want: 0},
