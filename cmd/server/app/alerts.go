@@ -26,8 +26,9 @@ type alerter struct {
 	metrics *metrics.Metrics
 	client  *http.Client
 
-	mu sync.RWMutex // guards n; read-held across n.Notify (see above)
-	n  *alert.Notifier
+	mu     sync.RWMutex // guards n and closed; read-held across n.Notify (see above)
+	n      *alert.Notifier
+	closed bool // close ran: a late update closes its new notifier at once
 }
 
 func newAlerter(cfg config.Alerts, log *slog.Logger, m *metrics.Metrics) *alerter {
@@ -69,6 +70,13 @@ func (a *alerter) notify(t infra.Transition) {
 func (a *alerter) update(cfg config.Alerts) {
 	next := a.build(cfg)
 	a.mu.Lock()
+	if a.closed {
+		// A reload that finished after shutdown began: nobody would
+		// close the new notifier.
+		a.mu.Unlock()
+		next.Close()
+		return
+	}
 	old := a.n
 	a.n = next
 	a.mu.Unlock()
@@ -79,8 +87,9 @@ func (a *alerter) update(cfg config.Alerts) {
 // close drains the current notifier at shutdown. Alerts raised after it
 // has started are dropped by the closed notifier.
 func (a *alerter) close() {
-	a.mu.RLock()
+	a.mu.Lock()
+	a.closed = true
 	n := a.n
-	a.mu.RUnlock()
+	a.mu.Unlock()
 	n.Close()
 }
