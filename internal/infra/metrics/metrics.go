@@ -100,20 +100,30 @@ func New(circuitNames []string, circuits func() []CircuitState) *Metrics {
 	return m
 }
 
-// ObserveDatasets exports the dataset store's size, read at scrape time:
+// ObserveDatasets exports the dataset store's size, read once per scrape:
 // nexus_datasets (stored) and nexus_dataset_open_handles (DuckDB handles
 // open, bounded by datasets.max_open_datasets while idle).
 func (m *Metrics) ObserveDatasets(stats func() (stored, open int)) {
-	m.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "nexus_datasets",
-			Help: "Datasets stored.",
-		}, func() float64 { n, _ := stats(); return float64(n) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "nexus_dataset_open_handles",
-			Help: "Datasets with a DuckDB handle open, in use or idle.",
-		}, func() float64 { _, n := stats(); return float64(n) }),
-	)
+	m.reg.MustRegister(&datasetCollector{stats: stats})
+}
+
+var (
+	datasetsDesc    = prometheus.NewDesc("nexus_datasets", "Datasets stored.", nil, nil)
+	openHandlesDesc = prometheus.NewDesc("nexus_dataset_open_handles", "Datasets with a DuckDB handle open, in use or idle.", nil, nil)
+)
+
+// datasetCollector reads both gauges from one snapshot, so they agree.
+type datasetCollector struct{ stats func() (stored, open int) }
+
+func (c *datasetCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- datasetsDesc
+	ch <- openHandlesDesc
+}
+
+func (c *datasetCollector) Collect(ch chan<- prometheus.Metric) {
+	stored, open := c.stats()
+	ch <- prometheus.MustNewConstMetric(datasetsDesc, prometheus.GaugeValue, float64(stored))
+	ch <- prometheus.MustNewConstMetric(openHandlesDesc, prometheus.GaugeValue, float64(open))
 }
 
 // Handler serves the exposition format.
