@@ -283,6 +283,54 @@ func TestEachOpenCircuitShouldDegradeItsStep(t *testing.T) {
 	}
 }
 
+// With visualization open, the chart follows the result's shape: time and
+// number make a line, two numbers a scatter, and text alone no chart.
+func TestChartFallbackShouldFollowTheResultShape(t *testing.T) {
+	t.Parallel()
+	const content = "day,sales,units,region\n2026-01-01,120,3,North\n2026-01-02,80,2,South\n2026-01-03,40,1,East\n"
+	cases := []struct {
+		name, sql, mark, x, y string
+	}{
+		{"time and number", "SELECT day, sales FROM data ORDER BY day", "line", "day", "sales"},
+		{"two numbers", "SELECT units, sales FROM data", "point", "units", "sales"},
+		{"category and number", "SELECT region, sales FROM data", "bar", "region", "sales"},
+		{"text only", "SELECT region FROM data", "", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			n := startNexus(t, withAdmin)
+			expectStatus(t, n.admin(t, http.MethodPost, "/api/circuits/visualization/open", adminToken), http.StatusOK)
+			n.LLM.SetDefaultFor(codegenModel, sqlReply(tc.sql))
+			n.LLM.SetDefaultFor(analystModel, fakellm.Reply("Sales fell."))
+			r := n.post(t, "/analyze", map[string]any{
+				"query": "How did sales go?", "visualize": true,
+				"data": map[string]any{"format": "csv", "content": content},
+			})
+			expectStatus(t, r, http.StatusOK)
+			expectSteps(t, r, map[string]string{"chart": "fallback"})
+			if degraded(r) != "chart" || n.LLM.RequestsFor(vizModel) != 0 {
+				t.Fatalf("body: %s", r.Raw)
+			}
+			if tc.mark == "" {
+				if r.Body["chart"] != nil {
+					t.Fatalf("a chart for text alone: %v", r.Body["chart"])
+				}
+				return
+			}
+			chart, _ := r.Body["chart"].(map[string]any)
+			if chart == nil {
+				t.Fatalf("no chart: %s", r.Raw)
+			}
+			enc := chart["encoding"].(map[string]any)
+			values := chart["data"].(map[string]any)["values"].([]any)
+			if chart["mark"] != tc.mark || enc["x"].(map[string]any)["field"] != tc.x || enc["y"].(map[string]any)["field"] != tc.y || len(values) != 3 {
+				t.Fatalf("chart: %v", chart)
+			}
+		})
+	}
+}
+
 // When every path to an answer fails, the 503 carries the profile.
 func TestAnalyzeShouldAnswer503WithTheProfileWhenNothingWorks(t *testing.T) {
 	t.Parallel()
