@@ -147,3 +147,29 @@ func TestShippedConfigShouldHaveTheSeedCircuits(t *testing.T) {
 		t.Errorf("llm/enabled: %+v", cfg)
 	}
 }
+
+// The start-up log states the configuration in force, overrides applied,
+// with the API key reduced to whether one is set.
+func TestStartUpShouldLogTheEffectiveConfig(t *testing.T) {
+	t.Parallel()
+	const key = "sk-effective-config-secret"
+	n := startNexus(t, func(o *startOpts) {
+		o.env["LLM_API_KEY"] = key
+		o.cfg.Datasets.MemoryLimitMB = 256
+		o.cfg.Datasets.MaxOpenDatasets = 3
+	})
+	lines := n.logs.lines("effective config")
+	if len(lines) != 1 {
+		t.Fatalf("%d effective config lines:\n%s", len(lines), n.logs.String())
+	}
+	l := lines[0]
+	ds, _ := l["datasets"].(map[string]any)
+	da, _ := l["data_analyst"].(map[string]any)
+	if l["path"] != n.ConfigPath || l["llm_api_key_set"] != true || ds["memory_limit_mb"] != 256.0 ||
+		ds["max_open_datasets"] != 3.0 || da["failure_threshold"] == nil || l["addr"] == nil {
+		t.Fatalf("effective config: %v", l)
+	}
+	if strings.Contains(n.logs.String(), key) {
+		t.Fatal("the API key is in the log")
+	}
+}

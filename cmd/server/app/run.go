@@ -270,6 +270,20 @@ func logEffectiveConfig(log *slog.Logger, cfg config.Config, path string, hasKey
 		slog.Bool("admin_api_enabled", hasAdmin),
 		slog.Bool("alerts_enabled", cfg.Alerts.WebhookURL != ""),
 		slog.String("addr", cfg.Server.Addr),
+		slog.Group("server",
+			slog.Int64("max_body_bytes", cfg.Server.MaxBodyBytes),
+			slog.Float64("drain_seconds", float64(cfg.Server.DrainSeconds)),
+			slog.Float64("shutdown_grace_seconds", float64(cfg.Server.ShutdownGraceSeconds))),
+		slog.Group("datasets",
+			slog.String("dir", cfg.Datasets.Dir),
+			slog.Int64("max_upload_bytes", cfg.Datasets.MaxUploadBytes),
+			slog.Float64("statement_timeout", float64(cfg.Datasets.StatementTimeout)),
+			slog.Int("max_rows", cfg.Datasets.MaxRows),
+			slog.Int("memory_limit_mb", cfg.Datasets.MemoryLimitMB),
+			slog.Int("max_open_datasets", cfg.Datasets.MaxOpenDatasets)),
+		slog.Group("cot_review",
+			slog.Bool("enabled", cfg.CoTReview.Enabled),
+			slog.Int("max_iterations", cfg.CoTReview.MaxIterations)),
 	}
 	for _, name := range config.CircuitNames() {
 		c := cfg.CircuitBreaker.Circuits[name]
