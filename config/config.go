@@ -178,6 +178,11 @@ type Circuit struct {
 	SuccessThreshold int `json:"success_threshold"`
 	// Timeout bounds each LLM call and cancels the upstream request.
 	Timeout Seconds `json:"timeout"`
+	// MaxConcurrent caps the calls in flight through the circuit (a
+	// bulkhead): past it a call is refused at once, without contacting
+	// the LLM and without counting as a failure. 0, the default, means no
+	// limit.
+	MaxConcurrent int `json:"max_concurrent"`
 }
 
 // LLM says where the OpenAI-compatible endpoint is and which models to use.
@@ -329,6 +334,9 @@ func (c Config) Validate() error {
 		}
 		if cc.SuccessThreshold < 1 {
 			bad(p+".success_threshold", "must be >= 1", cc.SuccessThreshold)
+		}
+		if cc.MaxConcurrent < 0 {
+			bad(p+".max_concurrent", "must be >= 0 (0: no limit)", cc.MaxConcurrent)
 		}
 		if !(cc.Timeout > 0) {
 			bad(p+".timeout", "must be > 0 seconds", float64(cc.Timeout))

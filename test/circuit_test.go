@@ -459,3 +459,52 @@ func TestHealthShouldBeUnhealthyWhenEveryCircuitIsOpen(t *testing.T) {
 		t.Fatalf("all open: %s", h.Raw)
 	}
 }
+
+// With max_concurrent set, a call past the limit is refused at once with a
+// 503 circuit_busy and Retry-After 1, without reaching the LLM and without
+// counting against the breaker; health and metrics show the calls in
+// flight.
+func TestBulkheadShouldRefuseCallsPastMaxConcurrent(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, func(o *startOpts) {
+		o.cfg.CircuitBreaker.Circuits[config.CircuitCodeGenerator] = config.Circuit{
+			FailureThreshold: 5, SuccessThreshold: 1, RecoveryTimeout: 30, Timeout: 1, MaxConcurrent: 1,
+		}
+	})
+	n.LLM.SetDefaultFor(codegenModel, fakellm.Hang())
+	first := make(chan int, 1)
+	go func() {
+		resp, err := n.client.Post(n.URL+"/generate", "application/json", stringsReader(`{"prompt":"sum the sales column"}`))
+		if err != nil {
+			first <- 0
+			return
+		}
+		_, _ = drain(resp)
+		first <- resp.StatusCode
+	}()
+	eventually(t, 5*time.Second, "one call in flight", func() bool {
+		return n.circuit(t, "code_generator")["in_flight"] == 1.0
+	})
+	cg := n.circuit(t, "code_generator")
+	if cg["config"].(map[string]any)["max_concurrent"] != 1.0 {
+		t.Fatalf("health config: %v", cg["config"])
+	}
+	expectMetric(t, n.scrape(t), "nexus_circuit_in_flight", map[string]string{"circuit": "code_generator"}, 1)
+
+	r := n.generate(t)
+	expectStatus(t, r, http.StatusServiceUnavailable)
+	if errorCode(r) != "circuit_busy" || r.Body["circuit_state"] != "closed" || r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("busy answer: %s (Retry-After %q)", r.Raw, r.Header.Get("Retry-After"))
+	}
+	if got := n.LLM.RequestsFor(codegenModel); got != 1 {
+		t.Fatalf("%d upstream requests, want 1", got)
+	}
+	if got := <-first; got != http.StatusServiceUnavailable {
+		t.Fatalf("the hanging call answered %d, want 503 after its timeout", got)
+	}
+	st := n.stats(t, "code_generator")
+	if n.state(t, "code_generator") != "closed" || st["rejected_count"] != 1.0 || st["failure_count"] != 1.0 || st["timeout_count"] != 1.0 ||
+		n.circuit(t, "code_generator")["in_flight"] != 0.0 {
+		t.Fatalf("after: %v", n.circuit(t, "code_generator"))
+	}
+}

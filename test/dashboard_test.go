@@ -45,7 +45,11 @@ const dashboardAdminToken = "dashboard-test-token"
 func TestDashboardShouldShowAnOpenCircuit(t *testing.T) {
 	t.Parallel()
 	chrome := chromium(t)
-	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 30, 2))
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 30, 2), func(o *startOpts) {
+		cg := o.cfg.CircuitBreaker.Circuits[config.CircuitCodeGenerator]
+		cg.MaxConcurrent = 3
+		o.cfg.CircuitBreaker.Circuits[config.CircuitCodeGenerator] = cg
+	})
 	b := newBrowser(t, chrome)
 	b.navigate(t, n.URL+"/dashboard?interval=0.2")
 	b.waitFor(t, 10*time.Second, "the data_analyst card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
@@ -66,13 +70,14 @@ func TestDashboardShouldShowAnOpenCircuit(t *testing.T) {
 		t.Errorf("card data-state = %q, want open", got)
 	}
 	for sel, want := range map[string]*regexp.Regexp{
-		card + `[data-field="last_error"]`:                     regexp.MustCompile(`boom`),
-		card + `[data-field="failure_count"]`:                  regexp.MustCompile(`^2$`),
-		card + `[data-field="success_rate"]`:                   regexp.MustCompile(`^0%$`),
-		card + `[data-field="transitions"] li`:                 regexp.MustCompile(`^closed → open · .*2 consecutive failures`),
-		`#overall`:                                             regexp.MustCompile(`^Degraded — 3 closed, 1 open$`),
-		`#f-config`:                                            regexp.MustCompile(`cot_review_config\.json$`),
-		`[data-circuit="code_generator"] [data-field="state"]`: regexp.MustCompile(`^closed$`),
+		card + `[data-field="last_error"]`:                      regexp.MustCompile(`boom`),
+		card + `[data-field="failure_count"]`:                   regexp.MustCompile(`^2$`),
+		card + `[data-field="success_rate"]`:                    regexp.MustCompile(`^0%$`),
+		card + `[data-field="transitions"] li`:                  regexp.MustCompile(`^closed → open · .*2 consecutive failures`),
+		`#overall`:                                              regexp.MustCompile(`^Degraded — 3 closed, 1 open$`),
+		`#f-config`:                                             regexp.MustCompile(`cot_review_config\.json$`),
+		`[data-circuit="code_generator"] [data-field="state"]`:  regexp.MustCompile(`^closed$`),
+		`[data-circuit="code_generator"] [data-field="config"]`: regexp.MustCompile(`· At most 3 calls at once, 0 in flight$|· at most 3 calls at once, 0 in flight$`),
 	} {
 		if got := b.text(t, sel); !want.MatchString(got) {
 			t.Errorf("%s = %q, want it to match %s", sel, got, want)

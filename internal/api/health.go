@@ -40,6 +40,7 @@ type circuitHealth struct {
 	Model                 string        `json:"model"`
 	Config                circuitConfig `json:"config"`
 	RemainingDelaySeconds float64       `json:"remaining_delay_seconds"`
+	InFlight              int           `json:"in_flight"`
 	RecentTransitions     []transition  `json:"recent_transitions"`
 	Statistics            infra.Stats   `json:"statistics"`
 }
@@ -57,6 +58,7 @@ type circuitConfig struct {
 	RecoveryTimeout  float64 `json:"recovery_timeout"`
 	SuccessThreshold int     `json:"success_threshold"`
 	Timeout          float64 `json:"timeout"`
+	MaxConcurrent    int     `json:"max_concurrent"`
 }
 
 func handleHealthStatus(r CircuitReporter, settings Settings, version string, started time.Time, now func() time.Time) echo.HandlerFunc {
@@ -102,8 +104,10 @@ func circuitHealthFrom(s infra.CircuitStatus) circuitHealth {
 			RecoveryTimeout:  float64(s.Config.RecoveryTimeout),
 			SuccessThreshold: s.Config.SuccessThreshold,
 			Timeout:          float64(s.Config.Timeout),
+			MaxConcurrent:    s.Config.MaxConcurrent,
 		},
 		RemainingDelaySeconds: float64(s.RemainingDelay.Milliseconds()) / 1000,
+		InFlight:              s.InFlight,
 		RecentTransitions:     ts,
 		Statistics:            s.Stats,
 	}

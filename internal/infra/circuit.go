@@ -74,10 +74,13 @@ type CircuitStatus struct {
 	RemainingDelay    time.Duration
 	Stats             Stats
 	RecentTransitions []Transition
+	// InFlight is how many calls are in flight through the circuit now.
+	InFlight int
 }
 
 // Circuit guards every LLM call of one named agent step with a failsafe-go
-// circuit breaker and a failsafe-go timeout.
+// circuit breaker and a failsafe-go timeout, and, when max_concurrent is
+// set, a bulkhead that refuses calls past that many in flight.
 //
 // failsafe-go records every error that its handle conditions do not match
 // as a success, and pairs each half-open permit with exactly one record. A
@@ -114,20 +117,28 @@ type Circuit struct {
 	// admitted while closed can never close a half-open circuit without a
 	// real trial, and a call in flight across a forced change or a reload
 	// records nothing into the new state.
-	gen     uint64
-	trials  int
-	counts  counters
-	reason  string    // why the transition about to happen happens
-	forcing bool      // the transition about to happen is an operator's
-	at      time.Time // when it happened, if not now (the lazy half-open)
-	pending []Transition
-	recent  []Transition
-	events  eventLog
+	gen    uint64
+	trials int
+	// inFlight counts admitted calls not yet finished, across rebuilds;
+	// cfg.MaxConcurrent caps it while circuit breakers are enabled.
+	inFlight int
+	counts   counters
+	reason   string    // why the transition about to happen happens
+	forcing  bool      // the transition about to happen is an operator's
+	at       time.Time // when it happened, if not now (the lazy half-open)
+	pending  []Transition
+	recent   []Transition
+	events   eventLog
 }
 
 type permit struct {
 	gen   uint64
 	trial bool
+}
+
+// busyLocked reports whether the bulkhead refuses another call.
+func (c *Circuit) busyLocked() bool {
+	return c.cfg.MaxConcurrent > 0 && c.inFlight >= c.cfg.MaxConcurrent
 }
 
 func newCircuit(name string, cfg config.Circuit, enabled bool, model string, llm Chatter, opts Options) *Circuit {
@@ -218,24 +229,29 @@ func (c *Circuit) acquire(override string) (permit, failsafe.Executor[ChatRespon
 		model, label = override, "other"
 	}
 	exec := c.exec
-	if !c.enabled {
-		p := permit{gen: c.gen}
+	admit := func(p permit) (permit, failsafe.Executor[ChatResponse], string, string, error) {
+		c.inFlight++
 		c.mu.Unlock()
 		return p, exec, model, label, nil
+	}
+	if !c.enabled {
+		return admit(permit{gen: c.gen})
 	}
 	c.syncLocked()
 	if !c.forced {
 		switch c.cb.State() {
 		case circuitbreaker.ClosedState:
-			p := permit{gen: c.gen}
-			c.mu.Unlock()
-			return p, exec, model, label, nil
+			if c.busyLocked() {
+				return c.refuseBusyLocked(model, label)
+			}
+			return admit(permit{gen: c.gen})
 		case circuitbreaker.HalfOpenState:
 			if c.trials < c.cfg.SuccessThreshold {
+				if c.busyLocked() {
+					return c.refuseBusyLocked(model, label)
+				}
 				c.trials++
-				p := permit{gen: c.gen, trial: true}
-				c.mu.Unlock()
-				return p, exec, model, label, nil
+				return admit(permit{gen: c.gen, trial: true})
 			}
 		}
 	}
@@ -249,7 +265,7 @@ func (c *Circuit) acquire(override string) (permit, failsafe.Executor[ChatRespon
 	case state == StateHalfOpen:
 		msg = fmt.Sprintf("circuit %s is half-open and its trial calls are in flight; no request was sent", c.name)
 	}
-	c.events.rejected(c.now())
+	c.events.rejected(c.now(), KindCircuitOpen, "calls rejected without contacting the LLM")
 	pending := c.takePendingLocked()
 	c.mu.Unlock()
 	c.flush(pending)
@@ -259,8 +275,28 @@ func (c *Circuit) acquire(override string) (permit, failsafe.Executor[ChatRespon
 	}
 }
 
+// busyRetryAfter is the Retry-After of a bulkhead refusal: calls finish
+// within the circuit's timeout, usually much sooner.
+const busyRetryAfter = time.Second
+
+// refuseBusyLocked refuses a call that the breaker would admit because
+// max_concurrent calls are in flight. It is a rejection, not a failure:
+// the breaker's counts and state are untouched. It unlocks mu.
+func (c *Circuit) refuseBusyLocked(model, label string) (permit, failsafe.Executor[ChatResponse], string, string, error) {
+	c.counts.rejected++
+	state := c.stateLocked()
+	msg := fmt.Sprintf("circuit %s already has %d calls in flight, its max_concurrent; no request was sent", c.name, c.cfg.MaxConcurrent)
+	c.events.rejected(c.now(), KindCircuitBusy, "calls refused: max_concurrent calls already in flight")
+	c.mu.Unlock()
+	return permit{}, nil, model, label, &LLMError{
+		Circuit: c.name, Kind: KindCircuitBusy, State: state,
+		RetryAfter: busyRetryAfter, Message: msg, Err: ErrCircuitBusy,
+	}
+}
+
 func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error {
 	c.mu.Lock()
+	c.inFlight--
 	current := c.enabled && p.gen == c.gen
 	if p.trial && current && outcome == Neutral {
 		// Only a neutral trial hands its slot back: at most
@@ -436,6 +472,7 @@ func (c *Circuit) Status() CircuitStatus {
 		Model:             c.model,
 		Stats:             c.counts.snapshot(),
 		RecentTransitions: append([]Transition(nil), c.recent...),
+		InFlight:          c.inFlight,
 	}
 	if c.enabled && !c.forced {
 		st.RemainingDelay = c.cb.RemainingDelay()

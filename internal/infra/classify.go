@@ -49,6 +49,9 @@ type Kind string
 // The kinds of LLM failure that callers map to responses.
 const (
 	KindCircuitOpen Kind = "circuit_open"
+	// KindCircuitBusy: the circuit already has max_concurrent calls in
+	// flight and refused this one without contacting the LLM.
+	KindCircuitBusy Kind = "circuit_busy"
 	KindTimeout     Kind = "llm_timeout"
 	KindUnavailable Kind = "llm_unavailable"
 	KindRejected    Kind = "llm_rejected_request"
@@ -58,6 +61,10 @@ const (
 // ErrCircuitOpen is returned (inside an *LLMError) when a circuit refuses a
 // call without contacting the LLM. It wraps failsafe-go's ErrOpen.
 var ErrCircuitOpen = fmt.Errorf("circuit open: %w", circuitbreaker.ErrOpen)
+
+// ErrCircuitBusy is returned (inside an *LLMError) when a circuit refuses a
+// call because max_concurrent calls are already in flight.
+var ErrCircuitBusy = errors.New("circuit busy: max_concurrent calls in flight")
 
 // ErrEmptyCompletion means the upstream answered 200 with no usable choice.
 var ErrEmptyCompletion = errors.New("upstream returned no choices")

@@ -23,7 +23,8 @@ type Event struct {
 	Type string    `json:"type"`
 	From string    `json:"from,omitempty"`
 	To   string    `json:"to,omitempty"`
-	// Kind is the classified reason of a failure (llm_timeout, …).
+	// Kind is the classified reason of a failure (llm_timeout, …) or of a
+	// rejection (circuit_open, circuit_busy).
 	Kind   string `json:"kind,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	// Count and LastAt summarise a run of rejections in one entry.
@@ -46,8 +47,10 @@ func (l *eventLog) add(e Event) {
 	}
 }
 
-func (l *eventLog) rejected(at time.Time) {
-	if n := len(l.events); n > 0 && l.events[n-1].Type == EventRejected {
+// rejected records a refused call, summarising a run of refusals of the
+// same kind (circuit_open or circuit_busy) in one entry.
+func (l *eventLog) rejected(at time.Time, kind Kind, reason string) {
+	if n := len(l.events); n > 0 && l.events[n-1].Type == EventRejected && l.events[n-1].Kind == string(kind) {
 		last := &l.events[n-1]
 		last.Count++
 		t := at.UTC()
@@ -55,7 +58,7 @@ func (l *eventLog) rejected(at time.Time) {
 		return
 	}
 	t := at.UTC()
-	l.add(Event{At: t, Type: EventRejected, Count: 1, LastAt: &t, Reason: "calls rejected without contacting the LLM"})
+	l.add(Event{At: t, Type: EventRejected, Kind: string(kind), Count: 1, LastAt: &t, Reason: reason})
 }
 
 func (l *eventLog) list() []Event {

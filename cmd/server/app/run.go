@@ -93,7 +93,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	m := metrics.New(config.CircuitNames(), func() []metrics.CircuitState {
 		var out []metrics.CircuitState
 		for _, s := range circuits.Statuses() {
-			out = append(out, metrics.CircuitState{Name: s.Name, State: s.State, Forced: s.Forced})
+			out = append(out, metrics.CircuitState{Name: s.Name, State: s.State, Forced: s.Forced, InFlight: s.InFlight})
 		}
 		return out
 	})

@@ -23,9 +23,10 @@ var outcomes = []string{"success", "failure", "rejected", "timeout", "neutral"}
 
 // CircuitState is what the state gauges need to know of one circuit.
 type CircuitState struct {
-	Name   string
-	State  string
-	Forced bool
+	Name     string
+	State    string
+	Forced   bool
+	InFlight int
 }
 
 // Metrics holds Nexus's collectors.
@@ -173,11 +174,14 @@ var (
 		[]string{"circuit", "state"}, nil)
 	forcedDesc = prometheus.NewDesc("nexus_circuit_forced",
 		"1 while an operator holds the circuit open.", []string{"circuit"}, nil)
+	inFlightDesc = prometheus.NewDesc("nexus_circuit_in_flight",
+		"LLM calls in flight through the circuit (capped by max_concurrent when set).", []string{"circuit"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- stateDesc
 	ch <- forcedDesc
+	ch <- inFlightDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -194,5 +198,6 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			f = 1
 		}
 		ch <- prometheus.MustNewConstMetric(forcedDesc, prometheus.GaugeValue, f, s.Name)
+		ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(s.InFlight), s.Name)
 	}
 }

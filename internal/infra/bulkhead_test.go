@@ -1,0 +1,162 @@
+package infra_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra"
+)
+
+// blocker is an LLM whose calls wait until released; entered reports each
+// call that reached it.
+type blocker struct {
+	entered chan struct{}
+	release chan struct{}
+	mu      sync.Mutex
+	calls   int
+}
+
+func newBlocker() *blocker {
+	return &blocker{entered: make(chan struct{}, 16), release: make(chan struct{})}
+}
+
+func (b *blocker) chat(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+	b.mu.Lock()
+	b.calls++
+	b.mu.Unlock()
+	b.entered <- struct{}{}
+	<-b.release
+	return ok(ctx, m, r)
+}
+
+// await waits until a call reaches the LLM, and fails the test if one
+// returns first instead (a wrong refusal must fail, not hang).
+func (b *blocker) await(t *testing.T, results <-chan error) {
+	t.Helper()
+	select {
+	case <-b.entered:
+	case err := <-results:
+		t.Fatalf("a call returned before reaching the LLM: %v", err)
+	}
+}
+
+func (b *blocker) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.calls
+}
+
+// With max_concurrent calls in flight, the next is refused at once as
+// circuit_busy: no upstream call, a rejection in the statistics, and no
+// effect on the breaker. Once calls finish, new ones pass again.
+func TestBulkheadShouldRefuseCallsPastMaxConcurrent(t *testing.T) {
+	t.Parallel()
+	b := newBlocker()
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 5, MaxConcurrent: 2}, true, b.chat)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	for range 2 {
+		wg.Go(func() { errs <- call(c) })
+	}
+	b.await(t, errs)
+	b.await(t, errs)
+	if got := c.Status().InFlight; got != 2 {
+		t.Fatalf("in flight = %d, want 2", got)
+	}
+	err := call(c)
+	var le *infra.LLMError
+	if kindOf(err) != infra.KindCircuitBusy || !errors.As(err, &le) || le.RetryAfter <= 0 || le.State != infra.StateClosed {
+		t.Fatalf("third call: %v", err)
+	}
+	st := c.Status()
+	if b.count() != 2 || st.State != infra.StateClosed || st.Stats.RejectedCount != 1 || st.Stats.FailureCount != 0 || st.Stats.ConsecutiveFailures != 0 {
+		t.Fatalf("after refusal: %d upstream calls, %+v", b.count(), st)
+	}
+	ev := c.Events()
+	if last := ev[len(ev)-1]; last.Type != infra.EventRejected || last.Kind != string(infra.KindCircuitBusy) || last.Count != 1 {
+		t.Fatalf("events: %+v", ev)
+	}
+	close(b.release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := call(c); err != nil || c.Status().InFlight != 0 || b.count() != 3 {
+		t.Fatalf("after the calls finished: %v, %+v", err, c.Status())
+	}
+}
+
+// In half-open, a refusal for lack of room takes no trial slot: with
+// success_threshold 2 and max_concurrent 1, a busy refusal between the two
+// trials leaves the second trial its slot, and two successes close it.
+func TestBulkheadShouldSpareHalfOpenTrialSlots(t *testing.T) {
+	t.Parallel()
+	b := newBlocker()
+	var mu sync.Mutex
+	failed := false
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 2, RecoveryTimeout: 0.1, Timeout: 5, MaxConcurrent: 1}, true,
+		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+			mu.Lock()
+			first := !failed
+			failed = true
+			mu.Unlock()
+			if first {
+				return fail(ctx, m, r)
+			}
+			return b.chat(ctx, m, r)
+		})
+	if kindOf(call(c)) != infra.KindUnavailable {
+		t.Fatal("first call should fail and open the circuit")
+	}
+	waitState(t, c, infra.StateHalfOpen)
+	done := make(chan error, 1)
+	go func() { done <- call(c) }()
+	b.await(t, done)
+	if kindOf(call(c)) != infra.KindCircuitBusy {
+		t.Fatal("a call beside the trial should be refused as busy")
+	}
+	b.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- call(c) }()
+	b.await(t, done)
+	b.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatalf("second trial: %v", err)
+	}
+	if st := c.Status(); st.State != infra.StateClosed || b.count() != 2 {
+		t.Fatalf("after two trials: %d upstream calls, %+v", b.count(), st)
+	}
+}
+
+// With circuit breakers disabled there is no bulkhead: calls go straight
+// through, as with everything else the circuit does, and are still
+// counted in flight.
+func TestBulkheadShouldStepAsideWhenDisabled(t *testing.T) {
+	t.Parallel()
+	b := newBlocker()
+	off := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 5, MaxConcurrent: 1}, false, b.chat)
+	results := make(chan error, 3)
+	for range 3 {
+		go func() { results <- call(off) }()
+	}
+	for range 3 {
+		b.await(t, results)
+	}
+	if got := off.Status().InFlight; got != 3 {
+		t.Fatalf("disabled: in flight = %d, want 3", got)
+	}
+	close(b.release)
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
