@@ -160,3 +160,17 @@ func TestBulkheadShouldStepAsideWhenDisabled(t *testing.T) {
 		}
 	}
 }
+
+// A call whose LLM client panics still leaves the bulkhead.
+func TestBulkheadShouldFreeTheSlotOfACallThatPanicked(t *testing.T) {
+	t.Parallel()
+	c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 5, MaxConcurrent: 1}, true,
+		func(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) { panic("client bug") })
+	func() {
+		defer func() { _ = recover() }()
+		_ = call(c)
+	}()
+	if got := c.Status().InFlight; got != 0 {
+		t.Fatalf("in flight after a panic = %d, want 0", got)
+	}
+}

@@ -190,6 +190,7 @@ func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, 
 		c.emitCall(label, CallRejected, 0)
 		return ChatResponse{}, err
 	}
+	defer c.leave()
 	start := time.Now()
 	resp, err := exec.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[ChatResponse]) (ChatResponse, error) {
 		return c.llm.Chat(e.Context(), model, req)
@@ -201,6 +202,14 @@ func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, 
 		return ChatResponse{}, ferr
 	}
 	return resp, nil
+}
+
+// leave ends an admitted call's stay in flight, even if the LLM client
+// panicked, so that a bulkhead never loses a slot.
+func (c *Circuit) leave() {
+	c.mu.Lock()
+	c.inFlight--
+	c.mu.Unlock()
 }
 
 func callLabel(o Outcome, k Kind) string {
@@ -296,7 +305,6 @@ func (c *Circuit) refuseBusyLocked(model, label string) (permit, failsafe.Execut
 
 func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error {
 	c.mu.Lock()
-	c.inFlight--
 	current := c.enabled && p.gen == c.gen
 	if p.trial && current && outcome == Neutral {
 		// Only a neutral trial hands its slot back: at most
