@@ -211,6 +211,10 @@ type Server struct {
 	// ShutdownGraceSeconds is how long in-flight requests may take to
 	// finish once the listener has closed.
 	ShutdownGraceSeconds Seconds `json:"shutdown_grace_seconds"`
+	// RequestTimeoutSeconds bounds a whole /analyze or /generate request,
+	// every step and fallback included; past it the request's LLM calls
+	// and queries are cancelled and it answers 504. 0 means no limit.
+	RequestTimeoutSeconds Seconds `json:"request_timeout_seconds"`
 }
 
 // Default returns the built-in configuration: the seed's four circuits and
@@ -241,10 +245,11 @@ func Default() Config {
 			MaxIdleConnsPerHost: 64,
 		},
 		Server: Server{
-			Addr:                 ":8080",
-			MaxBodyBytes:         10 << 20,
-			DrainSeconds:         0,
-			ShutdownGraceSeconds: 30,
+			Addr:                  ":8080",
+			MaxBodyBytes:          10 << 20,
+			DrainSeconds:          0,
+			ShutdownGraceSeconds:  30,
+			RequestTimeoutSeconds: 300,
 		},
 		Alerts: Alerts{
 			QueueSize: 256,
@@ -381,6 +386,9 @@ func (c Config) Validate() error {
 	}
 	if c.Server.ShutdownGraceSeconds < 0 {
 		bad("server.shutdown_grace_seconds", "must be >= 0 seconds", float64(c.Server.ShutdownGraceSeconds))
+	}
+	if c.Server.RequestTimeoutSeconds < 0 || c.Server.RequestTimeoutSeconds > maxSeconds {
+		bad("server.request_timeout_seconds", "must be between 0 (no limit) and 86400 seconds", float64(c.Server.RequestTimeoutSeconds))
 	}
 	if u := c.Alerts.WebhookURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		errs = append(errs, errors.New("alerts.webhook_url: must start with http:// or https://"))

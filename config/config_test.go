@@ -42,11 +42,12 @@ func TestParseShouldReportEveryProblem(t *testing.T) {
 	cg := cfg.CircuitBreaker.Circuits[config.CircuitCodeGenerator]
 	cg.MaxConcurrent = -1
 	cfg.CircuitBreaker.Circuits[config.CircuitCodeGenerator] = cg
+	cfg.Server.RequestTimeoutSeconds = -1
 	cfg.Datasets.MemoryLimitMB = 8
 	cfg.Datasets.MaxOpenDatasets = 0
 	err = cfg.Validate()
 	for _, want := range []string{"llm.base_url: must not be empty", "server.max_body_bytes: must be >= 1, got 0", "llm.models.cot_engine: a model is required",
-		"datasets.memory_limit_mb: must be >= 64, got 8", "circuit_breaker.circuits.code_generator.max_concurrent: must be >= 0 (0: no limit), got -1", "datasets.max_open_datasets: must be >= 1, got 0"} {
+		"datasets.memory_limit_mb: must be >= 64, got 8", "server.request_timeout_seconds: must be between 0 (no limit) and 86400 seconds, got -1", "circuit_breaker.circuits.code_generator.max_concurrent: must be >= 0 (0: no limit), got -1", "datasets.max_open_datasets: must be >= 1, got 0"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}

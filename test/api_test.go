@@ -256,3 +256,42 @@ func TestSecretsShouldNeverLeak(t *testing.T) {
 		t.Fatalf("last_error = %q, want the 401 described", le)
 	}
 }
+
+// server.request_timeout_seconds bounds a whole request: past it the
+// request's LLM call is cancelled upstream and the answer is a 504. The
+// cut call is the deadline's doing, not the LLM's, so no circuit counts it.
+func TestRequestTimeoutShouldAnswer504AndCountNothing(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, func(o *startOpts) { o.cfg.Server.RequestTimeoutSeconds = 0.3 })
+	n.LLM.SetDefault(fakellm.Hang())
+	for i, send := range []func() response{
+		func() response { return n.generate(t) },
+		func() response {
+			return n.post(t, "/analyze", map[string]any{
+				"query": "Total?", "data": map[string]any{"format": "csv", "content": "a,b\n1,2\n"},
+			})
+		},
+	} {
+		r := send()
+		expectStatus(t, r, http.StatusGatewayTimeout)
+		if errorCode(r) != "request_timeout" || !strings.Contains(r.Raw, "300ms") {
+			t.Fatalf("answer: %s", r.Raw)
+		}
+		eventually(t, 5*time.Second, "the upstream call cancelled", func() bool { return n.LLM.Canceled() == i+1 })
+	}
+	for _, name := range []string{"code_generator", "data_analyst"} {
+		st := n.stats(t, name)
+		if n.state(t, name) != "closed" || st["failure_count"] != 0.0 || st["consecutive_failures"] != 0.0 {
+			t.Fatalf("%s counted the deadline: %v", name, st)
+		}
+	}
+	got := map[string]bool{}
+	for _, l := range n.logs.lines("request") {
+		if l["status"] == 504.0 {
+			got[l["route"].(string)] = true
+		}
+	}
+	if !got["/generate"] || !got["/analyze"] {
+		t.Fatalf("access log lacks the 504s: %v", got)
+	}
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
@@ -47,9 +48,16 @@ type errorDetail struct {
 }
 
 // errorHandler is the one place where errors become HTTP responses.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+// requestTimeout is the limit requestDeadline enforces, for the message.
+func errorHandler(log *slog.Logger, requestTimeout time.Duration) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
+			return
+		}
+		if errors.Is(context.Cause(c.Request().Context()), errRequestTimeout) {
+			// Whatever failed last failed because the time ran out.
+			writeError(c, http.StatusGatewayTimeout, "request_timeout",
+				fmt.Sprintf("the request took longer than the limit of %s and was stopped", requestTimeout), "")
 			return
 		}
 		var (

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -57,11 +59,14 @@ func accessLog(log *slog.Logger, m Metrics) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
+			// The connection's own context: a route's deadline replaces
+			// the request's context, and its expiry is not a hang-up.
+			conn := c.Request().Context()
 			if err := next(c); err != nil {
 				c.Error(err)
 			}
 			status := c.Response().Status
-			if c.Request().Context().Err() != nil {
+			if conn.Err() != nil {
 				status = StatusClientClosed
 			}
 			route := c.Path()
@@ -84,6 +89,27 @@ func accessLog(log *slog.Logger, m Metrics) echo.MiddlewareFunc {
 				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 			)
 			return nil
+		}
+	}
+}
+
+// errRequestTimeout is the cause given to a request's context when
+// requestDeadline expires, to tell it from the client hanging up.
+var errRequestTimeout = errors.New("request timeout")
+
+// requestDeadline bounds the request: its context ends after d (none when
+// d is 0), which cancels the LLM calls and queries it is waiting on; the
+// error handler then answers 504.
+func requestDeadline(d time.Duration) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if d <= 0 {
+			return next
+		}
+		return func(c echo.Context) error {
+			ctx, cancel := context.WithTimeoutCause(c.Request().Context(), d, errRequestTimeout)
+			defer cancel()
+			c.SetRequest(c.Request().WithContext(ctx))
+			return next(c)
 		}
 	}
 }

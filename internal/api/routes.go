@@ -5,8 +5,9 @@ import "github.com/labstack/echo/v4"
 // routes lists every route Nexus serves. Routes gated by a reloadable flag
 // are always registered and answer 404 while the flag is off.
 func routes(e *echo.Echo, cfg Config) {
-	e.POST("/analyze", handleAnalyze(cfg.Analyst, cfg.MaxBodyBytes))
-	e.POST("/generate", handleGenerate(cfg.Generator, cfg.MaxBodyBytes))
+	deadline := requestDeadline(cfg.RequestTimeout)
+	e.POST("/analyze", handleAnalyze(cfg.Analyst, cfg.MaxBodyBytes), deadline)
+	e.POST("/generate", handleGenerate(cfg.Generator, cfg.MaxBodyBytes), deadline)
 
 	e.POST("/datasets", handleUpload(cfg.Datasets))
 	e.GET("/datasets", handleListDatasets(cfg.Datasets))

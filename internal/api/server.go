@@ -70,7 +70,10 @@ type Config struct {
 	Ready func() bool
 	// MaxBodyBytes limits JSON request bodies; larger ones get 413.
 	MaxBodyBytes int64
-	Version      string
+	// RequestTimeout bounds each /analyze and /generate request; past it
+	// the request answers 504 request_timeout. 0 means no limit.
+	RequestTimeout time.Duration
+	Version        string
 	// Started is when the process started, for uptime_seconds.
 	Started time.Time
 	// Now is the clock for timestamps; time.Now when nil.
@@ -88,7 +91,7 @@ func NewServer(cfg Config) http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.RequestTimeout)
 	e.Use(requestID(), accessLog(cfg.Logger, cfg.Metrics), recoverPanics(cfg.Logger))
 	routes(e, cfg)
 	return e
