@@ -296,7 +296,9 @@ func (c *Circuit) refuseBusyLocked(model, label string) (permit, failsafe.Execut
 	state := c.stateLocked()
 	msg := fmt.Sprintf("circuit %s already has %d calls in flight, its max_concurrent; no request was sent", c.name, c.cfg.MaxConcurrent)
 	c.events.rejected(c.now(), KindCircuitBusy, "calls refused: max_concurrent calls already in flight")
+	pending := c.takePendingLocked() // the lazy half-open, if it just became due
 	c.mu.Unlock()
+	c.flush(pending)
 	return permit{}, nil, model, label, &LLMError{
 		Circuit: c.name, Kind: KindCircuitBusy, State: state,
 		RetryAfter: busyRetryAfter, Message: msg, Err: ErrCircuitBusy,
