@@ -14,15 +14,22 @@ import (
 	"github.com/nexus/nexus/internal/infra/dataset"
 )
 
+// mustCreateSeq uploads n datasets; dataset i has 10+i rows.
+func mustCreateSeq(tb testing.TB, s *dataset.Store, n int) []string {
+	tb.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = mustCreate(tb, s, fmt.Sprintf("d%d.csv", i), seqCSV(10+i)).ID
+	}
+	return ids
+}
+
 // Idle handles past MaxOpen are closed, least recently used first; handles
 // in use never are, and a closed one reopens on its next Session.
 func TestIdleHandlesShouldBeClosedPastMaxOpen(t *testing.T) {
 	t.Parallel()
 	s := mustOpen(t, dataset.Config{MaxOpen: 2})
-	var ids []string
-	for i := range 4 {
-		ids = append(ids, mustCreate(t, s, fmt.Sprintf("d%d.csv", i), seqCSV(10+i)).ID)
-	}
+	ids := mustCreateSeq(t, s, 4)
 	if st := s.Stats(); st != (dataset.Stats{Datasets: 4}) {
 		t.Fatalf("after uploads: %+v", st)
 	}
@@ -155,10 +162,7 @@ func TestOpenShouldRefuseADataDirDuckDBCannotAddress(t *testing.T) {
 func TestConcurrentSessionsShouldRespectMaxOpen(t *testing.T) {
 	t.Parallel()
 	s := mustOpen(t, dataset.Config{MaxOpen: 2})
-	var ids []string
-	for i := range 5 {
-		ids = append(ids, mustCreate(t, s, fmt.Sprintf("d%d.csv", i), seqCSV(10+i)).ID)
-	}
+	ids := mustCreateSeq(t, s, 5)
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
 	for g := range 8 {
