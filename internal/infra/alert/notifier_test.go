@@ -201,8 +201,8 @@ func TestNotifyNeverBlocksAndKeepsNewest(t *testing.T) {
 
 	// Then no call blocked (a blocking check, not a benchmark: a blocked call
 	// would wait a minute), and the 7 oldest waiting events were dropped
-	if spent > 50*time.Millisecond {
-		t.Errorf("10 Notify calls took %v, want well under 50ms", spent)
+	if spent > 5*time.Second {
+		t.Errorf("10 Notify calls took %v, want far less than one blocked call (a minute)", spent)
 	}
 	if got := c.drop.Load(); got != 7 {
 		t.Errorf("dropped = %d, want 7 (10 events - 1 in flight - 2 queued)", got)
@@ -346,7 +346,9 @@ func TestCloseReturnsPromptlyWhenServerHangs(t *testing.T) {
 
 	// Then Close gave the queue its Timeout to drain, then cut the attempt
 	// short instead of waiting for the retries (goleak checks the goroutine)
-	if elapsed < timeout || elapsed > timeout+time.Second {
+	// (the upper bound is loose for busy CI machines: waiting for the
+	// retries instead would take over 9 s)
+	if elapsed < timeout || elapsed > timeout+3*time.Second {
 		t.Errorf("Close took %v, want about the %v timeout", elapsed, timeout)
 	}
 	// And the abandoned events are logged, not counted as failed or sent
