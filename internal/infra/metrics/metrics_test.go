@@ -1,0 +1,92 @@
+package metrics_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
+
+	"github.com/nexus/nexus/internal/infra/metrics"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// value returns the gauge or counter value of name{labels} in a scrape.
+func value(t *testing.T, m *metrics.Metrics, name string, labels map[string]string) (float64, bool) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(rec.Body)
+	if err != nil {
+		t.Fatalf("parse scrape: %v", err)
+	}
+	f, ok := families[name]
+	if !ok {
+		return 0, false
+	}
+next:
+	for _, s := range f.GetMetric() {
+		got := map[string]string{}
+		for _, l := range s.GetLabel() {
+			got[l.GetName()] = l.GetValue()
+		}
+		for k, v := range labels {
+			if got[k] != v {
+				continue next
+			}
+		}
+		if s.GetGauge() != nil {
+			return s.GetGauge().GetValue(), true
+		}
+		return s.GetCounter().GetValue(), true
+	}
+	return 0, false
+}
+
+// Circuit state, forced and in-flight series are computed at scrape time
+// from the current statuses; the dataset gauges come from one snapshot.
+func TestScrapeShouldReadStateAtScrapeTime(t *testing.T) {
+	t.Parallel()
+	current := []metrics.CircuitState{{Name: "data_analyst", State: "closed"}}
+	m := metrics.New([]string{"data_analyst"}, func() []metrics.CircuitState { return current })
+	stored, open := 3, 1
+	m.ObserveDatasets(func() (int, int) { return stored, open })
+
+	check := func(name string, labels map[string]string, want float64) {
+		t.Helper()
+		got, ok := value(t, m, name, labels)
+		if !ok || got != want {
+			t.Fatalf("%s%v = %v (present %v), want %v", name, labels, got, ok, want)
+		}
+	}
+	da := func(kv ...string) map[string]string {
+		l := map[string]string{"circuit": "data_analyst"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			l[kv[i]] = kv[i+1]
+		}
+		return l
+	}
+	check("nexus_circuit_state", da("state", "closed"), 1)
+	check("nexus_circuit_state", da("state", "open"), 0)
+	check("nexus_circuit_calls_total", da("outcome", "rejected"), 0)
+	check("nexus_datasets", nil, 3)
+	check("nexus_dataset_open_handles", nil, 1)
+
+	current = []metrics.CircuitState{{Name: "data_analyst", State: "open", Forced: true, InFlight: 2}}
+	stored, open = 4, 2
+	m.ObserveCall("data_analyst", "m", "rejected", time.Millisecond)
+	check("nexus_circuit_state", da("state", "open"), 1)
+	check("nexus_circuit_state", da("state", "closed"), 0)
+	check("nexus_circuit_forced", da(), 1)
+	check("nexus_circuit_in_flight", da(), 2)
+	check("nexus_circuit_calls_total", da("outcome", "rejected"), 1)
+	check("nexus_datasets", nil, 4)
+	check("nexus_dataset_open_handles", nil, 2)
+}
