@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/infra"
@@ -172,5 +173,120 @@ func TestBulkheadShouldFreeTheSlotOfACallThatPanicked(t *testing.T) {
 	}()
 	if got := c.Status().InFlight; got != 0 {
 		t.Fatalf("in flight after a panic = %d, want 0", got)
+	}
+}
+
+// A half-open trial whose LLM client panics hands its trial slot back, so
+// the next call is the trial instead of the circuit refusing every call
+// until an operator steps in.
+func TestPanickedTrialShouldHandItsSlotBack(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	n := 0
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}, true,
+		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+			mu.Lock()
+			n++
+			k := n
+			mu.Unlock()
+			switch k {
+			case 1:
+				return fail(ctx, m, r)
+			case 2:
+				panic("client bug")
+			}
+			return ok(ctx, m, r)
+		})
+	if kindOf(call(c)) != infra.KindUnavailable {
+		t.Fatal("first call should fail and open the circuit")
+	}
+	waitState(t, c, infra.StateHalfOpen)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the panic was swallowed")
+			}
+		}()
+		_ = call(c)
+	}()
+	if err := call(c); err != nil {
+		t.Fatalf("the next trial was refused: %v", err)
+	}
+	if st := c.Status(); st.State != infra.StateClosed || st.InFlight != 0 {
+		t.Fatalf("after the trial: %+v", st)
+	}
+}
+
+// A reload that changes only max_concurrent applies it in place: an open
+// circuit stays open, with its failure window, and is not reported as
+// rebuilt.
+func TestReloadOfMaxConcurrentAloneShouldKeepTheState(t *testing.T) {
+	t.Parallel()
+	cfg := config.Default()
+	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 5}
+	reg := infra.NewRegistry(cfg, chatFunc(fail), infra.Options{})
+	c := reg.Circuit(config.CircuitDataAnalyst)
+	if kindOf(call(c)) != infra.KindUnavailable || c.Status().State != infra.StateOpen {
+		t.Fatal("the circuit should be open")
+	}
+	da := cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst]
+	da.MaxConcurrent = 4
+	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = da
+	if rebuilt := reg.Apply(cfg); len(rebuilt) != 0 {
+		t.Fatalf("rebuilt %v for a max_concurrent change", rebuilt)
+	}
+	st := c.Status()
+	if st.State != infra.StateOpen || st.Config.MaxConcurrent != 4 || st.RemainingDelay <= 0 {
+		t.Fatalf("after the reload: %+v", st)
+	}
+	da.FailureThreshold = 2
+	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = da
+	if rebuilt := reg.Apply(cfg); len(rebuilt) != 1 || c.Status().State != infra.StateClosed {
+		t.Fatalf("a breaker setting should rebuild: %v, %s", rebuilt, c.Status().State)
+	}
+}
+
+// The lazy open→half-open found by the call that becomes the trial is
+// reported at once, not when the trial ends.
+func TestHalfOpenShouldBeReportedWhileTheTrialIsInFlight(t *testing.T) {
+	t.Parallel()
+	b := newBlocker()
+	var mu sync.Mutex
+	var seen []string
+	failed := false
+	cfg := config.Default()
+	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}
+	c := infra.NewRegistry(cfg, chatFunc(func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+		mu.Lock()
+		first := !failed
+		failed = true
+		mu.Unlock()
+		if first {
+			return fail(ctx, m, r)
+		}
+		return b.chat(ctx, m, r)
+	}), infra.Options{OnTransition: func(tr infra.Transition) {
+		mu.Lock()
+		seen = append(seen, tr.From+">"+tr.To)
+		mu.Unlock()
+	}}).Circuit(config.CircuitDataAnalyst)
+	if kindOf(call(c)) != infra.KindUnavailable {
+		t.Fatal("first call should fail and open the circuit")
+	}
+	// Wait out the 100 ms recovery timeout. This cannot poll: asking for
+	// the state would itself report the half-open.
+	time.Sleep(200 * time.Millisecond)
+	done := make(chan error, 1)
+	go func() { done <- call(c) }()
+	b.await(t, done)
+	mu.Lock()
+	got := append([]string(nil), seen...)
+	mu.Unlock()
+	close(b.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 2 || got[1] != "open>half-open" {
+		t.Fatalf("transitions seen while the trial was in flight: %v", got)
 	}
 }

@@ -190,7 +190,15 @@ func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, 
 		c.emitCall(label, CallRejected, 0)
 		return ChatResponse{}, err
 	}
-	defer c.leave()
+	finished := false
+	defer func() {
+		if !finished {
+			// The LLM client panicked: the call ends as neutral, so that
+			// neither its bulkhead slot nor its half-open trial slot is
+			// lost; the panic goes on up.
+			_ = c.finish(p, Neutral, "", nil)
+		}
+	}()
 	start := time.Now()
 	resp, err := exec.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[ChatResponse]) (ChatResponse, error) {
 		return c.llm.Chat(e.Context(), model, req)
@@ -198,18 +206,11 @@ func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, 
 	took := time.Since(start)
 	outcome, kind := Classify(ctx, err)
 	c.emitCall(label, callLabel(outcome, kind), took)
+	finished = true
 	if ferr := c.finish(p, outcome, kind, err); ferr != nil {
 		return ChatResponse{}, ferr
 	}
 	return resp, nil
-}
-
-// leave ends an admitted call's stay in flight, even if the LLM client
-// panicked, so that a bulkhead never loses a slot.
-func (c *Circuit) leave() {
-	c.mu.Lock()
-	c.inFlight--
-	c.mu.Unlock()
 }
 
 func callLabel(o Outcome, k Kind) string {
@@ -240,7 +241,9 @@ func (c *Circuit) acquire(override string) (permit, failsafe.Executor[ChatRespon
 	exec := c.exec
 	admit := func(p permit) (permit, failsafe.Executor[ChatResponse], string, string, error) {
 		c.inFlight++
+		pending := c.takePendingLocked() // the lazy half-open this call found
 		c.mu.Unlock()
+		c.flush(pending)
 		return p, exec, model, label, nil
 	}
 	if !c.enabled {
@@ -305,8 +308,10 @@ func (c *Circuit) refuseBusyLocked(model, label string) (permit, failsafe.Execut
 	}
 }
 
+// finish records an admitted call's outcome and ends its stay in flight.
 func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error {
 	c.mu.Lock()
+	c.inFlight--
 	current := c.enabled && p.gen == c.gen
 	if p.trial && current && outcome == Neutral {
 		// Only a neutral trial hands its slot back: at most

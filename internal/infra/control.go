@@ -2,6 +2,7 @@ package infra
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
@@ -90,15 +91,33 @@ func (c *Circuit) control(reason string, fn func()) {
 	c.reason, c.forcing = "", false
 }
 
+// What a reload did to a circuit.
+const (
+	reconfigNone    = ""
+	reconfigRebuilt = "rebuilt"
+	reconfigBulk    = "max_concurrent"
+)
+
 // reconfigure applies new settings. Unchanged settings keep the state; a
-// changed circuit is rebuilt closed and keeps its statistics and events.
-// It reports whether anything changed.
-func (c *Circuit) reconfigure(cfg config.Circuit, enabled, logChanges bool, model string) bool {
+// changed circuit is rebuilt closed and keeps its statistics and events. A
+// change to max_concurrent alone applies in place: the bulkhead is not the
+// breaker, and an operator tuning it during an outage must not close a
+// tripped circuit. It reports which of the three happened.
+func (c *Circuit) reconfigure(cfg config.Circuit, enabled, logChanges bool, model string) string {
 	c.mu.Lock()
 	c.logChanges = logChanges
 	if c.cfg == cfg && c.enabled == enabled && c.model == model {
 		c.mu.Unlock()
-		return false
+		return reconfigNone
+	}
+	breaker := func(x config.Circuit) config.Circuit { x.MaxConcurrent = 0; return x }
+	if breaker(c.cfg) == breaker(cfg) && c.enabled == enabled && c.model == model {
+		from := c.cfg.MaxConcurrent
+		c.cfg.MaxConcurrent = cfg.MaxConcurrent
+		c.events.add(Event{At: c.now(), Type: EventReconfig,
+			Reason: fmt.Sprintf("max_concurrent changed from %d to %d by a config reload; state kept", from, cfg.MaxConcurrent)})
+		c.mu.Unlock()
+		return reconfigBulk
 	}
 	c.syncLocked()
 	from := c.stateLocked()
@@ -113,5 +132,5 @@ func (c *Circuit) reconfigure(cfg config.Circuit, enabled, logChanges bool, mode
 	pending := c.takePendingLocked()
 	c.mu.Unlock()
 	c.flush(pending)
-	return true
+	return reconfigRebuilt
 }

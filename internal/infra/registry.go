@@ -106,12 +106,17 @@ func (r *Registry) Apply(cfg config.Config) []string {
 	var changed []string
 	for _, name := range r.order {
 		cc := cfg.CircuitBreaker.Circuits[name]
-		if r.circuits[name].reconfigure(cc, cfg.CircuitBreaker.Enabled, cfg.CircuitBreaker.LogCircuitChanges, cfg.LLM.Models[name]) {
+		switch r.circuits[name].reconfigure(cc, cfg.CircuitBreaker.Enabled, cfg.CircuitBreaker.LogCircuitChanges, cfg.LLM.Models[name]) {
+		case reconfigRebuilt:
 			changed = append(changed, name)
 			r.log.Info("circuit rebuilt by config reload", slog.String("circuit", name),
 				slog.Int("failure_threshold", cc.FailureThreshold), slog.Float64("recovery_timeout", float64(cc.RecoveryTimeout)),
 				slog.Int("success_threshold", cc.SuccessThreshold), slog.Float64("timeout", float64(cc.Timeout)),
+				slog.Int("max_concurrent", cc.MaxConcurrent),
 				slog.Bool("enabled", cfg.CircuitBreaker.Enabled), slog.String("model", cfg.LLM.Models[name]))
+		case reconfigBulk:
+			r.log.Info("circuit max_concurrent changed by config reload; state kept", slog.String("circuit", name),
+				slog.Int("max_concurrent", cc.MaxConcurrent))
 		}
 	}
 	return changed
