@@ -295,3 +295,23 @@ func TestRequestTimeoutShouldAnswer504AndCountNothing(t *testing.T) {
 		t.Fatalf("access log lacks the 504s: %v", got)
 	}
 }
+
+// A deadline that fires in a late step, whose fallback would otherwise
+// answer 200, still answers 504: the review here.
+func TestRequestTimeoutInALateStepShouldStillAnswer504(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, func(o *startOpts) { o.cfg.Server.RequestTimeoutSeconds = 0.3 })
+	n.LLM.SetDefaultFor(codegenModel, fakellm.Reply("```sql\nSELECT sum(a) AS total FROM data\n```"))
+	n.LLM.SetDefaultFor(analystModel, fakellm.Reply("The total is 1."))
+	n.LLM.SetDefaultFor(cotModel, fakellm.Hang())
+	r := n.post(t, "/analyze", map[string]any{
+		"query": "Total?", "review": true, "data": map[string]any{"format": "csv", "content": "a,b\n1,2\n"},
+	})
+	expectStatus(t, r, http.StatusGatewayTimeout)
+	if errorCode(r) != "request_timeout" || n.LLM.RequestsFor(cotModel) != 1 {
+		t.Fatalf("answer: %s", r.Raw)
+	}
+	if st := n.stats(t, "cot_engine"); st["failure_count"] != 0.0 {
+		t.Fatalf("cot_engine counted the deadline: %v", st)
+	}
+}

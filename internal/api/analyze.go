@@ -148,6 +148,9 @@ func handleAnalyze(a Analyzer, limit int64) echo.HandlerFunc {
 			}
 			out.Steps = append(out.Steps, sb)
 		}
+		if err := stillWanted(c); err != nil {
+			return err
+		}
 		return c.JSON(http.StatusOK, out)
 	}
 }

@@ -54,8 +54,7 @@ func errorHandler(log *slog.Logger, requestTimeout time.Duration) echo.HTTPError
 		if c.Response().Committed {
 			return
 		}
-		if errors.Is(context.Cause(c.Request().Context()), errRequestTimeout) {
-			// Whatever failed last failed because the time ran out.
+		if timedOut(c, err) {
 			writeError(c, http.StatusGatewayTimeout, "request_timeout",
 				fmt.Sprintf("the request took longer than the limit of %s and was stopped", requestTimeout), "")
 			return
@@ -80,7 +79,7 @@ func errorHandler(log *slog.Logger, requestTimeout time.Duration) echo.HTTPError
 			writeLLMError(c, llmErr, err)
 		case errors.As(err, &echoErr):
 			writeEchoError(c, echoErr)
-		case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
+		case errors.Is(err, context.Canceled) && connContext(c).Err() != nil:
 			c.Response().WriteHeader(StatusClientClosed)
 		default:
 			log.ErrorContext(c.Request().Context(), "internal error",

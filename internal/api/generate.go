@@ -75,6 +75,9 @@ func handleGenerate(g CodeGenerator, limit int64) echo.HandlerFunc {
 			msg := res.Review.ErrorMessage
 			out.ErrorMessage = &msg
 		}
+		if err := stillWanted(c); err != nil {
+			return err
+		}
 		return c.JSON(http.StatusOK, out)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/nexus/nexus/internal/infra"
 )
 
 const requestIDKey = "request_id"
@@ -62,6 +64,7 @@ func accessLog(log *slog.Logger, m Metrics) echo.MiddlewareFunc {
 			// The connection's own context: a route's deadline replaces
 			// the request's context, and its expiry is not a hang-up.
 			conn := c.Request().Context()
+			c.Set(connContextKey, conn)
 			if err := next(c); err != nil {
 				c.Error(err)
 			}
@@ -96,6 +99,37 @@ func accessLog(log *slog.Logger, m Metrics) echo.MiddlewareFunc {
 // errRequestTimeout is the cause given to a request's context when
 // requestDeadline expires, to tell it from the client hanging up.
 var errRequestTimeout = errors.New("request timeout")
+
+// connContextKey holds the connection's own context, before any route's
+// deadline replaced the request's: it ends only when the client goes.
+const connContextKey = "conn_context"
+
+func connContext(c echo.Context) context.Context {
+	if ctx, ok := c.Get(connContextKey).(context.Context); ok {
+		return ctx
+	}
+	return c.Request().Context()
+}
+
+// timedOut reports whether err is what the request's deadline left
+// behind: the deadline fired and err is a cancellation (of a query, an
+// LLM call or the pipeline itself), not some other failure that happened
+// to come late.
+func timedOut(c echo.Context, err error) bool {
+	if !errors.Is(context.Cause(c.Request().Context()), errRequestTimeout) {
+		return false
+	}
+	var le *infra.LLMError
+	return errors.Is(err, errRequestTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, context.Canceled) || (errors.As(err, &le) && le.Kind == infra.KindCanceled)
+}
+
+// stillWanted is checked before a handler answers 200: a request whose
+// deadline fired (or whose client left) while its last steps fell back
+// gets the 504 (or 499), not a result that says the client canceled.
+func stillWanted(c echo.Context) error {
+	return c.Request().Context().Err()
+}
 
 // requestDeadline bounds the request: its context ends after d (none when
 // d is 0), which cancels the LLM calls and queries it is waiting on; the

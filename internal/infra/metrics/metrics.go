@@ -175,7 +175,7 @@ var (
 	forcedDesc = prometheus.NewDesc("nexus_circuit_forced",
 		"1 while an operator holds the circuit open.", []string{"circuit"}, nil)
 	inFlightDesc = prometheus.NewDesc("nexus_circuit_in_flight",
-		"LLM calls in flight through the circuit (capped by max_concurrent when set).", []string{"circuit"}, nil)
+		"LLM calls in flight through the circuit now.", []string{"circuit"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
