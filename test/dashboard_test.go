@@ -64,7 +64,7 @@ func TestDashboardShouldShowAnOpenCircuit(t *testing.T) {
 	}
 
 	// Then: the card follows the circuit, in text and not only in colour.
-	b.waitFor(t, 3*time.Second, "the data_analyst card to say open", cardStateIs(config.CircuitDataAnalyst, "open"))
+	b.waitFor(t, 5*time.Second, "the data_analyst card to say open", cardStateIs(config.CircuitDataAnalyst, "open"))
 	card := `[data-circuit="data_analyst"] `
 	if got := b.attr(t, `[data-circuit="data_analyst"]`, "data-state"); got != "open" {
 		t.Errorf("card data-state = %q, want open", got)
@@ -88,10 +88,10 @@ func TestDashboardShouldShowAnOpenCircuit(t *testing.T) {
 	if first <= 20 || first > 30 {
 		t.Errorf("retry countdown = %.1f s, want just under 30", first)
 	}
-	b.waitFor(t, 3*time.Second, "the countdown to run", `(() => {
+	b.waitFor(t, 10*time.Second, "the countdown to run", `(() => {
 		const m = /^May retry in (\d+\.\d) s$/.exec(`+jsTextOf(card+`[data-field="remaining"]`)+`);
 		return m && Number(m[1]) < `+fmt.Sprint(first)+`; })()`)
-	b.waitFor(t, 3*time.Second, "no connection banner while the server answers", `!document.getElementById("conn-banner").checkVisibility()`)
+	b.waitFor(t, 10*time.Second, "no connection banner while the server answers", `!document.getElementById("conn-banner").checkVisibility()`)
 
 	b.screenshot(t, "dashboard-open-desktop.png", 1280, 900, false)
 	b.screenshot(t, "dashboard-open-375.png", 375, 812, true)
@@ -113,7 +113,7 @@ func TestDashboardShouldShowABannerWhenTheServerIsDown(t *testing.T) {
 	b := newBrowser(t, chrome)
 	b.navigate(t, p.URL+"/dashboard?interval=0.2")
 	b.waitFor(t, 10*time.Second, "the data_analyst card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
-	b.waitFor(t, 3*time.Second, "no connection banner", `!document.getElementById("conn-banner").checkVisibility()`)
+	b.waitFor(t, 10*time.Second, "no connection banner", `!document.getElementById("conn-banner").checkVisibility()`)
 
 	// While the proxy answers 502, the circuit opens behind it.
 	p.set(fail502)
@@ -123,8 +123,8 @@ func TestDashboardShouldShowABannerWhenTheServerIsDown(t *testing.T) {
 		expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
 	}
 	p.set(pass)
-	b.waitFor(t, 3*time.Second, "the banner to hide", `!document.getElementById("conn-banner").checkVisibility()`)
-	b.waitFor(t, 3*time.Second, "the fresh state, open", cardStateIs(config.CircuitDataAnalyst, "open"))
+	b.waitFor(t, 10*time.Second, "the banner to hide", `!document.getElementById("conn-banner").checkVisibility()`)
+	b.waitFor(t, 10*time.Second, "the fresh state, open", cardStateIs(config.CircuitDataAnalyst, "open"))
 
 	for _, tc := range []struct {
 		name   string
@@ -139,7 +139,7 @@ func TestDashboardShouldShowABannerWhenTheServerIsDown(t *testing.T) {
 			p.set(tc.mode)
 			b.waitForBanner(t, tc.reason)
 			p.set(pass)
-			b.waitFor(t, 3*time.Second, "the banner to hide", `!document.getElementById("conn-banner").checkVisibility()`)
+			b.waitFor(t, 10*time.Second, "the banner to hide", `!document.getElementById("conn-banner").checkVisibility()`)
 			if got := b.text(t, "#f-updated"); !strings.Contains(got, "just now") {
 				t.Errorf("last updated = %q, want just now", got)
 			}
@@ -184,7 +184,7 @@ func TestDashboardShouldDriveACircuitWithTheAdminToken(t *testing.T) {
 	// The right token.
 	b.do(t, chromedp.Click(chromedp.CSS("#forget")), chromedp.SendKeys(chromedp.CSS("#token"), dashboardAdminToken))
 	b.do(t, chromedp.Click(forceOpen))
-	b.waitFor(t, 3*time.Second, "the card to say open (forced)",
+	b.waitFor(t, 10*time.Second, "the card to say open (forced)",
 		cardStateIs(config.CircuitDataAnalyst, "open")+` && `+jsTextOf(`[data-circuit="data_analyst"] .badge`)+` === "open (forced)"`)
 	if got := b.text(t, `[data-circuit="data_analyst"] [data-field="remaining"]`); !strings.Contains(got, "Held open") {
 		t.Errorf("forced-open delay text = %q, want it to say the circuit is held open", got)
@@ -193,7 +193,7 @@ func TestDashboardShouldDriveACircuitWithTheAdminToken(t *testing.T) {
 	b.expectNoHorizontalScroll(t)
 	b.expectTappableButtons(t)
 	b.do(t, chromedp.Click(closeBtn))
-	b.waitFor(t, 3*time.Second, "the card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
+	b.waitFor(t, 10*time.Second, "the card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
 	if got := n.state(t, config.CircuitDataAnalyst); got != "closed" {
 		t.Fatalf("state after Close = %q, want closed", got)
 	}
@@ -460,7 +460,7 @@ func (b *browser) waitFor(t *testing.T, within time.Duration, what, expr string)
 
 func (b *browser) waitForBanner(t *testing.T, reason string) {
 	t.Helper()
-	b.waitFor(t, 3*time.Second, "the connection banner saying "+reason,
+	b.waitFor(t, 10*time.Second, "the connection banner saying "+reason,
 		`document.getElementById("conn-banner").checkVisibility() && `+
 			jsTextOf("#conn-banner")+`.startsWith("Cannot reach Nexus — retrying…") && `+
 			jsTextOf("#conn-detail")+`.includes("Showing data from") && `+
@@ -480,7 +480,7 @@ func (b *browser) pageText() string {
 
 func evalJS[T any](t *testing.T, b *browser, expr string) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
 	if err != nil {
@@ -556,7 +556,7 @@ func (b *browser) screenshot(t *testing.T, name string, width, height int64, mob
 	}
 	b.do(t, chromedp.EmulateViewport(width, height, opts...))
 	// Let the page lay out at the new size before capturing.
-	b.waitFor(t, 2*time.Second, fmt.Sprintf("a %d px wide layout", width), fmt.Sprintf(`window.innerWidth === %d`, width))
+	b.waitFor(t, 10*time.Second, fmt.Sprintf("a %d px wide layout", width), fmt.Sprintf(`window.innerWidth === %d`, width))
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
