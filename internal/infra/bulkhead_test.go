@@ -14,10 +14,11 @@ import (
 // blocker is an LLM whose calls wait until released; entered reports each
 // call that reached it.
 type blocker struct {
-	entered chan struct{}
-	release chan struct{}
-	mu      sync.Mutex
-	calls   int
+	entered    chan struct{}
+	release    chan struct{}
+	mu         sync.Mutex
+	calls      int
+	failedOnce bool
 }
 
 func newBlocker() *blocker {
@@ -31,6 +32,19 @@ func (b *blocker) chat(ctx context.Context, m string, r infra.ChatRequest) (infr
 	b.entered <- struct{}{}
 	<-b.release
 	return ok(ctx, m, r)
+}
+
+// failOnceThenChat fails the first call (opening a circuit with
+// failure_threshold 1) and blocks the later ones like chat.
+func (b *blocker) failOnceThenChat(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+	b.mu.Lock()
+	first := !b.failedOnce
+	b.failedOnce = true
+	b.mu.Unlock()
+	if first {
+		return fail(ctx, m, r)
+	}
+	return b.chat(ctx, m, r)
 }
 
 // await waits until a call reaches the LLM, and fails the test if one
@@ -99,19 +113,7 @@ func TestBulkheadShouldRefuseCallsPastMaxConcurrent(t *testing.T) {
 func TestBulkheadShouldSpareHalfOpenTrialSlots(t *testing.T) {
 	t.Parallel()
 	b := newBlocker()
-	var mu sync.Mutex
-	failed := false
-	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 2, RecoveryTimeout: 0.1, Timeout: 5, MaxConcurrent: 1}, true,
-		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
-			mu.Lock()
-			first := !failed
-			failed = true
-			mu.Unlock()
-			if first {
-				return fail(ctx, m, r)
-			}
-			return b.chat(ctx, m, r)
-		})
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 2, RecoveryTimeout: 0.1, Timeout: 5, MaxConcurrent: 1}, true, b.failOnceThenChat)
 	if kindOf(call(c)) != infra.KindUnavailable {
 		t.Fatal("first call should fail and open the circuit")
 	}
@@ -253,19 +255,9 @@ func TestHalfOpenShouldBeReportedWhileTheTrialIsInFlight(t *testing.T) {
 	b := newBlocker()
 	var mu sync.Mutex
 	var seen []string
-	failed := false
 	cfg := config.Default()
 	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}
-	c := infra.NewRegistry(cfg, chatFunc(func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
-		mu.Lock()
-		first := !failed
-		failed = true
-		mu.Unlock()
-		if first {
-			return fail(ctx, m, r)
-		}
-		return b.chat(ctx, m, r)
-	}), infra.Options{OnTransition: func(tr infra.Transition) {
+	c := infra.NewRegistry(cfg, chatFunc(b.failOnceThenChat), infra.Options{OnTransition: func(tr infra.Transition) {
 		mu.Lock()
 		seen = append(seen, tr.From+">"+tr.To)
 		mu.Unlock()
