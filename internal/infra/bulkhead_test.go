@@ -183,22 +183,16 @@ func TestBulkheadShouldFreeTheSlotOfACallThatPanicked(t *testing.T) {
 // until an operator steps in.
 func TestPanickedTrialShouldHandItsSlotBack(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	n := 0
-	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}, true,
-		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
-			mu.Lock()
-			n++
-			k := n
-			mu.Unlock()
-			switch k {
-			case 1:
-				return fail(ctx, m, r)
-			case 2:
-				panic("client bug")
-			}
-			return ok(ctx, m, r)
-		})
+	llm, _ := numbered(func(n int) chatFunc {
+		switch n {
+		case 1:
+			return fail
+		case 2:
+			return func(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) { panic("client bug") }
+		}
+		return ok
+	})
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}, true, llm)
 	if kindOf(call(c)) != infra.KindUnavailable {
 		t.Fatal("first call should fail and open the circuit")
 	}

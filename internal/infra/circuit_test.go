@@ -49,6 +49,26 @@ func newCircuit(t testing.TB, c config.Circuit, enabled bool, chat chatFunc) *in
 	return infra.NewRegistry(cfg, chat, infra.Options{}).Circuit(config.CircuitDataAnalyst)
 }
 
+// numbered is an LLM whose n-th call (from 1) answers as pick(n) says;
+// count tells how many calls reached it.
+func numbered(pick func(n int) chatFunc) (llm chatFunc, count func() int) {
+	var mu sync.Mutex
+	calls := 0
+	llm = func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		return pick(n)(ctx, m, r)
+	}
+	count = func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return calls
+	}
+	return llm, count
+}
+
 func call(c *infra.Circuit) error {
 	_, err := c.Complete(context.Background(), infra.ChatRequest{})
 	return err
@@ -175,23 +195,17 @@ func TestTimeoutShouldCancelTheInnerCall(t *testing.T) {
 // Concurrent callers keep the counters consistent (run with -race).
 func TestConcurrentCallsShouldKeepStatsConsistent(t *testing.T) {
 	t.Parallel()
-	var mu sync.Mutex
-	i := 0
-	c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 2, RecoveryTimeout: 0.01, Timeout: 1}, true,
-		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
-			mu.Lock()
-			i++
-			n := i
-			mu.Unlock()
-			switch n % 4 {
-			case 0:
-				return fail(ctx, m, r)
-			case 1:
-				return reject(ctx, m, r)
-			default:
-				return ok(ctx, m, r)
-			}
-		})
+	llm, count := numbered(func(n int) chatFunc {
+		switch n % 4 {
+		case 0:
+			return fail
+		case 1:
+			return reject
+		default:
+			return ok
+		}
+	})
+	c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 2, RecoveryTimeout: 0.01, Timeout: 1}, true, llm)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -208,10 +222,7 @@ func TestConcurrentCallsShouldKeepStatsConsistent(t *testing.T) {
 	if s.TotalCalls != s.SuccessCount+s.FailureCount+s.RejectedCount || neutral < 0 {
 		t.Fatalf("stats = %+v", s)
 	}
-	mu.Lock()
-	upstream := int64(i)
-	mu.Unlock()
-	if upstream != s.SuccessCount+s.FailureCount+neutral {
+	if upstream := int64(count()); upstream != s.SuccessCount+s.FailureCount+neutral {
 		t.Fatalf("upstream calls %d != success %d + failure %d + neutral %d", upstream, s.SuccessCount, s.FailureCount, neutral)
 	}
 }
