@@ -16,12 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
-
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/metrics"
+	"github.com/nexus/nexus/internal/infra/metrics/metricstest"
 )
 
 // eventSink is a loopback webhook that counts, per circuit, the alerts it
@@ -75,18 +73,11 @@ func (s *eventSink) received() map[string]int {
 // mustCounter scrapes m and returns the value of the unlabelled counter name.
 func mustCounter(tb testing.TB, m *metrics.Metrics, name string) int {
 	tb.Helper()
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		tb.Fatalf("parse scrape: %v", err)
+	v, ok := metricstest.Value(tb, m, name, nil)
+	if !ok {
+		tb.Fatalf("scrape has no %s series", name)
 	}
-	f, ok := families[name]
-	if !ok || len(f.GetMetric()) != 1 {
-		tb.Fatalf("scrape has no single %s series", name)
-	}
-	return int(f.GetMetric()[0].GetCounter().GetValue())
+	return int(v)
 }
 
 func TestAlerterLosesNoAlertWhileUpdating(t *testing.T) {

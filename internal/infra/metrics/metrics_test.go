@@ -1,53 +1,17 @@
 package metrics_test
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 
 	"github.com/nexus/nexus/internal/infra/metrics"
+	"github.com/nexus/nexus/internal/infra/metrics/metricstest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
-}
-
-// value returns the gauge or counter value of name{labels} in a scrape.
-func value(t *testing.T, m *metrics.Metrics, name string, labels map[string]string) (float64, bool) {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(rec.Body)
-	if err != nil {
-		t.Fatalf("parse scrape: %v", err)
-	}
-	f, ok := families[name]
-	if !ok {
-		return 0, false
-	}
-next:
-	for _, s := range f.GetMetric() {
-		got := map[string]string{}
-		for _, l := range s.GetLabel() {
-			got[l.GetName()] = l.GetValue()
-		}
-		for k, v := range labels {
-			if got[k] != v {
-				continue next
-			}
-		}
-		if s.GetGauge() != nil {
-			return s.GetGauge().GetValue(), true
-		}
-		return s.GetCounter().GetValue(), true
-	}
-	return 0, false
 }
 
 // Circuit state, forced and in-flight series are computed at scrape time
@@ -61,7 +25,7 @@ func TestScrapeShouldReadStateAtScrapeTime(t *testing.T) {
 
 	check := func(name string, labels map[string]string, want float64) {
 		t.Helper()
-		got, ok := value(t, m, name, labels)
+		got, ok := metricstest.Value(t, m, name, labels)
 		if !ok || got != want {
 			t.Fatalf("%s%v = %v (present %v), want %v", name, labels, got, ok, want)
 		}
