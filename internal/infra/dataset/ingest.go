@@ -87,7 +87,7 @@ func (s *Store) Create(ctx context.Context, name, filename string, r io.Reader) 
 
 	s.mu.Lock()
 	if !s.closed {
-		s.datasets[id] = &entry{meta: meta}
+		s.datasets[id] = s.newEntry(meta)
 	}
 	s.mu.Unlock()
 	s.log.Info("dataset: created", "id", id, "format", format, "rows", meta.Dataset.Rows, "bytes", size)

@@ -96,6 +96,11 @@ type Store struct {
 	mu       sync.Mutex
 	closed   bool
 	datasets map[string]*entry
+
+	// openHandles counts the DuckDB handles open, stored or deleted but
+	// still in use; closeIdle reads it first so that the common case (under
+	// MaxOpen) costs no scan.
+	openHandles atomic.Int64
 }
 
 // entry is one stored dataset and its lazily opened, sandboxed read-only
@@ -107,6 +112,8 @@ type entry struct {
 	openMu sync.Mutex  // serialises opening db
 	db     *sql.DB     // guarded by openMu; nil until first Session
 	isOpen atomic.Bool // db != nil, readable without openMu
+	// openHandles is the Store's counter, kept in step with isOpen.
+	openHandles *atomic.Int64
 
 	// guarded by Store.mu
 	refs     int
@@ -181,7 +188,7 @@ func (s *Store) load() error {
 			s.log.Warn("dataset: skipping unreadable dataset", "id", id, "err", err)
 			continue
 		}
-		s.datasets[id] = &entry{meta: meta}
+		s.datasets[id] = s.newEntry(meta)
 	}
 	for _, de := range des {
 		name := de.Name()
@@ -278,8 +285,8 @@ func (s *Store) Close() error {
 type Stats struct {
 	// Datasets is how many datasets are stored.
 	Datasets int
-	// OpenHandles is how many of them have a DuckDB handle open, in use
-	// or idle (see Config.MaxOpen).
+	// OpenHandles is how many DuckDB handles are open, in use or idle (see
+	// Config.MaxOpen), including those of deleted datasets still in use.
 	OpenHandles int
 }
 
@@ -287,13 +294,11 @@ type Stats struct {
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Datasets: len(s.datasets)}
-	for _, e := range s.datasets {
-		if e.isOpen.Load() {
-			st.OpenHandles++
-		}
-	}
-	return st
+	return Stats{Datasets: len(s.datasets), OpenHandles: int(s.openHandles.Load())}
+}
+
+func (s *Store) newEntry(meta metadata) *entry {
+	return &entry{meta: meta, openHandles: &s.openHandles}
 }
 
 // List returns every dataset, oldest first (by CreatedAt, then ID).
@@ -435,17 +440,16 @@ func (s *Store) release(e *entry) error {
 // entry opens a fresh handle on its next Session. Close errors are logged:
 // they belong to no caller.
 func (s *Store) closeIdle() {
+	if s.openHandles.Load() <= int64(s.cfg.MaxOpen) {
+		return
+	}
 	var detached []*sql.DB
 	var ids []string
 	s.mu.Lock()
-	open := 0
+	open := int(s.openHandles.Load())
 	var idle []*entry
 	for _, d := range s.datasets {
-		if !d.isOpen.Load() {
-			continue
-		}
-		open++
-		if d.refs == 0 {
+		if d.isOpen.Load() && d.refs == 0 {
 			idle = append(idle, d)
 		}
 	}
@@ -490,6 +494,7 @@ func (e *entry) handle(path string, memoryLimitMB int) (*sql.DB, error) {
 	}
 	e.db = sql.OpenDB(c)
 	e.isOpen.Store(true)
+	e.openHandles.Add(1)
 	return e.db, nil
 }
 
@@ -506,8 +511,11 @@ func (e *entry) detach() *sql.DB {
 	e.openMu.Lock()
 	defer e.openMu.Unlock()
 	db := e.db
-	e.db = nil
-	e.isOpen.Store(false)
+	if db != nil {
+		e.db = nil
+		e.isOpen.Store(false)
+		e.openHandles.Add(-1)
+	}
 	return db
 }
 
