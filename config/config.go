@@ -85,6 +85,21 @@ type Datasets struct {
 	// past it the least recently used idle ones are closed (and reopened
 	// on their next query).
 	MaxOpenDatasets int `json:"max_open_datasets"`
+	// Workers is the number of warm worker processes that run every
+	// DuckDB job on untrusted input (uploads, inline data, the planner's
+	// SQL, /generate's check); 0 means one per CPU.
+	Workers int `json:"workers"`
+	// WorkerMemoryMB is each worker's memory ceiling in MiB: the
+	// supervisor kills a worker whose RSS crosses it.
+	WorkerMemoryMB int `json:"worker_memory_mb"`
+	// MaxJSONDepth caps the nesting of JSON uploads and inline JSON; deeper
+	// input is refused with 422 before DuckDB reads it.
+	MaxJSONDepth int `json:"max_json_depth"`
+	// MaxColumns caps the columns of an upload or inline table.
+	MaxColumns int `json:"max_columns"`
+	// MaxInlineLoads caps the inline loads in flight; past it /analyze
+	// answers 503 busy with Retry-After. 0 means twice the workers.
+	MaxInlineLoads int `json:"max_inline_loads"`
 }
 
 // CoTReview configures the critic that reviews answers (cot_engine).
@@ -197,6 +212,9 @@ type LLM struct {
 	// MaxIdleConnsPerHost tunes the HTTP transport (Go's default of 2
 	// throttles a busy service).
 	MaxIdleConnsPerHost int `json:"max_idle_conns_per_host"`
+	// MaxResponseBytes caps an LLM reply body, counted while reading; past
+	// it the attempt is a counted failure of kind malformed.
+	MaxResponseBytes int64 `json:"max_response_bytes"`
 }
 
 // Server holds HTTP listener settings.
@@ -243,6 +261,7 @@ func Default() Config {
 				CircuitVisualization: "llama3.1",
 			},
 			MaxIdleConnsPerHost: 64,
+			MaxResponseBytes:    4 << 20,
 		},
 		Server: Server{
 			Addr:                  ":8080",
@@ -265,6 +284,11 @@ func Default() Config {
 			MaxSQLAttempts:   3,
 			MemoryLimitMB:    1024,
 			MaxOpenDatasets:  16,
+			Workers:          0,
+			WorkerMemoryMB:   2048,
+			MaxJSONDepth:     64,
+			MaxColumns:       1024,
+			MaxInlineLoads:   0,
 		},
 		CoTReview: CoTReview{
 			Enabled:       false,
@@ -425,6 +449,24 @@ func (c Config) Validate() error {
 	}
 	if c.Datasets.MaxOpenDatasets < 1 {
 		bad("datasets.max_open_datasets", "must be >= 1", c.Datasets.MaxOpenDatasets)
+	}
+	if c.Datasets.Workers < 0 || c.Datasets.Workers > 64 {
+		bad("datasets.workers", "must be between 0 (one per CPU) and 64", c.Datasets.Workers)
+	}
+	if c.Datasets.WorkerMemoryMB < 256 {
+		bad("datasets.worker_memory_mb", "must be >= 256", c.Datasets.WorkerMemoryMB)
+	}
+	if c.Datasets.MaxJSONDepth < 2 || c.Datasets.MaxJSONDepth > 1000 {
+		bad("datasets.max_json_depth", "must be between 2 and 1000", c.Datasets.MaxJSONDepth)
+	}
+	if c.Datasets.MaxColumns < 1 || c.Datasets.MaxColumns > 10000 {
+		bad("datasets.max_columns", "must be between 1 and 10000", c.Datasets.MaxColumns)
+	}
+	if c.Datasets.MaxInlineLoads < 0 {
+		bad("datasets.max_inline_loads", "must be >= 0 (0: twice the workers)", c.Datasets.MaxInlineLoads)
+	}
+	if c.LLM.MaxResponseBytes < 1024 {
+		bad("llm.max_response_bytes", "must be >= 1024", c.LLM.MaxResponseBytes)
 	}
 	if c.CoTReview.MaxIterations < 0 {
 		bad("cot_review.max_iterations", "must be >= 0", c.CoTReview.MaxIterations)
