@@ -23,10 +23,15 @@ import (
 
 	"github.com/nexus/nexus/cmd/server/app"
 	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra/dataset"
 	"github.com/nexus/nexus/test/fakellm"
 )
 
 func TestMain(m *testing.M) {
+	// Store workers are this test binary, started with dataset.WorkerArg.
+	if dataset.IsWorker(os.Args) {
+		os.Exit(dataset.RunWorker(os.Args[2:]))
+	}
 	goleak.VerifyTestMain(m)
 }
 

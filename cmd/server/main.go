@@ -10,9 +10,15 @@ import (
 	"syscall"
 
 	"github.com/nexus/nexus/cmd/server/app"
+	"github.com/nexus/nexus/internal/infra/dataset"
 )
 
 func main() {
+	// The same binary runs the DuckDB worker processes that the dataset
+	// store supervises.
+	if dataset.IsWorker(os.Args) {
+		os.Exit(dataset.RunWorker(os.Args[2:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

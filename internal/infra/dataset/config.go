@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"net/url"
+	"runtime"
 	"strconv"
 	"time"
 )
@@ -14,6 +15,10 @@ const (
 	DefaultMaxResultBytes   int64 = 1 << 20
 	DefaultMemoryLimitMB          = 1024
 	DefaultMaxOpen                = 16
+	DefaultWorkerMemoryMB         = 2048
+	DefaultMaxJSONDepth           = 64
+	DefaultMaxColumns             = 1024
+	DefaultIngestTimeout          = 10 * time.Minute
 )
 
 // Config holds the Store's location and limits. Zero limits get the
@@ -41,11 +46,31 @@ type Config struct {
 	// being loaded. The SQL parser used by the guard gets a small fixed
 	// limit of its own.
 	MemoryLimitMB int
-	// MaxOpen caps the datasets whose handles stay open while idle; past
-	// it the least recently used idle handles are closed, and reopened by
-	// their next Session. Handles in use are never closed, so more may be
-	// open for a while under concurrent load.
+	// MaxOpen caps the read-only handles each worker keeps open between
+	// jobs; past it the least recently used are closed, and reopened by
+	// their next query.
 	MaxOpen int
+	// Workers is the number of worker processes that run DuckDB (0: one
+	// per CPU). Each runs one job at a time; further jobs wait.
+	Workers int
+	// WorkerMemoryMB is each worker's RSS ceiling; the supervisor kills a
+	// worker past it. RLIMIT_AS is set to it plus 2 GiB of headroom for
+	// the address space DuckDB reserves (not in race-detector builds).
+	WorkerMemoryMB int
+	// WorkerCommand starts a worker; the default is this executable with
+	// WorkerArg. Its main must dispatch on IsWorker first.
+	WorkerCommand []string
+	// MaxJSONDepth caps the nesting of JSON input, checked by a streaming
+	// scan before DuckDB reads it.
+	MaxJSONDepth int
+	// MaxColumns caps the columns of an upload or inline table.
+	MaxColumns int
+	// MaxInlineLoads caps inline loads in flight; past it OpenInline fails
+	// at once with KindBusy. 0 means twice Workers.
+	MaxInlineLoads int
+	// IngestTimeout bounds loading one upload, XLSX conversion and
+	// profile included.
+	IngestTimeout time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -69,6 +94,24 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxOpen <= 0 {
 		c.MaxOpen = DefaultMaxOpen
+	}
+	if c.Workers <= 0 {
+		c.Workers = runtime.NumCPU()
+	}
+	if c.WorkerMemoryMB <= 0 {
+		c.WorkerMemoryMB = DefaultWorkerMemoryMB
+	}
+	if c.MaxJSONDepth <= 0 {
+		c.MaxJSONDepth = DefaultMaxJSONDepth
+	}
+	if c.MaxColumns <= 0 {
+		c.MaxColumns = DefaultMaxColumns
+	}
+	if c.MaxInlineLoads <= 0 {
+		c.MaxInlineLoads = 2 * c.Workers
+	}
+	if c.IngestTimeout <= 0 {
+		c.IngestTimeout = DefaultIngestTimeout
 	}
 	return c
 }

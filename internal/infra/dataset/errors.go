@@ -42,14 +42,25 @@ const (
 	// KindTimeout: the statement ran longer than Config.StatementTimeout and
 	// was interrupted.
 	KindTimeout Kind = "timeout"
+	// KindQueryTooExpensive: a query (or SQL check) was stopped by killing
+	// its worker: past the statement timeout without answering the
+	// interrupt, past the worker's memory ceiling, or by crashing it. The
+	// message names the limit. Suggests 422.
+	KindQueryTooExpensive Kind = "query_too_expensive"
+	// KindUploadTooExpensive: the same for loading an upload or inline
+	// data. Suggests 422.
+	KindUploadTooExpensive Kind = "upload_too_expensive"
+	// KindBusy: too many inline loads are in flight. Suggests 503 with
+	// Retry-After.
+	KindBusy Kind = "busy"
 )
 
 // Error is the package's user-facing error. Message is safe to show to a
 // user and to send to an LLM: absolute paths (the data directory, temp
 // directories, any other absolute path) are replaced by "<path>".
 type Error struct {
-	Kind    Kind
-	Message string
+	Kind    Kind   `json:"kind"`
+	Message string `json:"message"`
 }
 
 // Error implements error.

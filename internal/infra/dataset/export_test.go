@@ -11,16 +11,9 @@ func (q *Session) QueryUnguarded(ctx context.Context, text string) (Result, erro
 	return q.run(ctx, text, false)
 }
 
-// OpenIDs lists the datasets whose handle is open, sorted.
-func (s *Store) OpenIDs() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var ids []string
-	for id, e := range s.datasets {
-		if e.isOpen.Load() {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return ids
+// WorkerPIDs lists the live worker processes, sorted.
+func (s *Store) WorkerPIDs() []int {
+	pids := s.pool.pids()
+	slices.Sort(pids)
+	return pids
 }

@@ -1,10 +1,8 @@
 package dataset
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -14,8 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
 // Create stores an upload as a new dataset. name is optional (else the
@@ -53,18 +49,18 @@ func (s *Store) Create(ctx context.Context, name, filename string, r io.Reader) 
 	if format == "" {
 		return Dataset{}, s.errorf(KindInvalid, "unknown format: upload a .csv, .tsv, .json, .ndjson, .parquet or .xlsx file")
 	}
-	src := upload
-	if format == FormatXLSX {
-		src = tmp + ".xlsx.csv"
-		if err := s.xlsxToCSV(ctx, upload, src, tmp+".xl"); err != nil {
-			return Dataset{}, err
-		}
-	}
-
-	tmpDB := tmp + dbExt
-	meta, err := s.ingest(ctx, tmpDB, src, format)
+	rep, err := s.runJob(ctx, job{
+		Op: opIngest, Src: upload, Format: format, DB: tmp + dbExt, TmpDir: tmp + ".xl",
+		Limits: s.inputLimits(),
+	}, s.cfg.IngestTimeout)
 	if err != nil {
 		return Dataset{}, err
+	}
+	tmpDB := tmp + dbExt
+	meta := metadata{
+		Version: metadataVersion,
+		Dataset: Dataset{Format: format, Rows: rep.Profile.RowCount, Columns: rep.Columns},
+		Profile: *rep.Profile,
 	}
 	meta.Dataset.ID = id
 	meta.Dataset.Name = displayName(name, clean)
@@ -164,122 +160,8 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-// ingest loads src into a new database file at dbPath, profiles it, and
-// checkpoints and closes it, so that the file is complete on its own (no
-// .wal) and can be renamed.
-func (s *Store) ingest(ctx context.Context, dbPath, src, format string) (meta metadata, err error) {
-	c, err := duckdb.NewConnector(dsn(dbPath, s.cfg.MemoryLimitMB, nil), nil)
-	if err != nil {
-		return metadata{}, fmt.Errorf("dataset: create database: %w", err)
-	}
-	db := sql.OpenDB(c)
-	defer func() {
-		if cerr := db.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("dataset: close database: %w", cerr)
-		}
-	}()
-	start := time.Now()
-	cols, err := s.loadTable(ctx, db, src, format)
-	if err != nil {
-		return metadata{}, err
-	}
-	loaded := time.Now()
-	// Checkpoint (write the table out for good) while profiling on a second
-	// connection: the checkpoint is mostly I/O and single-threaded, so the
-	// overlap hides most of the profile's cost.
-	checkpointed := make(chan error, 1)
-	go func() {
-		_, err := db.ExecContext(ctx, "CHECKPOINT")
-		checkpointed <- err
-	}()
-	prof, err := computeProfile(ctx, db, cols)
-	ckptErr := <-checkpointed
-	if err != nil {
-		return metadata{}, s.loadError(ctx, err, "profile")
-	}
-	if ckptErr != nil && ctx.Err() == nil {
-		// A checkpoint may refuse to run beside another transaction; the
-		// profile is done now.
-		_, ckptErr = db.ExecContext(ctx, "CHECKPOINT")
-	}
-	if ckptErr != nil {
-		return metadata{}, s.loadError(ctx, ckptErr, "checkpoint")
-	}
-	s.log.Debug("dataset: ingested", "format", format, "rows", prof.RowCount,
-		"load", loaded.Sub(start), "profile_and_checkpoint", time.Since(loaded))
-	return metadata{
-		Version: metadataVersion,
-		Dataset: Dataset{Format: format, Rows: prof.RowCount, Columns: cols},
-		Profile: prof,
-	}, nil
-}
-
-// loadTable fills table data from the file src and returns its columns.
-// It is shared by uploads and inline data.
-func (s *Store) loadTable(ctx context.Context, db *sql.DB, src, format string) ([]Column, error) {
-	if format == FormatJSON {
-		// DuckDB's array reader accepts a truncated array ("[{...},"), so
-		// a half-written upload would load. Check the syntax first.
-		if err := checkJSONSyntax(src); err != nil {
-			return nil, s.errorf(KindInvalid, "invalid JSON: %v", err)
-		}
-	}
-	_, err := db.ExecContext(ctx, loadSQL(format, false), src)
-	if err != nil && sampled(format) && ctx.Err() == nil {
-		// A sampled type guess can fail deep in a valid file (text in a
-		// column that looked numeric); a full scan guesses from all rows.
-		s.log.Debug("dataset: sampled load failed, retrying with a full scan", "format", format, "err", err)
-		_, err = db.ExecContext(ctx, loadSQL(format, true), src)
-	}
-	if err != nil {
-		return nil, s.loadError(ctx, err, "could not read the data as "+format)
-	}
-	cols, err := describe(ctx, db)
-	if err != nil {
-		return nil, s.loadError(ctx, err, "describe")
-	}
-	if len(cols) == 0 {
-		return nil, s.errorf(KindInvalid, "the data has no columns")
-	}
-	if format == FormatJSON || format == FormatNDJSON {
-		// An empty array loads as one column named json and no rows.
-		var n int64
-		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM data").Scan(&n); err != nil {
-			return nil, s.loadError(ctx, err, "count")
-		}
-		if n == 0 {
-			return nil, s.errorf(KindInvalid, "the JSON holds no records")
-		}
-	}
-	return cols, nil
-}
-
-// loadError keeps ctx errors as they are and turns DuckDB's complaint
-// about the content into a short, scrubbed KindInvalid.
-func (s *Store) loadError(ctx context.Context, err error, what string) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return s.errorf(KindInvalid, "%s: %s", what, ingestMessage(err))
-}
-
-// describe returns the columns of table data with DuckDB's type names, the
-// same names a query Result reports.
-func describe(ctx context.Context, q queryer) ([]Column, error) {
-	rows, err := q.QueryContext(ctx, "SELECT * FROM data LIMIT 0")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	cts, err := rows.ColumnTypes()
-	if err != nil {
-		return nil, err
-	}
-	cols := make([]Column, len(cts))
-	for i, ct := range cts {
-		cols[i] = Column{Name: ct.Name(), Type: ct.DatabaseTypeName()}
-	}
-	return cols, rows.Err()
+func (s *Store) inputLimits() inputLimits {
+	return inputLimits{MaxJSONDepth: s.cfg.MaxJSONDepth, MaxColumns: s.cfg.MaxColumns, MaxBytes: s.cfg.MaxUploadBytes}
 }
 
 // commit moves a finished dataset into place: database first, metadata
@@ -348,43 +230,4 @@ func newID() (string, error) {
 		return "", fmt.Errorf("dataset: random id: %w", err)
 	}
 	return "ds_" + hex.EncodeToString(b[:]), nil
-}
-
-// checkJSONSyntax streams the file through a JSON tokenizer, so that the
-// whole document must be well formed, without holding it in memory.
-func checkJSONSyntax(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	dec := json.NewDecoder(bufio.NewReaderSize(f, 1<<16))
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if depth != 0 {
-				// Token does not check that the nesting is closed.
-				return errors.New("the document ends early")
-			}
-			return nil
-		}
-		if d, ok := tok.(json.Delim); ok {
-			if d == '[' || d == '{' {
-				depth++
-			} else {
-				depth--
-			}
-		}
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return errors.New("the document ends early")
-			}
-			var se *json.SyntaxError
-			if errors.As(err, &se) {
-				return fmt.Errorf("%s at byte %d", se.Error(), se.Offset)
-			}
-			return err
-		}
-	}
 }

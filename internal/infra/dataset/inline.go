@@ -13,11 +13,13 @@ import (
 )
 
 // OpenInline loads content sent with a request (not stored) into a
-// temporary in-memory table named data and returns a sandboxed Session on
-// it; closing the Session frees it. format is "csv" (delimiter and header
+// temporary table named data and returns a sandboxed Session on it;
+// closing the Session removes it. format is "csv" (delimiter and header
 // are detected, so TSV works too) or "json" (an array of objects, or
 // newline-delimited objects). Content over Config.MaxUploadBytes is
-// KindTooLarge; empty or unreadable content is KindInvalid.
+// KindTooLarge; empty or unreadable content is KindInvalid. The load runs
+// in a worker under Config.StatementTimeout, with the same input bounds
+// as an upload; more than Config.MaxInlineLoads at once is KindBusy.
 func (s *Store) OpenInline(ctx context.Context, format, content string) (*Session, error) {
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, err
@@ -39,6 +41,12 @@ func (s *Store) OpenInline(ctx context.Context, format, content string) (*Sessio
 	if strings.TrimSpace(content) == "" {
 		return nil, s.errorf(KindInvalid, "the data is empty")
 	}
+	select {
+	case s.inline <- struct{}{}:
+		defer func() { <-s.inline }()
+	default:
+		return nil, s.errorf(KindBusy, "too many inline loads are in progress (datasets.max_inline_loads is %d); try again shortly", cap(s.inline))
+	}
 
 	// DuckDB reads files, so the content goes through a temp file in Dir
 	// (removed at once, and by Open if the process dies first).
@@ -55,21 +63,13 @@ func (s *Store) OpenInline(ctx context.Context, format, content string) (*Sessio
 	if err != nil {
 		return nil, fmt.Errorf("dataset: write temp file: %w", err)
 	}
-
-	// Should DuckDB spill to disk, it does so under Dir too (by default
-	// an in-memory database spills to .tmp in the working directory).
-	spill := path + ".spill"
-	var cols []Column
-	db, err := openSandboxMemory(ctx, spill, s.cfg.MemoryLimitMB, func(db *sql.DB) error {
-		var err error
-		cols, err = s.loadTable(ctx, db, path, format)
-		return err
-	})
+	db := path + dbExt
+	rep, err := s.runJob(ctx, job{Op: opIngest, Src: path, Format: format, DB: db, TmpDir: path + ".xl", Limits: s.inputLimits()},
+		s.cfg.StatementTimeout)
 	if err != nil {
-		_ = os.RemoveAll(spill)
-		return nil, err
+		return nil, errors.Join(err, removeDBFiles(db))
 	}
-	return &Session{store: s, db: db, schema: cols, spill: spill}, nil
+	return &Session{store: s, path: db, schema: rep.Columns, prof: *rep.Profile}, nil
 }
 
 // openSandboxMemory opens an in-memory DuckDB, runs load (if any) with full

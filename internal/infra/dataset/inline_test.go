@@ -3,6 +3,7 @@ package dataset_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,8 +49,16 @@ func TestOpenInline(t *testing.T) {
 			if err != nil {
 				t.Fatalf("OpenInline: %v", err)
 			}
-			defer q.Close()
-			requireEmptyDir(t, dir) // the temp file is gone once loaded
+			// Only the loaded database is left, until Close.
+			if des, _ := os.ReadDir(dir); len(des) != 1 || !strings.HasSuffix(des[0].Name(), ".duckdb") {
+				t.Errorf("data dir holds %v, want the inline database alone", des)
+			}
+			defer func() {
+				if err := q.Close(); err != nil {
+					t.Error(err)
+				}
+				requireEmptyDir(t, dir)
+			}()
 			if got := q.Schema(); !slices.Equal(got, tt.wantCols) {
 				t.Errorf("schema: got %v, want %v", got, tt.wantCols)
 			}

@@ -23,6 +23,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Store workers are this test binary, started with dataset.WorkerArg.
+	if dataset.IsWorker(os.Args) {
+		os.Exit(dataset.RunWorker(os.Args[2:]))
+	}
 	goleak.VerifyTestMain(m)
 }
 

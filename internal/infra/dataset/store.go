@@ -3,22 +3,17 @@ package dataset
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
-
-	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
 // Dataset describes a stored dataset. It is immutable once created.
@@ -89,37 +84,25 @@ type Store struct {
 	scrub scrubber
 	// dataDirs are the spellings of Dir scrubbed from result values.
 	dataDirs []string
-	// parser is an in-memory, sandboxed DuckDB used only to ask the parser
-	// about SQL text (the guard); it holds no data.
-	parser *sql.DB
+	// pool runs every DuckDB job in worker processes; the server process
+	// itself never opens a database.
+	pool *pool
+	// inline bounds the inline loads in flight (Config.MaxInlineLoads).
+	inline chan struct{}
 
 	mu       sync.Mutex
 	closed   bool
 	datasets map[string]*entry
-
-	// openHandles counts the DuckDB handles open, stored or deleted but
-	// still in use; closeIdle reads it first so that the common case (under
-	// MaxOpen) costs no scan.
-	openHandles atomic.Int64
 }
 
-// entry is one stored dataset and its lazily opened, sandboxed read-only
-// handle. refs counts open Sessions; a deleted or closed entry's handle is
-// closed (and a deleted entry's files removed) when the last one ends.
+// entry is one stored dataset. refs counts open Sessions; a deleted
+// entry's files are removed when the last one ends.
 type entry struct {
 	meta metadata
 
-	openMu sync.Mutex  // serialises opening db
-	db     *sql.DB     // guarded by openMu; nil until first Session
-	isOpen atomic.Bool // db != nil, readable without openMu
-	// openHandles is the Store's counter, kept in step with isOpen.
-	openHandles *atomic.Int64
-
 	// guarded by Store.mu
-	refs     int
-	deleted  bool
-	retired  bool      // Store closed: close db on last release
-	lastUsed time.Time // when the last Session on it closed
+	refs    int
+	deleted bool
 }
 
 // Open opens (creating if needed) the store in cfg.Dir, loads the datasets
@@ -144,23 +127,38 @@ func Open(cfg Config, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("dataset: create data dir: %w", err)
 	}
 	cfg.Dir = abs
-	parser, err := openSandboxMemory(context.Background(), "", parserMemoryLimitMB, nil)
-	if err != nil {
-		return nil, fmt.Errorf("dataset: open parser database: %w", err)
-	}
 	s := &Store{
 		cfg:      cfg,
 		log:      log,
 		scrub:    newScrubber(cfg.Dir),
 		dataDirs: dirSpellings(cfg.Dir),
-		parser:   parser,
+		inline:   make(chan struct{}, cfg.MaxInlineLoads),
 		datasets: map[string]*entry{},
 	}
 	if err := s.load(); err != nil {
-		_ = parser.Close()
 		return nil, err
 	}
+	cmd := cfg.WorkerCommand
+	if len(cmd) == 0 {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("dataset: find own executable for workers: %w", err)
+		}
+		cmd = []string{exe, WorkerArg}
+	}
+	pool, err := newPool(cfg.Workers, cmd, workerEnv(cfg.Dir), cfg.WorkerMemoryMB, log)
+	if err != nil {
+		return nil, err
+	}
+	s.pool = pool
 	return s, nil
+}
+
+// workerEnv is a worker's whole environment, built from nothing so that
+// no secret (the LLM key, the admin token) or other variable of the
+// server reaches it. HOME and TMPDIR point into the private data dir.
+func workerEnv(dir string) []string {
+	return []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir, "LANG=C.UTF-8"}
 }
 
 // load reads Dir: metadata first, then removes temp files and orphans.
@@ -255,9 +253,9 @@ func decodeMetadata(b []byte) (metadata, error) {
 func (s *Store) dbPath(id string) string   { return filepath.Join(s.cfg.Dir, id+dbExt) }
 func (s *Store) metaPath(id string) string { return filepath.Join(s.cfg.Dir, id+metaExt) }
 
-// Close closes every idle DuckDB handle and the parser. Handles still used
-// by open Sessions are closed when those Sessions close. Close is
-// idempotent.
+// Close stops the worker processes; a job still running fails. Files of
+// deleted datasets still in use are removed when their Sessions close.
+// Close is idempotent.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -265,41 +263,31 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	var idle []*entry
-	for _, e := range s.datasets {
-		e.retired = true
-		if e.refs == 0 {
-			idle = append(idle, e)
-		}
-	}
 	s.mu.Unlock()
-	var errs []error
-	for _, e := range idle {
-		errs = append(errs, e.closeDB())
-	}
-	errs = append(errs, s.parser.Close())
-	return errors.Join(errs...)
+	s.pool.close()
+	return nil
 }
 
 // Stats is a snapshot of the Store's size, for metrics.
 type Stats struct {
 	// Datasets is how many datasets are stored.
 	Datasets int
-	// OpenHandles is how many DuckDB handles are open, in use or idle (see
-	// Config.MaxOpen), including those of deleted datasets still in use.
+	// OpenHandles is how many read-only DuckDB handles the workers keep
+	// open (at most Config.MaxOpen each), as of each worker's last job.
 	OpenHandles int
+	// Workers is the worker pool's state.
+	Workers PoolStats
 }
 
-// Stats returns the Store's current size.
+// Stats returns the Store's current size and its workers' state.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return Stats{Datasets: len(s.datasets), OpenHandles: int(s.openHandles.Load())}
+	n := len(s.datasets)
+	s.mu.Unlock()
+	return Stats{Datasets: n, OpenHandles: s.pool.openHandles(), Workers: s.pool.stats()}
 }
 
-func (s *Store) newEntry(meta metadata) *entry {
-	return &entry{meta: meta, openHandles: &s.openHandles}
-}
+func (s *Store) newEntry(meta metadata) *entry { return &entry{meta: meta} }
 
 // List returns every dataset, oldest first (by CreatedAt, then ID).
 func (s *Store) List(ctx context.Context) ([]Dataset, error) {
@@ -382,11 +370,16 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// removeDB closes the entry's handle and removes its database files.
+// removeDB removes a deleted dataset's database files. A worker that
+// still holds the file open notices on its next job and closes it.
 func (s *Store) removeDB(e *entry) error {
-	err := e.closeDB()
-	id := e.meta.Dataset.ID
-	for _, p := range []string{s.dbPath(id), s.dbPath(id) + ".wal", s.dbPath(id) + ".tmp"} {
+	return removeDBFiles(s.dbPath(e.meta.Dataset.ID))
+}
+
+// removeDBFiles removes a database file and what DuckDB keeps beside it.
+func removeDBFiles(path string) error {
+	var err error
+	for _, p := range []string{path, path + ".wal", path + ".tmp"} {
 		if rmErr := os.RemoveAll(p); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
@@ -409,114 +402,17 @@ func (s *Store) acquire(id string) (*entry, error) {
 	return e, nil
 }
 
-// release drops a Session's reference and finishes a pending Delete or
-// Close.
+// release drops a Session's reference and finishes a pending Delete.
 func (s *Store) release(e *entry) error {
 	s.mu.Lock()
 	e.refs--
 	last := e.refs == 0
-	deleted, retired := e.deleted, e.retired
+	deleted := e.deleted
 	s.mu.Unlock()
-	switch {
-	case last && deleted:
+	if last && deleted {
 		return s.removeDB(e)
-	case last && retired:
-		return e.closeDB()
-	case last:
-		s.mu.Lock()
-		e.lastUsed = time.Now()
-		s.mu.Unlock()
-		s.closeIdle()
 	}
 	return nil
-}
-
-// closeIdle closes the least recently used idle handles past
-// Config.MaxOpen. It runs when a Session opens a handle and when the last
-// Session on a dataset ends. The handles are chosen and detached from
-// their entries under s.mu, so that no Session can be handed one of them,
-// and closed after s.mu is released, so that a slow close (DuckDB stops
-// its threads and frees its buffers) holds up no other caller. A detached
-// entry opens a fresh handle on its next Session. Close errors are logged:
-// they belong to no caller.
-func (s *Store) closeIdle() {
-	if s.openHandles.Load() <= int64(s.cfg.MaxOpen) {
-		return
-	}
-	var detached []*sql.DB
-	var ids []string
-	s.mu.Lock()
-	open := int(s.openHandles.Load())
-	var idle []*entry
-	for _, d := range s.datasets {
-		if d.isOpen.Load() && d.refs == 0 {
-			idle = append(idle, d)
-		}
-	}
-	if open > s.cfg.MaxOpen {
-		slices.SortFunc(idle, func(a, b *entry) int { return a.lastUsed.Compare(b.lastUsed) })
-		for _, d := range idle[:min(len(idle), open-s.cfg.MaxOpen)] {
-			if db := d.detach(); db != nil {
-				detached = append(detached, db)
-				ids = append(ids, d.meta.Dataset.ID)
-			}
-		}
-	}
-	s.mu.Unlock()
-	for i, db := range detached {
-		if err := db.Close(); err != nil {
-			s.log.Warn("dataset: closing idle handle", "id", ids[i], "error", err.Error())
-			continue
-		}
-		s.log.Debug("dataset: closed idle handle", "id", ids[i], "max_open", s.cfg.MaxOpen)
-	}
-}
-
-// handle returns the entry's sandboxed read-only handle, opening it once.
-// One *sql.DB per file: DuckDB refuses a second open of the same file in
-// one process with different options.
-func (e *entry) handle(path string, memoryLimitMB int) (*sql.DB, error) {
-	e.openMu.Lock()
-	defer e.openMu.Unlock()
-	if e.db != nil {
-		return e.db, nil
-	}
-	// enable_external_access=false: no file, network or extension access
-	// from SQL; lock_configuration=true: no SET can undo that; READ_ONLY:
-	// no DDL or DML even if the guard were bypassed.
-	c, err := duckdb.NewConnector(dsn(path, memoryLimitMB, url.Values{
-		"access_mode":            {"READ_ONLY"},
-		"enable_external_access": {"false"},
-		"lock_configuration":     {"true"},
-	}), nil)
-	if err != nil {
-		return nil, err
-	}
-	e.db = sql.OpenDB(c)
-	e.isOpen.Store(true)
-	e.openHandles.Add(1)
-	return e.db, nil
-}
-
-func (e *entry) closeDB() error {
-	if db := e.detach(); db != nil {
-		return db.Close()
-	}
-	return nil
-}
-
-// detach takes the entry's handle (nil if none is open) for the caller to
-// close; the next Session opens a new one.
-func (e *entry) detach() *sql.DB {
-	e.openMu.Lock()
-	defer e.openMu.Unlock()
-	db := e.db
-	if db != nil {
-		e.db = nil
-		e.isOpen.Store(false)
-		e.openHandles.Add(-1)
-	}
-	return db
 }
 
 // syncDir makes renames and removals in dir durable. Errors are ignored:
