@@ -236,7 +236,8 @@ func assertNoTempFiles(t *testing.T, dir string) {
 func TestDatasetsShouldSurviveARestart(t *testing.T) {
 	t.Parallel()
 	dataDir := t.TempDir()
-	withDir := func(o *startOpts) { o.env["NEXUS_DATA_DIR"] = dataDir }
+	// One worker, so the handle count below is that worker's.
+	withDir := func(o *startOpts) { o.env["NEXUS_DATA_DIR"] = dataDir; o.cfg.Datasets.Workers = 1 }
 	first := startNexus(t, withDir)
 	id := first.mustUpload(t, "sales.csv", []byte(salesCSV))
 	if err := first.stop(); err != nil {

@@ -20,6 +20,8 @@ type DatasetStore interface {
 	Get(ctx context.Context, id string) (dataset.Dataset, error)
 	Profile(ctx context.Context, id string) (dataset.Profile, error)
 	Delete(ctx context.Context, id string) error
+	// Stats reports the store's size and its worker pool, for health.
+	Stats() dataset.Stats
 }
 
 const maxNameChars = 200

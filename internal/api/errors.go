@@ -137,11 +137,15 @@ var datasetErrors = map[dataset.Kind]struct {
 	status int
 	code   string
 }{
-	dataset.KindInvalid:   {http.StatusUnprocessableEntity, "invalid_dataset"},
-	dataset.KindTooLarge:  {http.StatusRequestEntityTooLarge, "payload_too_large"},
-	dataset.KindUnsafeSQL: {http.StatusUnprocessableEntity, "unsafe_sql"},
-	dataset.KindSQL:       {http.StatusUnprocessableEntity, "sql_error"},
-	dataset.KindTimeout:   {http.StatusUnprocessableEntity, "query_timeout"},
+	dataset.KindInvalid:            {http.StatusUnprocessableEntity, "invalid_dataset"},
+	dataset.KindTooLarge:           {http.StatusRequestEntityTooLarge, "payload_too_large"},
+	dataset.KindUnsafeSQL:          {http.StatusUnprocessableEntity, "unsafe_sql"},
+	dataset.KindSQL:                {http.StatusUnprocessableEntity, "sql_error"},
+	dataset.KindTimeout:            {http.StatusUnprocessableEntity, "query_timeout"},
+	dataset.KindQueryTooExpensive:  {http.StatusUnprocessableEntity, "query_too_expensive"},
+	dataset.KindUploadTooExpensive: {http.StatusUnprocessableEntity, "upload_too_expensive"},
+	dataset.KindTooComplex:         {http.StatusUnprocessableEntity, "input_too_complex"},
+	dataset.KindBusy:               {http.StatusServiceUnavailable, "busy"},
 }
 
 func writeDatasetError(c echo.Context, e *dataset.Error) {
@@ -150,8 +154,14 @@ func writeDatasetError(c echo.Context, e *dataset.Error) {
 		m.status, m.code = http.StatusInternalServerError, "internal_error"
 	}
 	field := ""
-	if e.Kind == dataset.KindInvalid || e.Kind == dataset.KindTooLarge {
+	switch e.Kind {
+	case dataset.KindInvalid, dataset.KindTooLarge, dataset.KindUploadTooExpensive, dataset.KindTooComplex:
 		field = "file"
+		if c.Path() == "/analyze" {
+			field = "data.content" // inline data
+		}
+	case dataset.KindBusy:
+		c.Response().Header().Set("Retry-After", "1")
 	}
 	writeError(c, m.status, m.code, e.Message, field)
 }

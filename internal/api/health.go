@@ -8,6 +8,7 @@ import (
 
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/dataset"
 )
 
 // Health values, per circuit and overall.
@@ -24,6 +25,9 @@ type healthResponse struct {
 	UptimeSeconds   float64         `json:"uptime_seconds"`
 	Config          config.Status   `json:"config"`
 	CircuitBreakers circuitsSection `json:"circuit_breakers"`
+	// Workers is the DuckDB worker pool: size, busy, restarts and
+	// last_kill_reason.
+	Workers *dataset.PoolStats `json:"workers,omitempty"`
 }
 
 type circuitsSection struct {
@@ -61,7 +65,7 @@ type circuitConfig struct {
 	MaxConcurrent    int     `json:"max_concurrent"`
 }
 
-func handleHealthStatus(r CircuitReporter, settings Settings, version string, started time.Time, now func() time.Time) echo.HandlerFunc {
+func handleHealthStatus(r CircuitReporter, store DatasetStore, settings Settings, version string, started time.Time, now func() time.Time) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !settings.Current().CircuitBreaker.ExposeHealthEndpoint {
 			return echo.ErrNotFound
@@ -73,7 +77,13 @@ func handleHealthStatus(r CircuitReporter, settings Settings, version string, st
 		}
 		overall := overallHealth(statuses)
 		t := now()
+		var workers *dataset.PoolStats
+		if store != nil {
+			w := store.Stats().Workers
+			workers = &w
+		}
 		return c.JSON(http.StatusOK, healthResponse{
+			Workers:       workers,
 			Status:        overall,
 			Timestamp:     t.UTC(),
 			Version:       version,

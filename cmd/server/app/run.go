@@ -118,12 +118,21 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxResultBytes:   cfg.Datasets.MaxResultBytes,
 		MemoryLimitMB:    cfg.Datasets.MemoryLimitMB,
 		MaxOpen:          cfg.Datasets.MaxOpenDatasets,
+		Workers:          cfg.Datasets.Workers,
+		WorkerMemoryMB:   cfg.Datasets.WorkerMemoryMB,
+		MaxJSONDepth:     cfg.Datasets.MaxJSONDepth,
+		MaxColumns:       cfg.Datasets.MaxColumns,
+		MaxInlineLoads:   cfg.Datasets.MaxInlineLoads,
 	}, logger)
 	if err != nil {
 		return fmt.Errorf("datasets: %w", err)
 	}
 	defer store.Close()
-	m.ObserveDatasets(func() (int, int) { st := store.Stats(); return st.Datasets, st.OpenHandles })
+	m.ObserveDatasets(func() metrics.DatasetStats {
+		st := store.Stats()
+		return metrics.DatasetStats{Stored: st.Datasets, OpenHandles: st.OpenHandles,
+			WorkersBusy: st.Workers.Busy, WorkerKills: st.Workers.Kills}
+	})
 
 	rl := &reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts, getenv: getenv}
 	var accepting atomic.Bool

@@ -50,6 +50,10 @@ const (
 	// KindUploadTooExpensive: the same for loading an upload or inline
 	// data. Suggests 422.
 	KindUploadTooExpensive Kind = "upload_too_expensive"
+	// KindTooComplex: the input passes a bound checked before DuckDB reads
+	// it (JSON nesting, column count, a workbook's inflated size or cells).
+	// The message names the limit. Suggests 422.
+	KindTooComplex Kind = "input_too_complex"
 	// KindBusy: too many inline loads are in flight. Suggests 503 with
 	// Retry-After.
 	KindBusy Kind = "busy"

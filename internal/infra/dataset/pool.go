@@ -28,7 +28,7 @@ const (
 // killGrace is how long a job may run past its deadline, or past a
 // cancel, before its worker is killed: DuckDB answers an interrupt in
 // about 200 ms when it can answer at all.
-const killGrace = 300 * time.Millisecond
+const killGrace = 500 * time.Millisecond
 
 // rssPoll is how often a busy worker's RSS is read.
 const rssPoll = 50 * time.Millisecond

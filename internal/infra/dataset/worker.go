@@ -422,7 +422,7 @@ func (w *worker) ingest(ctx context.Context, j job) (rep reply, err error) {
 }
 
 func tooManyColumns(n, max int) *Error {
-	return &Error{Kind: KindInvalid, Message: fmt.Sprintf("the data has %d columns; the limit is %d (datasets.max_columns)", n, max)}
+	return &Error{Kind: KindTooComplex, Message: fmt.Sprintf("the data has %d columns; the limit is %d (datasets.max_columns)", n, max)}
 }
 
 // checkInput bounds what DuckDB will read: JSON nesting and CSV width are
@@ -439,7 +439,7 @@ func checkInput(src, format string, lim inputLimits) error {
 		if err := scanJSON(bufio.NewReaderSize(f, 1<<16), lim.MaxJSONDepth); err != nil {
 			var de *DepthError
 			if errors.As(err, &de) {
-				return &Error{Kind: KindInvalid, Message: de.Error() + " (datasets.max_json_depth)"}
+				return &Error{Kind: KindTooComplex, Message: de.Error() + " (datasets.max_json_depth)"}
 			}
 			return &Error{Kind: KindInvalid, Message: "invalid JSON: " + err.Error()}
 		}

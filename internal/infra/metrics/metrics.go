@@ -101,30 +101,54 @@ func New(circuitNames []string, circuits func() []CircuitState) *Metrics {
 	return m
 }
 
-// ObserveDatasets exports the dataset store's size, read once per scrape:
-// nexus_datasets (stored) and nexus_dataset_open_handles (DuckDB handles
-// open, bounded by datasets.max_open_datasets while idle).
-func (m *Metrics) ObserveDatasets(stats func() (stored, open int)) {
+// DatasetStats is one snapshot of the dataset store and its workers.
+type DatasetStats struct {
+	Stored      int
+	OpenHandles int
+	WorkersBusy int
+	// WorkerKills counts worker kills by reason (memory, deadline, crash,
+	// cancelled).
+	WorkerKills map[string]int64
+}
+
+// ObserveDatasets exports the dataset store's state, read once per
+// scrape: nexus_datasets (stored), nexus_dataset_open_handles (read-only
+// DuckDB handles the workers keep open), nexus_worker_busy and
+// nexus_worker_kills_total{reason}.
+func (m *Metrics) ObserveDatasets(stats func() DatasetStats) {
 	m.reg.MustRegister(&datasetCollector{stats: stats})
 }
 
+// killReasons are always exported, so a dashboard sees zeros before the
+// first kill.
+var killReasons = []string{"memory", "deadline", "crash", "cancelled"}
+
 var (
 	datasetsDesc    = prometheus.NewDesc("nexus_datasets", "Datasets stored.", nil, nil)
-	openHandlesDesc = prometheus.NewDesc("nexus_dataset_open_handles", "Datasets with a DuckDB handle open, in use or idle.", nil, nil)
+	openHandlesDesc = prometheus.NewDesc("nexus_dataset_open_handles", "Read-only DuckDB handles the workers keep open.", nil, nil)
+	workerBusyDesc  = prometheus.NewDesc("nexus_worker_busy", "DuckDB worker processes running a job now.", nil, nil)
+	workerKillsDesc = prometheus.NewDesc("nexus_worker_kills_total",
+		"DuckDB worker processes killed or lost, by reason.", []string{"reason"}, nil)
 )
 
-// datasetCollector reads both gauges from one snapshot, so they agree.
-type datasetCollector struct{ stats func() (stored, open int) }
+// datasetCollector reads every series from one snapshot, so they agree.
+type datasetCollector struct{ stats func() DatasetStats }
 
 func (c *datasetCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- datasetsDesc
 	ch <- openHandlesDesc
+	ch <- workerBusyDesc
+	ch <- workerKillsDesc
 }
 
 func (c *datasetCollector) Collect(ch chan<- prometheus.Metric) {
-	stored, open := c.stats()
-	ch <- prometheus.MustNewConstMetric(datasetsDesc, prometheus.GaugeValue, float64(stored))
-	ch <- prometheus.MustNewConstMetric(openHandlesDesc, prometheus.GaugeValue, float64(open))
+	st := c.stats()
+	ch <- prometheus.MustNewConstMetric(datasetsDesc, prometheus.GaugeValue, float64(st.Stored))
+	ch <- prometheus.MustNewConstMetric(openHandlesDesc, prometheus.GaugeValue, float64(st.OpenHandles))
+	ch <- prometheus.MustNewConstMetric(workerBusyDesc, prometheus.GaugeValue, float64(st.WorkersBusy))
+	for _, r := range killReasons {
+		ch <- prometheus.MustNewConstMetric(workerKillsDesc, prometheus.CounterValue, float64(st.WorkerKills[r]), r)
+	}
 }
 
 // Handler serves the exposition format.

@@ -20,8 +20,8 @@ func TestScrapeShouldReadStateAtScrapeTime(t *testing.T) {
 	t.Parallel()
 	current := []metrics.CircuitState{{Name: "data_analyst", State: "closed"}}
 	m := metrics.New([]string{"data_analyst"}, func() []metrics.CircuitState { return current })
-	stored, open := 3, 1
-	m.ObserveDatasets(func() (int, int) { return stored, open })
+	st := metrics.DatasetStats{Stored: 3, OpenHandles: 1}
+	m.ObserveDatasets(func() metrics.DatasetStats { return st })
 
 	check := func(name string, labels map[string]string, want float64) {
 		t.Helper()
@@ -42,9 +42,11 @@ func TestScrapeShouldReadStateAtScrapeTime(t *testing.T) {
 	check("nexus_circuit_calls_total", da("outcome", "rejected"), 0)
 	check("nexus_datasets", nil, 3)
 	check("nexus_dataset_open_handles", nil, 1)
+	check("nexus_worker_busy", nil, 0)
+	check("nexus_worker_kills_total", map[string]string{"reason": "memory"}, 0)
 
 	current = []metrics.CircuitState{{Name: "data_analyst", State: "open", Forced: true, InFlight: 2}}
-	stored, open = 4, 2
+	st = metrics.DatasetStats{Stored: 4, OpenHandles: 2, WorkersBusy: 1, WorkerKills: map[string]int64{"deadline": 3}}
 	m.ObserveCall("data_analyst", "m", "rejected", time.Millisecond)
 	check("nexus_circuit_state", da("state", "open"), 1)
 	check("nexus_circuit_state", da("state", "closed"), 0)
@@ -53,4 +55,7 @@ func TestScrapeShouldReadStateAtScrapeTime(t *testing.T) {
 	check("nexus_circuit_calls_total", da("outcome", "rejected"), 1)
 	check("nexus_datasets", nil, 4)
 	check("nexus_dataset_open_handles", nil, 2)
+	check("nexus_worker_busy", nil, 1)
+	check("nexus_worker_kills_total", map[string]string{"reason": "deadline"}, 3)
+	check("nexus_worker_kills_total", map[string]string{"reason": "crash"}, 0)
 }
