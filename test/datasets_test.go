@@ -298,3 +298,103 @@ func TestKilledUploadShouldLeaveNothing(t *testing.T) {
 		t.Fatalf("a killed upload left %d datasets", got)
 	}
 }
+
+// formPart is one part of a hand-built multipart body.
+type formPart struct {
+	field, filename, content string
+}
+
+// multipartBody writes preamble, then parts, as a multipart/form-data
+// body, and returns it with its Content-Type.
+func multipartBody(t testing.TB, preamble string, parts ...formPart) ([]byte, string) {
+	t.Helper()
+	var body bytes.Buffer
+	body.WriteString(preamble)
+	w := multipart.NewWriter(&body)
+	for _, p := range parts {
+		var (
+			pw  io.Writer
+			err error
+		)
+		if p.filename != "" {
+			pw, err = w.CreateFormFile(p.field, p.filename)
+		} else {
+			pw, err = w.CreateFormField(p.field)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(pw, p.content)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return body.Bytes(), w.FormDataContentType()
+}
+
+// unsized hides a reader's length, so that the client sends the body
+// chunked, with no Content-Length for the server to check up front.
+type unsized struct{ r io.Reader }
+
+func (u unsized) Read(p []byte) (int, error) { return u.r.Read(p) }
+
+// The upload limit counts the whole request body, so that junk before the
+// file is neither read whole nor stored; parts other than name and file
+// are refused by name.
+func TestDatasetUploadShouldBoundTheWholeBody(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, func(o *startOpts) { o.cfg.Datasets.MaxUploadBytes = 100_000 })
+	// 300 KB in short lines: multipart skips a preamble line by line.
+	junk := strings.Repeat(strings.Repeat("j", 99)+"\n", 3000)
+	file := formPart{field: "file", filename: "sales.csv", content: salesCSV}
+	const tooLargeMsg = "the request body is larger than the limit of 165536 bytes (the upload limit of 100000 bytes plus 65536 for the form)"
+	cases := []struct {
+		name     string
+		preamble string
+		parts    []formPart
+		chunked  bool
+		status   int
+		code     string
+		field    string
+		message  string
+	}{
+		{name: "junkPartBeforeFile413", parts: []formPart{{field: "junk", content: junk}, file},
+			status: 413, code: "payload_too_large", field: "file", message: tooLargeMsg},
+		{name: "chunkedJunkPreambleBeforeFile413", preamble: junk, parts: []formPart{file}, chunked: true,
+			status: 413, code: "payload_too_large", field: "file", message: tooLargeMsg},
+		{name: "unknownPart400", parts: []formPart{{field: "comment", content: "hi"}, file},
+			status: 400, code: "invalid_request", field: "comment",
+			message: `unexpected form part "comment": only name and file are accepted`},
+		{name: "nameAndFile201", parts: []formPart{{field: "name", content: "Q1 sales"}, file}, status: 201},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body, contentType := multipartBody(t, tc.preamble, tc.parts...)
+			var r io.Reader = bytes.NewReader(body)
+			if tc.chunked {
+				r = unsized{r}
+			}
+			req, err := http.NewRequest(http.MethodPost, n.URL+"/datasets", r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", contentType)
+			resp := n.do(t, req)
+			expectStatus(t, resp, tc.status)
+			if tc.status == http.StatusCreated {
+				if resp.Body["name"] != "Q1 sales" || resp.Body["rows"] != 4.0 {
+					t.Fatalf("created: %s", resp.Raw)
+				}
+				return
+			}
+			e := resp.Body["error"].(map[string]any)
+			if e["code"] != tc.code || e["field"] != tc.field || e["message"] != tc.message {
+				t.Fatalf("error = %v, want code %q field %q message %q", e, tc.code, tc.field, tc.message)
+			}
+		})
+	}
+	list := n.get(t, "/datasets").Body["datasets"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["name"] != "Q1 sales" {
+		t.Fatalf("datasets after the uploads = %v, want only Q1 sales", list)
+	}
+}

@@ -9,7 +9,7 @@ func routes(e *echo.Echo, cfg Config) {
 	e.POST("/analyze", handleAnalyze(cfg.Analyst, cfg.MaxBodyBytes), deadline)
 	e.POST("/generate", handleGenerate(cfg.Generator, cfg.MaxBodyBytes), deadline)
 
-	e.POST("/datasets", handleUpload(cfg.Datasets))
+	e.POST("/datasets", handleUpload(cfg.Datasets, cfg.MaxUploadBytes))
 	e.GET("/datasets", handleListDatasets(cfg.Datasets))
 	e.GET("/datasets/:id", handleGetDataset(cfg.Datasets))
 	e.DELETE("/datasets/:id", handleDeleteDataset(cfg.Datasets))

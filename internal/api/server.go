@@ -15,6 +15,7 @@ import (
 	"github.com/nexus/nexus/internal/agent"
 	"github.com/nexus/nexus/internal/codegen"
 	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/dataset"
 )
 
 // Analyzer answers questions about data; *agent.Analyst is the real one.
@@ -70,6 +71,11 @@ type Config struct {
 	Ready func() bool
 	// MaxBodyBytes limits JSON request bodies; larger ones get 413.
 	MaxBodyBytes int64
+	// MaxUploadBytes is the dataset store's limit on an uploaded file
+	// (datasets.max_upload_bytes). POST /datasets refuses a whole request
+	// body larger than this plus 64 KiB for the form with 413; 0 means
+	// dataset.DefaultMaxUploadBytes, the store's own default.
+	MaxUploadBytes int64
 	// RequestTimeout bounds each /analyze and /generate request; past it
 	// the request answers 504 request_timeout. 0 means no limit.
 	RequestTimeout time.Duration
@@ -87,6 +93,9 @@ func NewServer(cfg Config) http.Handler {
 	}
 	if cfg.Ready == nil {
 		cfg.Ready = func() bool { return true }
+	}
+	if cfg.MaxUploadBytes <= 0 {
+		cfg.MaxUploadBytes = dataset.DefaultMaxUploadBytes
 	}
 	e := echo.New()
 	e.HideBanner = true
