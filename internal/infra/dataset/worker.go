@@ -527,17 +527,10 @@ func describe(ctx context.Context, q queryer) ([]Column, error) {
 // inflate, and its CSV rendering grow, to 4× the upload limit.
 func xlsxLimitsFor(l inputLimits) XLSXLimits {
 	return XLSXLimits{
-		MaxInflatedBytes: 4 * l.MaxBytes,
-		MaxOutputBytes:   4 * l.MaxBytes,
-		MaxCells:         maxXLSXCells,
-		MaxCellBytes:     maxXLSXCellBytes,
+		MaxInflatedBytes: xlsxInflateFactor * l.MaxBytes,
+		MaxOutputBytes:   xlsxInflateFactor * l.MaxBytes,
+		MaxCells:         defaultXLSXMaxCells,
+		MaxCellBytes:     defaultXLSXMaxCellBytes,
 		MaxColumns:       l.MaxColumns,
 	}
 }
-
-// Caps on a workbook's cells; a sheet past them is refused before it is
-// converted.
-const (
-	maxXLSXCells     = 50_000_000
-	maxXLSXCellBytes = 1 << 20
-)

@@ -56,17 +56,6 @@ func (l XLSXLimits) valid() bool {
 	return l.MaxInflatedBytes > 0 && l.MaxOutputBytes > 0 && l.MaxCells > 0 && l.MaxCellBytes > 0 && l.MaxColumns > 0
 }
 
-// xlsxToCSV converts with the Store's limits; see the free function.
-func (s *Store) xlsxToCSV(ctx context.Context, src, dst, tmpDir string) error {
-	return xlsxToCSV(ctx, src, dst, tmpDir, XLSXLimits{
-		MaxInflatedBytes: xlsxInflateFactor * s.cfg.MaxUploadBytes,
-		MaxOutputBytes:   xlsxInflateFactor * s.cfg.MaxUploadBytes,
-		MaxCells:         defaultXLSXMaxCells,
-		MaxCellBytes:     defaultXLSXMaxCellBytes,
-		MaxColumns:       defaultXLSXMaxColumns,
-	})
-}
-
 // xlsxToCSV renders the first sheet of the workbook src as CSV in dst (a
 // new file) for DuckDB's reader, which then detects the column types: the
 // first row is the header (blank names become column<N>), rows are padded
@@ -115,17 +104,17 @@ func xlsxToCSV(ctx context.Context, src, dst, tmpDir string, lim XLSXLimits) (er
 	width, rowsSeen := 0, int64(0)
 	if err := eachRow(ctx, f, sheet, func(cells []string) error {
 		if len(cells) > lim.MaxColumns {
-			return xlsxErrorf(sc, "the sheet has at least %d columns; the limit is %d", len(cells), lim.MaxColumns)
+			return xlsxLimitf(sc, "the sheet has at least %d columns; the limit is %d", len(cells), lim.MaxColumns)
 		}
 		for _, c := range cells {
 			if len(c) > lim.MaxCellBytes {
-				return xlsxErrorf(sc, "a cell holds %d bytes; the limit is %d", len(c), lim.MaxCellBytes)
+				return xlsxLimitf(sc, "a cell holds %d bytes; the limit is %d", len(c), lim.MaxCellBytes)
 			}
 		}
 		width = max(width, len(cells))
 		rowsSeen++
 		if rowsSeen*int64(width) > lim.MaxCells {
-			return xlsxErrorf(sc, "the sheet has more than the limit of %d cells (rows × columns)", lim.MaxCells)
+			return xlsxLimitf(sc, "the sheet has more than the limit of %d cells (rows × columns)", lim.MaxCells)
 		}
 		return nil
 	}); err != nil {
@@ -168,7 +157,7 @@ func xlsxToCSV(ctx context.Context, src, dst, tmpDir string, lim XLSXLimits) (er
 		err = cerr
 	}
 	if errors.Is(err, errOutputCap) {
-		return xlsxErrorf(sc, "the sheet converts to more than the limit of %d bytes of CSV", lim.MaxOutputBytes)
+		return xlsxLimitf(sc, "the sheet converts to more than the limit of %d bytes of CSV", lim.MaxOutputBytes)
 	}
 	if err != nil {
 		return sheetError(ctx, sc, err)
@@ -189,7 +178,7 @@ func checkInflatedSize(src string, limit int64, sc scrubber) error {
 	for _, f := range zr.File {
 		total += f.UncompressedSize64
 		if total > uint64(limit) {
-			return xlsxErrorf(sc, "the workbook inflates past the limit of %d bytes", limit)
+			return xlsxLimitf(sc, "the workbook inflates past the limit of %d bytes", limit)
 		}
 	}
 	return nil
@@ -212,6 +201,11 @@ func (c *cappedWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.left -= int64(n)
 	return n, err
+}
+
+// xlsxLimitf builds a scrubbed KindTooComplex *Error: a cap was hit.
+func xlsxLimitf(sc scrubber, format string, args ...any) *Error {
+	return &Error{Kind: KindTooComplex, Message: strings.TrimSpace(sc.scrub(fmt.Sprintf(format, args...)))}
 }
 
 // xlsxErrorf builds a scrubbed KindInvalid *Error.

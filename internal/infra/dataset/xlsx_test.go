@@ -157,8 +157,8 @@ func TestXLSXToCSVRefusesPastALimit(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Fatalf("xlsxToCSV = %v, want *Error", err)
 			}
-			if e.Kind != KindInvalid || e.Message != tc.wantMsg {
-				t.Fatalf("error = %s %q, want %s %q", e.Kind, e.Message, KindInvalid, tc.wantMsg)
+			if e.Kind != KindTooComplex || e.Message != tc.wantMsg {
+				t.Fatalf("error = %s %q, want %s %q", e.Kind, e.Message, KindTooComplex, tc.wantMsg)
 			}
 			if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("dst after failure: %v, want it gone", err)
