@@ -2,6 +2,7 @@ package infra
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -107,6 +108,13 @@ func Classify(callerCtx context.Context, err error) (Outcome, Kind) {
 	if callerCtx.Err() != nil {
 		return Neutral, KindCanceled
 	}
+	var tooLarge *ResponseTooLargeError
+	if errors.As(err, &tooLarge) {
+		// A reply past llm.max_response_bytes is malformed, like a body
+		// that is not JSON, whatever its status (go-openai drops the
+		// status of an error body it could not read).
+		return Failure, KindUnavailable
+	}
 	if status := upstreamStatus(err); status != 0 {
 		switch {
 		case status == http.StatusBadRequest, status == http.StatusUnprocessableEntity:
@@ -138,13 +146,18 @@ func upstreamStatus(err error) int {
 }
 
 // describe renders err for humans: the upstream's status and message where
-// there was one, else the error text.
+// there was one, else the error text. Its result can be as long as the
+// upstream's message; Circuit.finish passes it through Redactor.Scrub.
 func describe(kind Kind, err error, limit time.Duration) string {
 	switch kind {
 	case KindTimeout:
 		return fmt.Sprintf("LLM call exceeded the %s timeout", limit)
 	case KindCanceled:
 		return "the client canceled the request"
+	}
+	var tooLarge *ResponseTooLargeError
+	if errors.As(err, &tooLarge) {
+		return "malformed reply from the LLM: " + tooLarge.Error()
 	}
 	var apiErr *openai.APIError
 	if errors.As(err, &apiErr) {
@@ -175,6 +188,11 @@ func describe(kind Kind, err error, limit time.Duration) string {
 		default:
 			return "could not reach the LLM"
 		}
+	}
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &syntaxErr) || errors.As(err, &typeErr) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "malformed reply from the LLM: " + err.Error()
 	}
 	return "unusable answer from the LLM: " + err.Error()
 }

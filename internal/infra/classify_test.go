@@ -49,6 +49,8 @@ func TestClassifyShouldSortEveryLLMOutcome(t *testing.T) {
 		{"deadline from elsewhere", live, fmt.Errorf("x: %w", context.DeadlineExceeded), infra.Failure, infra.KindTimeout},
 		{"no choices", live, infra.ErrEmptyCompletion, infra.Failure, infra.KindUnavailable},
 		{"malformed body", live, errors.New("invalid character '<' looking for beginning of value"), infra.Failure, infra.KindUnavailable},
+		{"reply past max_response_bytes", live, &infra.ResponseTooLargeError{Limit: 1024}, infra.Failure, infra.KindUnavailable},
+		{"error body past max_response_bytes", live, fmt.Errorf("error, reading response body: %w", &infra.ResponseTooLargeError{Limit: 1024}), infra.Failure, infra.KindUnavailable},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

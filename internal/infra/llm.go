@@ -41,6 +41,11 @@ type LLMConfig struct {
 	BaseURL             string
 	APIKey              string
 	MaxIdleConnsPerHost int
+	// MaxResponseBytes caps every reply body, error bodies included,
+	// counted while reading (llm.max_response_bytes). Past it the call
+	// fails with a *ResponseTooLargeError and the connection is closed.
+	// Zero means DefaultMaxResponseBytes.
+	MaxResponseBytes int64
 }
 
 // LLMClient talks to any OpenAI-compatible endpoint through go-openai. It is
@@ -52,8 +57,13 @@ type LLMClient struct {
 
 // NewLLMClient builds a client with its own tuned transport: Go's default
 // keeps two idle connections per host, which throttles the service under
-// load. Its transport also captures Retry-After, which go-openai drops.
+// load. Its transport also captures Retry-After, which go-openai drops,
+// and caps reply bodies, which go-openai reads whole.
 func NewLLMClient(cfg LLMConfig) *LLMClient {
+	limit := cfg.MaxResponseBytes
+	if limit <= 0 {
+		limit = DefaultMaxResponseBytes
+	}
 	tr := &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
@@ -69,7 +79,7 @@ func NewLLMClient(cfg LLMConfig) *LLMClient {
 	}
 	oc := openai.DefaultConfig(cfg.APIKey)
 	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	oc.HTTPClient = &http.Client{Transport: retryAfterTransport{base: tr}}
+	oc.HTTPClient = &http.Client{Transport: retryAfterTransport{base: bodyCapTransport{base: tr, max: limit}}}
 	return &LLMClient{client: openai.NewClientWithConfig(oc), transport: tr}
 }
 

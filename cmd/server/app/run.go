@@ -86,6 +86,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		BaseURL:             cfg.LLM.BaseURL,
 		APIKey:              apiKey,
 		MaxIdleConnsPerHost: cfg.LLM.MaxIdleConnsPerHost,
+		MaxResponseBytes:    cfg.LLM.MaxResponseBytes,
 	})
 	defer llm.Close()
 
