@@ -320,7 +320,10 @@ func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error 
 	}
 	var msg string
 	if err != nil {
-		msg = c.redact.Redact(describe(kind, err, c.cfg.Timeout.Duration()))
+		// The one place an LLM error becomes the text that is stored
+		// and reported: redacted and bounded, however long the
+		// upstream's message was.
+		msg = c.redact.Scrub(describe(kind, err, c.cfg.Timeout.Duration()))
 	}
 	now := c.now()
 	switch outcome {

@@ -3,6 +3,8 @@ package infra_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -239,5 +241,68 @@ func TestDisabledCircuitShouldNeverReject(t *testing.T) {
 	st := c.Status()
 	if st.State != infra.StateDisabled || st.Stats.RejectedCount != 0 || st.Stats.FailureCount != 5 {
 		t.Fatalf("status = %+v", st)
+	}
+}
+
+// Given an upstream whose error message is 10 MB, when the call fails, then
+// the error, last_error, the failure event and the opening transition's
+// reason each hold at most MaxReportedRunes of it, cut with an ellipsis.
+func TestAHugeUpstreamMessageShouldBeStoredAndReportedCut(t *testing.T) {
+	t.Parallel()
+	huge := strings.Repeat("x", 10<<20)
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true,
+		func(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) {
+			return infra.ChatResponse{}, &openai.APIError{HTTPStatusCode: 500, Message: huge}
+		})
+	err := call(c)
+	var le *infra.LLMError
+	if !errors.As(err, &le) {
+		t.Fatalf("err = %.200v", err)
+	}
+	wantMsg := "upstream HTTP 500: " + strings.Repeat("x", infra.MaxReportedRunes-len("upstream HTTP 500: ")) + infra.Ellipsis
+	if le.Message != wantMsg {
+		t.Fatalf("message (%d bytes) = %.80q…", len(le.Message), le.Message)
+	}
+	if got := le.Error(); got != "data_analyst: llm_unavailable: "+wantMsg {
+		t.Fatalf("Error() (%d bytes) = %.80q…", len(got), got)
+	}
+	st := c.Status()
+	if st.Stats.LastError == nil || *st.Stats.LastError != "llm_unavailable: "+wantMsg {
+		t.Fatalf("last_error = %.80v…", st.Stats.LastError)
+	}
+	var failures int
+	for _, e := range c.Events() {
+		if len(e.Reason) > 1024 {
+			t.Fatalf("%s event reason is %d bytes", e.Type, len(e.Reason))
+		}
+		if e.Type == infra.EventFailure {
+			failures++
+			if e.Reason != wantMsg {
+				t.Fatalf("failure event reason = %.80q…", e.Reason)
+			}
+		}
+	}
+	if failures != 1 || len(st.RecentTransitions) != 1 || len(st.RecentTransitions[0].Reason) > 1024 {
+		t.Fatalf("failure events = %d, transitions = %d", failures, len(st.RecentTransitions))
+	}
+}
+
+// A reply cut at max_response_bytes is a counted failure that reads as a
+// malformed reply.
+func TestAReplyPastTheCapShouldCountAsAMalformedReply(t *testing.T) {
+	t.Parallel()
+	c := newCircuit(t, config.Circuit{FailureThreshold: 2, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true,
+		func(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) {
+			return infra.ChatResponse{}, fmt.Errorf("error, reading response body: %w", &infra.ResponseTooLargeError{Limit: 65536})
+		})
+	err := call(c)
+	const want = "malformed reply from the LLM: reply body exceeds llm.max_response_bytes (65536 bytes); the connection was closed"
+	var le *infra.LLMError
+	if !errors.As(err, &le) || le.Kind != infra.KindUnavailable || le.Message != want {
+		t.Fatalf("err = %v", err)
+	}
+	s := c.Status().Stats
+	if s.FailureCount != 1 || s.ConsecutiveFailures != 1 || s.LastError == nil || *s.LastError != "llm_unavailable: "+want {
+		t.Fatalf("stats = %+v", s)
 	}
 }
