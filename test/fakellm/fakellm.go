@@ -221,7 +221,8 @@ func (s *Server) Received() []Request {
 }
 
 // Canceled returns how many chat requests were abandoned by their client
-// (request context done) while the fake was still in a Delay or Hang. The
+// (request context done, or the connection gone) while the fake was still
+// in a Delay or Hang, or streaming Whitespace. The
 // server notices asynchronously, so poll for it rather than asserting right
 // after the client returns.
 func (s *Server) Canceled() int {
@@ -321,6 +322,12 @@ type Step struct {
 	ResetConn bool
 	// NoChoices answers 2xx with a valid completion whose choices is [].
 	NoChoices bool
+	// Whitespace, if > 0, answers Status (200 by default) with a body of
+	// this many spaces and nothing else, written in flushed 32 KiB chunks:
+	// an upstream that keeps a reader waiting for a JSON value that never
+	// comes. It stops by itself once the bytes are sent, as soon as the
+	// client goes away (counted in Canceled), or when the server closes.
+	Whitespace int
 	// Model is the model reported in the completion; empty means the
 	// requested model.
 	Model string
@@ -582,6 +589,10 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, req Request, st 
 		resetConn(w)
 		return
 	}
+	if st.Whitespace > 0 {
+		s.streamWhitespace(w, r, st)
+		return
+	}
 
 	h := w.Header()
 	ct := st.ContentType
@@ -618,6 +629,40 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, req Request, st 
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+}
+
+// streamWhitespace writes st.Whitespace spaces in flushed chunks, stopping
+// early when the client goes away (counted) or the server closes.
+func (s *Server) streamWhitespace(w http.ResponseWriter, r *http.Request, st Step) {
+	w.Header().Set("Content-Type", "application/json")
+	for k, v := range st.Header {
+		w.Header().Set(k, v)
+	}
+	status := st.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	w.WriteHeader(status)
+	rc := http.NewResponseController(w)
+	chunk := []byte(strings.Repeat(" ", 32<<10))
+	for left := st.Whitespace; left > 0; left -= len(chunk) {
+		select {
+		case <-s.done:
+			panic(http.ErrAbortHandler)
+		default:
+		}
+		part := chunk[:min(left, len(chunk))]
+		_, err := w.Write(part)
+		if err == nil {
+			err = rc.Flush()
+		}
+		if err != nil || r.Context().Err() != nil {
+			s.mu.Lock()
+			s.canceled++
+			s.mu.Unlock()
+			return
+		}
+	}
 }
 
 func bodyAllowed(status int) bool {

@@ -624,3 +624,48 @@ func TestMultiPartContentRecorded(t *testing.T) {
 		t.Errorf("content = %q", got)
 	}
 }
+
+// postChat sends a minimal chat request with a plain HTTP client, so that a
+// test can read as much of the body as it likes.
+func postChat(t *testing.T, s *fakellm.Server) *http.Response {
+	t.Helper()
+	resp, err := newHTTPClient(t).Post(s.URL()+"/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// Whitespace sends exactly its bytes of spaces under the step's status.
+func TestWhitespaceShouldSendThatManySpaces(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	s.Enqueue(fakellm.Step{Status: 500, Whitespace: 100_000})
+	resp := postChat(t, s)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 500 || len(body) != 100_000 || strings.TrimSpace(string(body)) != "" {
+		t.Fatalf("status %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if s.Canceled() != 0 {
+		t.Fatalf("Canceled() = %d after a full read", s.Canceled())
+	}
+}
+
+// A client that hangs up mid-stream stops it, and is counted in Canceled.
+func TestWhitespaceShouldStopWhenTheClientGoesAway(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	s.Enqueue(fakellm.Step{Whitespace: 1 << 30})
+	resp := postChat(t, s)
+	if _, err := io.CopyN(io.Discard, resp.Body, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	eventually(t, "Canceled() == 1", func() bool { return s.Canceled() == 1 })
+	eventually(t, "InFlight() == 0", func() bool { return s.InFlight() == 0 })
+}
