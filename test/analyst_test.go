@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -393,6 +394,52 @@ func TestChartShouldValidateTheSpec(t *testing.T) {
 			chart := r.Body["chart"].(map[string]any)
 			if chart["mark"] != tc.mark || len(chart["data"].(map[string]any)["values"].([]any)) != 3 || !strings.Contains(chart["$schema"].(string), "vega-lite/v5") {
 				t.Fatalf("chart: %v", chart)
+			}
+		})
+	}
+}
+
+// A chart spec keeps only the inlined rows: URLs and links anywhere in it
+// are stripped, and a lookup transform with its own data makes the
+// deterministic chart be used instead.
+func TestChartShouldKeepOnlyInlineData(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t)
+	id := n.mustUpload(t, "sales.csv", []byte(salesCSV))
+	cases := []struct {
+		name, reply, want, outcome, detail string
+	}{
+		{"URLs and links stripped",
+			`{"data":{"url":"https://evil.example/a.csv"},"mark":{"type":"bar","href":"https://evil.example"},` +
+				`"encoding":{"x":{"field":"region"},"y":{"field":"total"},"href":{"value":"https://evil.example"}},` +
+				`"layer":[{"mark":"rule","data":{"url":"https://evil.example/b.json"}}],"usermeta":{"embedOptions":{"editorUrl":"https://evil.example"}}}`,
+			`{"$schema":"https://vega.github.io/schema/vega-lite/v5.json","data":{"values":[{"region":"North","total":160},{"region":"South","total":80},{"region":"East","total":60}]},` +
+				`"encoding":{"x":{"field":"region"},"y":{"field":"total"}},"layer":[{"mark":"rule"}],"mark":{"type":"bar"}}`,
+			"ok", ""},
+		{"lookup with external data refused",
+			`{"mark":"line","encoding":{"x":{"field":"region"},"y":{"field":"total"}},` +
+				`"transform":[{"lookup":"region","from":{"data":{"url":"https://evil.example/c.csv"},"key":"region","fields":["pop"]}}]}`,
+			`{"$schema":"https://vega.github.io/schema/vega-lite/v5.json","data":{"values":[{"region":"North","total":160},{"region":"South","total":80},{"region":"East","total":60}]},` +
+				`"encoding":{"x":{"field":"region","type":"nominal"},"y":{"field":"total","type":"quantitative"}},"mark":"bar"}`,
+			"fallback", "unusable spec: spec.transform[0]: a lookup transform may not bring its own data; chart chosen from the result's shape"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			n.LLM.EnqueueFor(codegenModel, sqlReply(bySales))
+			n.LLM.EnqueueFor(analystModel, fakellm.Reply("ok"))
+			n.LLM.EnqueueFor(vizModel, fakellm.Reply(tc.reply))
+			r := n.post(t, "/analyze", map[string]any{"query": "q", "dataset_id": id, "visualize": true})
+			expectStatus(t, r, http.StatusOK)
+			steps := expectSteps(t, r, map[string]string{"chart": tc.outcome})
+			if d, _ := steps["chart"]["detail"].(string); d != tc.detail {
+				t.Fatalf("chart detail %q, want %q", d, tc.detail)
+			}
+			chart, err := json.Marshal(r.Body["chart"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(chart) != tc.want {
+				t.Fatalf("chart\n got  %s\n want %s", chart, tc.want)
 			}
 		})
 	}

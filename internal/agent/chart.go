@@ -48,12 +48,16 @@ func (r *run) chart(ctx context.Context, res *dataset.Result) {
 }
 
 // parseSpec accepts a JSON object with mark and encoding whose fields name
-// result columns.
+// result columns, keeping only what renders from inline data (see
+// inlineOnly).
 func parseSpec(reply string, cols []dataset.Column) (map[string]any, string) {
 	text := infra.ExtractFenced(reply, []string{"json", "vega-lite", "vegalite"})
 	var spec map[string]any
 	if err := json.Unmarshal([]byte(text), &spec); err != nil {
 		return nil, "not valid JSON"
+	}
+	if problem := inlineOnly(spec, "spec"); problem != "" {
+		return nil, problem
 	}
 	if _, ok := spec["mark"]; !ok {
 		return nil, `missing "mark"`
@@ -74,6 +78,49 @@ func parseSpec(reply string, cols []dataset.Column) (map[string]any, string) {
 		}
 	}
 	return spec, ""
+}
+
+// inlineOnly strips from an LLM's spec, at any depth (layer, concat,
+// hconcat, vconcat, facet and repeat specs, transforms, config, marks and
+// encodings alike), everything that would make a renderer fetch or link to
+// something other than the rows withData inlines:
+//
+//   - every key named url or href: data URLs, image marks' url, the
+//     encoding channels url and href, config.mark.href, …;
+//   - every data and datasets object, inline or not: withData then sets the
+//     one top-level data, which nested views inherit;
+//   - usermeta, which vega-embed reads as options (loader, editor URL,
+//     source header HTML) and which no chart needs.
+//
+// A lookup transform that brings its own data (from.data) is refused
+// instead, since without that data the lookup means nothing; the
+// deterministic chart is used. node is edited in place; path names it in
+// the problem.
+func inlineOnly(node any, path string) string {
+	switch n := node.(type) {
+	case map[string]any:
+		if from, ok := n["from"].(map[string]any); ok && n["lookup"] != nil && from["data"] != nil {
+			return fmt.Sprintf("%s: a lookup transform may not bring its own data", path)
+		}
+		for k, v := range n {
+			switch {
+			case strings.EqualFold(k, "url"), strings.EqualFold(k, "href"),
+				k == "data", k == "datasets", k == "usermeta":
+				delete(n, k)
+			default:
+				if problem := inlineOnly(v, path+"."+k); problem != "" {
+					return problem
+				}
+			}
+		}
+	case []any:
+		for i, v := range n {
+			if problem := inlineOnly(v, fmt.Sprintf("%s[%d]", path, i)); problem != "" {
+				return problem
+			}
+		}
+	}
+	return ""
 }
 
 // withData inlines the result rows as the spec's data.
