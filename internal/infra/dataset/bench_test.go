@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -164,6 +166,40 @@ func BenchmarkQueryGroupBy(b *testing.B) {
 			rows.Close()
 			if n != 5 {
 				b.Fatal(n)
+			}
+		}
+	})
+}
+
+// BenchmarkWorkerReplace measures how long a killed worker takes to be
+// replaced: each iteration SIGKILLs the only worker, then runs a parse-only
+// check, which fails once (the crash) and then waits for the replacement.
+// "warm" is the same check on a live worker, the baseline.
+func BenchmarkWorkerReplace(b *testing.B) {
+	ctx := context.Background()
+	s := mustOpen(b, dataset.Config{Workers: 1})
+	b.Run("warm", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.ValidateSQL(ctx, "SELECT 1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("killed", func(b *testing.B) {
+		for b.Loop() {
+			pids := s.WorkerPIDs()
+			if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+				b.Fatal(err)
+			}
+			for {
+				err := s.ValidateSQL(ctx, "SELECT 1")
+				if err == nil {
+					break
+				}
+				var de *dataset.Error
+				if !errors.As(err, &de) || de.Kind != dataset.KindQueryTooExpensive {
+					b.Fatal(err)
+				}
 			}
 		}
 	})
