@@ -1,17 +1,22 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xuri/excelize/v2"
 
 	"github.com/nexus/nexus/test/fakellm"
 )
@@ -143,6 +148,7 @@ func TestPlannerBombShouldBeKilledAndTheAnalystDegrade(t *testing.T) {
 	n.LLM.EnqueueFor(analystModel, fakellm.Reply("Could not compute it."))
 	r := n.post(t, "/analyze", map[string]any{"query": "how long?", "data": map[string]any{"format": "csv", "content": "a\n1\n"}})
 	top := peak()
+	t.Logf("server RSS: baseline %d MiB, peak %d MiB during the bomb", baseline, top)
 	expectStatus(t, r, http.StatusOK)
 	steps := stepsOf(t, r)
 	run := steps["run"]
@@ -224,7 +230,9 @@ func TestConcurrentBombsShouldNotStarveOtherUsers(t *testing.T) {
 			t.Errorf("a bombed /analyze answered %d, want 200 (degraded)", s)
 		}
 	}
-	if top := peak(); top > baseline+200 {
+	top := peak()
+	t.Logf("server RSS: baseline %d MiB, peak %d MiB during eight bombs", baseline, top)
+	if top > baseline+200 {
 		t.Errorf("server RSS peaked at %d MiB from %d MiB", top, baseline)
 	}
 	body := n.scrape(t)
@@ -252,6 +260,67 @@ func TestWideCSVShouldBeRefused(t *testing.T) {
 	expectStatus(t, r, http.StatusUnprocessableEntity)
 	if e := r.Body["error"].(map[string]any); e["code"] != "input_too_complex" || !strings.Contains(e["message"].(string), "2000 columns; the limit is 1024") {
 		t.Fatalf("body: %s", r.Raw)
+	}
+	left, _ := filepath.Glob(filepath.Join(dataDir, "*"))
+	if len(left) != 0 {
+		t.Fatalf("left in the data dir: %v", left)
+	}
+}
+
+// streamedXLSX builds a workbook with excelize's stream writer: rows maps
+// a row number to its cells from column A.
+func streamedXLSX(t *testing.T, rows map[int][]any) []byte {
+	t.Helper()
+	f := excelize.NewFile()
+	defer f.Close()
+	sw, err := f.NewStreamWriter("Sheet1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range slices.Sorted(maps.Keys(rows)) {
+		if err := sw.SetRow("A"+strconv.Itoa(r), rows[r]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := f.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Given workbooks that inflate far past their size (2 MiB of text from a
+// few KB) or that are sparse (one cell in the last column), the upload is
+// refused with 422 input_too_complex naming the limit, and nothing is
+// left in the data dir.
+func TestXLSXBombsShouldBeRefused(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	n := startNexus(t, func(o *startOpts) {
+		o.env["NEXUS_DATA_DIR"] = dataDir
+		o.cfg.Datasets.MaxUploadBytes = 100_000 // workbooks may inflate to 400,000 bytes
+	})
+	bomb := map[int][]any{}
+	for i := range 64 {
+		bomb[i+1] = []any{strings.Repeat("x", 32_000)}
+	}
+	sparse := map[int][]any{1: append(make([]any, 16_383), "far")}
+	for name, tc := range map[string]struct {
+		rows map[int][]any
+		want string
+	}{
+		"inflated": {bomb, "inflates past the limit of 400000 bytes"},
+		"sparse":   {sparse, "columns; the limit is 1024"},
+	} {
+		body := streamedXLSX(t, tc.rows)
+		r := n.upload(t, name+".xlsx", body, "")
+		expectStatus(t, r, http.StatusUnprocessableEntity)
+		if e := r.Body["error"].(map[string]any); e["code"] != "input_too_complex" || !strings.Contains(e["message"].(string), tc.want) {
+			t.Fatalf("%s (%d bytes): %s", name, len(body), r.Raw)
+		}
 	}
 	left, _ := filepath.Glob(filepath.Join(dataDir, "*"))
 	if len(left) != 0 {

@@ -277,6 +277,9 @@ type Stats struct {
 	OpenHandles int
 	// Workers is the worker pool's state.
 	Workers PoolStats
+	// InlineLoads is how many inline loads are in flight (at most
+	// Config.MaxInlineLoads), waiting for a worker or loading.
+	InlineLoads int
 }
 
 // Stats returns the Store's current size and its workers' state.
@@ -284,7 +287,7 @@ func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	n := len(s.datasets)
 	s.mu.Unlock()
-	return Stats{Datasets: n, OpenHandles: s.pool.openHandles(), Workers: s.pool.stats()}
+	return Stats{Datasets: n, OpenHandles: s.pool.openHandles(), Workers: s.pool.stats(), InlineLoads: len(s.inline)}
 }
 
 func (s *Store) newEntry(meta metadata) *entry { return &entry{meta: meta} }

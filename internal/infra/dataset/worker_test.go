@@ -226,3 +226,33 @@ func rssMB(pid int) int64 {
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
 	return pages * int64(os.Getpagesize()) >> 20
 }
+
+// Given the only worker busy and MaxInlineLoads inline loads already
+// waiting for it, one more inline load is refused at once with KindBusy
+// rather than queued.
+func TestInlineLoadsPastTheCapShouldBeBusy(t *testing.T) {
+	t.Parallel()
+	s := mustOpen(t, dataset.Config{StatementTimeout: 3 * time.Second, Workers: 1, MaxInlineLoads: 1, WorkerMemoryMB: 16 << 10})
+	q := mustInline(t, s, "csv", "a\n1\n")
+	bombed := make(chan error, 1)
+	go func() { _, err := q.Query(context.Background(), bomb); bombed <- err }()
+	waitFor(t, "the bomb to hold the worker", func() bool { return s.Stats().Workers.Busy == 1 })
+	loaded := make(chan error, 1)
+	go func() {
+		q2, err := s.OpenInline(context.Background(), "csv", "b\n2\n")
+		if err == nil {
+			err = q2.Close()
+		}
+		loaded <- err
+	}()
+	// The waiting load holds the one slot: a second is refused.
+	waitFor(t, "the first load to wait", func() bool { return s.Stats().InlineLoads == 1 })
+	_, err := s.OpenInline(context.Background(), "csv", "c\n3\n")
+	if e := requireKind(t, err, dataset.KindBusy); !strings.Contains(e.Message, "max_inline_loads is 1") {
+		t.Errorf("message %q", e.Message)
+	}
+	requireKind(t, <-bombed, dataset.KindQueryTooExpensive)
+	if err := <-loaded; err != nil {
+		t.Fatalf("the waiting load: %v", err)
+	}
+}
