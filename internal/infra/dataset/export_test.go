@@ -17,3 +17,6 @@ func (s *Store) WorkerPIDs() []int {
 	slices.Sort(pids)
 	return pids
 }
+
+// RSSBytes is the supervisor's reading of a process's resident set size.
+func RSSBytes(pid int) int64 { return rssBytes(pid) }

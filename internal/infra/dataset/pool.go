@@ -56,7 +56,6 @@ type pool struct {
 	env      []string
 	memLimit int64 // bytes of RSS
 	log      *slog.Logger
-	pageSize int64
 
 	idle chan *proc
 	quit chan struct{}
@@ -90,7 +89,6 @@ func newPool(n int, cmd, env []string, memLimitMB int, log *slog.Logger) (*pool,
 		env:      env,
 		memLimit: int64(memLimitMB) << 20,
 		log:      log,
-		pageSize: int64(os.Getpagesize()),
 		idle:     make(chan *proc, n),
 		quit:     make(chan struct{}),
 		procs:    map[*proc]struct{}{},
@@ -222,7 +220,7 @@ func (p *pool) run(ctx context.Context, j job, timeout time.Duration) (reply, er
 			}
 			return r.rep, nil
 		case <-tick.C:
-			if rss := p.rss(w); rss > p.memLimit {
+			if rss := rssBytes(w.cmd.Process.Pid); rss > p.memLimit {
 				return reply{}, p.lost(w, KillMemory, fmt.Sprintf("RSS %d MiB crossed the ceiling", rss>>20))
 			}
 		case <-hard.C:
@@ -308,9 +306,10 @@ func (p *pool) stop(w *proc) {
 	p.cleanup(w)
 }
 
-// rss returns a worker's resident set size in bytes (0 if unknown).
-func (p *pool) rss(w *proc) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(w.cmd.Process.Pid) + "/statm")
+// rssBytes returns a process's resident set size in bytes (0 if
+// unknown), from /proc/<pid>/statm.
+func rssBytes(pid int) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
 	if err != nil {
 		return 0
 	}
@@ -319,7 +318,7 @@ func (p *pool) rss(w *proc) int64 {
 		return 0
 	}
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * p.pageSize
+	return pages * int64(os.Getpagesize())
 }
 
 // pids lists the live workers' process ids.

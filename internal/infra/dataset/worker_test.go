@@ -127,7 +127,7 @@ func TestWorkerShouldBeKilledWhenItsCallerGoesAway(t *testing.T) {
 	// Cancelled before DuckDB starts, the job would just stop; wait until
 	// the bomb is inside DuckDB, growing.
 	pid := s.WorkerPIDs()[0]
-	waitFor(t, "the bomb to start", func() bool { return rssMB(pid) > 200 })
+	waitFor(t, "the bomb to start", func() bool { return dataset.RSSBytes(pid) > 200<<20 })
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) || kindOf(err) != "" {
 		t.Fatalf("got %v, want the caller's context.Canceled", err)
@@ -211,20 +211,6 @@ func TestGuardShouldRefuseMetadataAndSettingsFunctions(t *testing.T) {
 			t.Errorf("Query(%q): %v", text, err)
 		}
 	}
-}
-
-// rssMB is a process's resident set size in MiB (0 if unknown).
-func rssMB(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	return pages * int64(os.Getpagesize()) >> 20
 }
 
 // Given the only worker busy and MaxInlineLoads inline loads already
