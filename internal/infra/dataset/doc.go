@@ -23,6 +23,12 @@
 //     a SELECT cannot read or write files, load extensions or change
 //     settings.
 //
+// Both layers, and every other DuckDB job (loading uploads and inline
+// data, profiling), run in worker processes that a supervisor (pool.go)
+// kills past their deadline or memory ceiling, because some DuckDB work
+// cannot be interrupted from Go and some input crashes it (worker.go,
+// wire.go). The server process itself never opens a database.
+//
 // Every error a caller may show to a user or an LLM is an *Error whose
 // Message has server paths scrubbed.
 package dataset

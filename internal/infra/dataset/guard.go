@@ -37,7 +37,7 @@ var deniedFunctions = []string{"current_setting", "json_execute_serialized_sql",
 // The guard is the first layer only: the SQL then runs on a database
 // where file access and settings are locked down.
 func (w *worker) guard(ctx context.Context, text string, tables []string) error {
-	parser, err := w.parserDB(ctx)
+	parser, err := w.parserDB()
 	if err != nil {
 		return err
 	}

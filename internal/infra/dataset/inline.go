@@ -2,14 +2,10 @@ package dataset
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
-
-	duckdb "github.com/duckdb/duckdb-go/v2"
 )
 
 // OpenInline loads content sent with a request (not stored) into a
@@ -70,36 +66,4 @@ func (s *Store) OpenInline(ctx context.Context, format, content string) (*Sessio
 		return nil, errors.Join(err, removeDBFiles(db))
 	}
 	return &Session{store: s, path: db, schema: rep.Columns, prof: *rep.Profile}, nil
-}
-
-// openSandboxMemory opens an in-memory DuckDB, runs load (if any) with full
-// access, then locks the database down: no file, network or extension
-// access from SQL, and no SET that could undo it. Both settings are
-// database-wide, so every pooled connection is sandboxed.
-func openSandboxMemory(ctx context.Context, spillDir string, memoryLimitMB int, load func(*sql.DB) error) (*sql.DB, error) {
-	opts := url.Values{}
-	if spillDir != "" {
-		opts.Set("temp_directory", spillDir)
-	}
-	if load == nil {
-		opts.Set("enable_external_access", "false")
-		opts.Set("lock_configuration", "true")
-	}
-	c, err := duckdb.NewConnector(dsn(":memory:", memoryLimitMB, opts), nil)
-	if err != nil {
-		return nil, err
-	}
-	db := sql.OpenDB(c)
-	if load == nil {
-		return db, nil
-	}
-	if err := load(db); err != nil {
-		return nil, errors.Join(err, db.Close())
-	}
-	for _, stmt := range []string{"SET enable_external_access=false", "SET lock_configuration=true"} {
-		if _, err := db.ExecContext(ctx, stmt); err != nil {
-			return nil, errors.Join(fmt.Errorf("dataset: sandbox: %w", err), db.Close())
-		}
-	}
-	return db, nil
 }

@@ -232,13 +232,18 @@ func (w *worker) open(path string, memoryLimitMB int) (*sql.DB, error) {
 	return db, nil
 }
 
-func (w *worker) parserDB(ctx context.Context) (*sql.DB, error) {
+func (w *worker) parserDB() (*sql.DB, error) {
 	if w.parser == nil {
-		db, err := openSandboxMemory(ctx, "", parserMemoryLimitMB, nil)
+		// In memory, holding no data, locked down like the datasets: it
+		// only parses.
+		c, err := duckdb.NewConnector(dsn(":memory:", parserMemoryLimitMB, url.Values{
+			"enable_external_access": {"false"},
+			"lock_configuration":     {"true"},
+		}), nil)
 		if err != nil {
 			return nil, err
 		}
-		w.parser = db
+		w.parser = sql.OpenDB(c)
 	}
 	return w.parser, nil
 }
