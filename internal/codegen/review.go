@@ -65,4 +65,3 @@ func ReviewCode(code string, lang Language) Review {
 	}
 	return Review{IsValid: msg == "", ErrorMessage: msg, Warnings: warnings}
 }
-

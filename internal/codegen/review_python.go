@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 )
 
-
 // reviewPython returns the first rule violation in code ("" if none) and the
 // warnings.
 func reviewPython(code string) (string, []string) {
@@ -943,4 +942,3 @@ func assignsResult(toks []pyToken) bool {
 	}
 	return false
 }
-

@@ -6,7 +6,6 @@ import (
 	"unicode/utf8"
 )
 
-
 // sqlNotReadOnly prefixes the messages of the single-read-only-query rule.
 const sqlNotReadOnly = "SQL must be a single read-only query: "
 
