@@ -257,12 +257,30 @@ func TestSecretsShouldNeverLeak(t *testing.T) {
 	}
 }
 
+// deadlineTest is the request deadline of the deadline tests. The steps
+// before the one under test (an inline DuckDB load, a profile, a plan, a
+// query) must fit in it on a busy 2-core machine under -race, so it is
+// seconds, not a fraction of one; the step under test hangs on the fake
+// LLM, and each test checks that the deadline fired there (the hanging
+// call was made and then cancelled), not in an earlier step.
+const deadlineTest = 3 * time.Second
+
+// withDeadline sets the request deadline to deadlineTest, and the LLM
+// calls' own timeouts past it, so that the deadline is what cuts them.
+func withDeadline(o *startOpts) {
+	o.cfg.Server.RequestTimeoutSeconds = config.Seconds(deadlineTest.Seconds())
+	for name, c := range o.cfg.CircuitBreaker.Circuits {
+		c.Timeout = 60
+		o.cfg.CircuitBreaker.Circuits[name] = c
+	}
+}
+
 // server.request_timeout_seconds bounds a whole request: past it the
 // request's LLM call is cancelled upstream and the answer is a 504. The
 // cut call is the deadline's doing, not the LLM's, so no circuit counts it.
 func TestRequestTimeoutShouldAnswer504AndCountNothing(t *testing.T) {
 	t.Parallel()
-	n := startNexus(t, func(o *startOpts) { o.cfg.Server.RequestTimeoutSeconds = 0.3 })
+	n := startNexus(t, withDeadline)
 	n.LLM.SetDefault(fakellm.Hang())
 	for i, send := range []func() response{
 		func() response { return n.generate(t) },
@@ -272,10 +290,18 @@ func TestRequestTimeoutShouldAnswer504AndCountNothing(t *testing.T) {
 			})
 		},
 	} {
+		start := time.Now()
 		r := send()
 		expectStatus(t, r, http.StatusGatewayTimeout)
-		if errorCode(r) != "request_timeout" || !strings.Contains(r.Raw, "300ms") {
+		if errorCode(r) != "request_timeout" || !strings.Contains(r.Raw, deadlineTest.String()) {
 			t.Fatalf("answer: %s", r.Raw)
+		}
+		if took := time.Since(start); took < deadlineTest {
+			t.Fatalf("answered after %v, before the %v deadline", took, deadlineTest)
+		}
+		// The deadline fired in the hanging LLM call, the step under test.
+		if got := n.LLM.Requests(); got != i+1 {
+			t.Fatalf("%d LLM requests, want %d: the deadline fired before the hanging step", got, i+1)
 		}
 		eventually(t, 5*time.Second, "the upstream call cancelled", func() bool { return n.LLM.Canceled() == i+1 })
 	}
@@ -300,7 +326,7 @@ func TestRequestTimeoutShouldAnswer504AndCountNothing(t *testing.T) {
 // answer 200, still answers 504: the review here.
 func TestRequestTimeoutInALateStepShouldStillAnswer504(t *testing.T) {
 	t.Parallel()
-	n := startNexus(t, func(o *startOpts) { o.cfg.Server.RequestTimeoutSeconds = 0.3 })
+	n := startNexus(t, withDeadline)
 	n.LLM.SetDefaultFor(codegenModel, fakellm.Reply("```sql\nSELECT sum(a) AS total FROM data\n```"))
 	n.LLM.SetDefaultFor(analystModel, fakellm.Reply("The total is 1."))
 	n.LLM.SetDefaultFor(cotModel, fakellm.Hang())
@@ -308,9 +334,13 @@ func TestRequestTimeoutInALateStepShouldStillAnswer504(t *testing.T) {
 		"query": "Total?", "review": true, "data": map[string]any{"format": "csv", "content": "a,b\n1,2\n"},
 	})
 	expectStatus(t, r, http.StatusGatewayTimeout)
-	if errorCode(r) != "request_timeout" || n.LLM.RequestsFor(cotModel) != 1 {
-		t.Fatalf("answer: %s", r.Raw)
+	// The deadline fired in the review, after the plan and the answer.
+	if errorCode(r) != "request_timeout" || n.LLM.RequestsFor(cotModel) != 1 ||
+		n.LLM.RequestsFor(codegenModel) != 1 || n.LLM.RequestsFor(analystModel) != 1 {
+		t.Fatalf("answer: %s (requests: codegen %d, analyst %d, review %d)", r.Raw,
+			n.LLM.RequestsFor(codegenModel), n.LLM.RequestsFor(analystModel), n.LLM.RequestsFor(cotModel))
 	}
+	eventually(t, 5*time.Second, "the review call cancelled", func() bool { return n.LLM.Canceled() == 1 })
 	if st := n.stats(t, "cot_engine"); st["failure_count"] != 0.0 {
 		t.Fatalf("cot_engine counted the deadline: %v", st)
 	}

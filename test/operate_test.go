@@ -97,7 +97,7 @@ func (n *nexus) admin(t testing.TB, method, path, token string) response {
 // outcomes, transitions and HTTP requests by route template.
 func TestMetricsShouldTellCircuitStateCallsAndRoutes(t *testing.T) {
 	t.Parallel()
-	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 0.3, 0.2))
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 2, 1))
 	da := func(extra map[string]string) map[string]string {
 		m := map[string]string{"circuit": "data_analyst"}
 		for k, v := range extra {
@@ -144,7 +144,7 @@ func TestMetricsShouldTellCircuitStateCallsAndRoutes(t *testing.T) {
 	}
 
 	// The lazy half-open shows at scrape time, with no call made.
-	eventually(t, 3*time.Second, "half-open in metrics", func() bool {
+	eventually(t, 10*time.Second, "half-open in metrics", func() bool {
 		v, _ := metric(n.scrape(t), "nexus_circuit_state", da(map[string]string{"state": "half-open"}))
 		return v == 1
 	})
@@ -480,7 +480,7 @@ func TestAlertsShouldPostTransitionsToTheWebhook(t *testing.T) {
 	})
 	n.LLM.EnqueueFor(analystModel, fakellm.Status(500, "down"))
 	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
-	eventually(t, 3*time.Second, "half-open", func() bool { return n.state(t, "data_analyst") == "half-open" })
+	eventually(t, 10*time.Second, "half-open", func() bool { return n.state(t, "data_analyst") == "half-open" })
 	n.LLM.EnqueueFor(analystModel, fakellm.Reply("back"))
 	expectStatus(t, n.analyze(t), http.StatusOK)
 	eventually(t, 5*time.Second, "two alerts", func() bool {

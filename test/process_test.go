@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/test/fakellm"
 )
 
@@ -39,6 +40,10 @@ func TestProcessShouldDrainOnSIGTERMAndExitZero(t *testing.T) {
 	llm := fakellm.New(t)
 	cfg := testConfig()
 	cfg.LLM.BaseURL = llm.URL()
+	// The held call outlasts the signal's delivery; its timeout must too.
+	c := cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst]
+	c.Timeout = 60
+	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = c
 	path := writeConfig(t, cfg)
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(), "NEXUS_CONFIG="+path, "NEXUS_ADDR=127.0.0.1:0", "NEXUS_DATA_DIR="+t.TempDir())
@@ -90,7 +95,8 @@ func TestProcessShouldDrainOnSIGTERMAndExitZero(t *testing.T) {
 	}
 	waitLine("config reloaded")
 
-	llm.EnqueueFor(analystModel, fakellm.Delay(700*time.Millisecond, "done"))
+	release := make(chan struct{})
+	llm.EnqueueFor(analystModel, fakellm.Held(release, "done"))
 	result := make(chan string, 1)
 	go func() {
 		resp, err := http.Post(base+"/analyze", "application/json", strings.NewReader(`{"query":"q"}`))
@@ -106,6 +112,9 @@ func TestProcessShouldDrainOnSIGTERMAndExitZero(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	// The request is still in flight when the shutdown begins.
+	waitLine("shutting down")
+	close(release)
 	if got := <-result; !strings.HasPrefix(got, "200 ") || !strings.Contains(got, `"answer":"done"`) {
 		t.Fatalf("in-flight request: %s", got)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/test/fakellm"
 )
 
@@ -17,9 +18,16 @@ import (
 // Run returns nil (exit 0).
 func TestShutdownShouldFinishInFlightRequestsAndRefuseNewOnes(t *testing.T) {
 	t.Parallel()
-	n := startNexus(t, func(o *startOpts) { o.cfg.Server.DrainSeconds = 0.4 })
+	n := startNexus(t, func(o *startOpts) {
+		o.cfg.Server.DrainSeconds = 2
+		// The held call outlasts the drain; its own timeout must too.
+		c := o.cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst]
+		c.Timeout = 60
+		o.cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = c
+	})
 	expectStatus(t, n.get(t, "/readyz"), http.StatusOK)
-	n.LLM.EnqueueFor(analystModel, fakellm.Delay(800*time.Millisecond, "finished despite shutdown"))
+	release := make(chan struct{})
+	n.LLM.EnqueueFor(analystModel, fakellm.Held(release, "finished despite shutdown"))
 	before := n.LLM.Requests()
 	inflight := make(chan response, 1)
 	go func() { inflight <- n.analyze(t) }()
@@ -35,6 +43,8 @@ func TestShutdownShouldFinishInFlightRequestsAndRefuseNewOnes(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusServiceUnavailable
 	})
+	// The request is still in flight: only now does its LLM call end.
+	close(release)
 
 	r := <-inflight
 	expectStatus(t, r, http.StatusOK)

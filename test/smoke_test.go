@@ -5,6 +5,7 @@ package e2e
 import (
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/nexus/nexus/config"
@@ -42,7 +43,32 @@ func TestSmokeAgainstARealLLM(t *testing.T) {
 	r := m.post(t, "/analyze", map[string]any{"query": "Which region has the highest total sales?", "dataset_id": id, "visualize": true})
 	expectStatus(t, r, http.StatusOK)
 	t.Logf("answer: %v\nsql: %v\nsteps: %v", r.Body["answer"], r.Body["sql"], r.Body["steps"])
+	// A 200 is not enough: the smoke test checks that a real model wrote
+	// SQL that ran, and answered from its rows, without degrading.
+	if sql, _ := r.Body["sql"].(string); sql == "" {
+		t.Errorf("no query succeeded: sql = %v, degraded = %v", r.Body["sql"], r.Body["degraded"])
+	}
+	if rc, _ := r.Body["row_count"].(float64); rc < 1 {
+		t.Errorf("the query returned no rows: row_count = %v", r.Body["row_count"])
+	}
+	if a, _ := r.Body["answer"].(string); strings.TrimSpace(a) == "" {
+		t.Errorf("empty answer")
+	}
+	if r.Body["fallback_used"] != false || degraded(r) != "" {
+		t.Errorf("the answer degraded: fallback_used = %v, degraded = %q", r.Body["fallback_used"], degraded(r))
+	}
 	g := m.post(t, "/generate", map[string]any{"prompt": "total sales per region", "language": "sql", "dataset_id": id})
 	expectStatus(t, g, http.StatusOK)
 	t.Logf("generate: %s", g.Raw)
+	if code, _ := g.Body["code"].(string); strings.TrimSpace(code) == "" {
+		t.Errorf("/generate returned no code")
+	}
+	if g.Body["is_valid"] != true {
+		t.Errorf("/generate's SQL failed its review against the dataset: %v", g.Body["error_message"])
+	}
+	for _, name := range config.CircuitNames() {
+		if st := m.stats(t, name); st["failure_count"] != 0.0 {
+			t.Errorf("circuit %s counted failures against the real LLM: %v", name, st)
+		}
+	}
 }

@@ -293,7 +293,7 @@ func (r Request) clone() Request {
 }
 
 // Step describes how the fake answers one chat request. The zero value is a
-// 200 with empty content. Phases run in this order: Delay, Hang, ResetConn,
+// 200 with empty content. Phases run in this order: Delay, Until, Hang, ResetConn,
 // then the response is written.
 type Step struct {
 	// Status is the HTTP status; 0 means 200.
@@ -317,6 +317,11 @@ type Step struct {
 	// Hang never answers: it blocks until the client goes away (counted in
 	// Canceled) or the server closes (connection aborted, not counted).
 	Hang bool
+	// Until, if set, holds the answer until the channel is closed (after
+	// Delay), so that a test decides when a call in flight ends instead of
+	// guessing how long its other steps take. A client that goes away
+	// meanwhile is counted in Canceled.
+	Until <-chan struct{}
 	// ResetConn hijacks the connection and closes it with SO_LINGER 0 so the
 	// client sees a TCP RST and no response.
 	ResetConn bool
@@ -350,6 +355,11 @@ func RateLimited(retryAfterSeconds int) Step {
 
 // Hang never answers; the client must time out or cancel.
 func Hang() Step { return Step{Hang: true} }
+
+// Held answers 200 with content once release is closed.
+func Held(release <-chan struct{}, content string) Step {
+	return Step{Until: release, Content: content}
+}
 
 // Delay answers 200 with content after d, unless the client gives up first.
 func Delay(d time.Duration, content string) Step { return Step{Delay: d, Content: content} }
@@ -577,8 +587,27 @@ func (s *Server) wait(r *http.Request, d time.Duration) bool {
 	}
 }
 
+// waitUntil blocks until release is closed (true) or the client goes away
+// (false, counted in Canceled).
+func (s *Server) waitUntil(r *http.Request, release <-chan struct{}) bool {
+	select {
+	case <-release:
+		return true
+	case <-r.Context().Done():
+		s.mu.Lock()
+		s.canceled++
+		s.mu.Unlock()
+		return false
+	case <-s.done:
+		panic(http.ErrAbortHandler)
+	}
+}
+
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, req Request, st Step) {
 	if st.Delay > 0 && !s.wait(r, st.Delay) {
+		return
+	}
+	if st.Until != nil && !s.waitUntil(r, st.Until) {
 		return
 	}
 	if st.Hang {

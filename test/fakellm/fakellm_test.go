@@ -427,6 +427,29 @@ func TestDelay(t *testing.T) {
 	})
 }
 
+// Held answers only once the test releases it, however long that takes.
+func TestHeld(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	release := make(chan struct{})
+	s.Enqueue(fakellm.Held(release, "released"))
+	got := make(chan string, 1)
+	go func() { got <- content(t, newOpenAI(t, s, "k"), "m") }()
+	eventually(t, "InFlight() == 1", func() bool { return s.InFlight() == 1 })
+	select {
+	case c := <-got:
+		t.Fatalf("answered %q before the release", c)
+	default:
+	}
+	close(release)
+	if c := <-got; c != "released" {
+		t.Fatalf("got %q, want released", c)
+	}
+	if s.Canceled() != 0 || s.Requests() != 1 {
+		t.Errorf("Canceled() = %d, Requests() = %d", s.Canceled(), s.Requests())
+	}
+}
+
 func TestCloseUnblocksHang(t *testing.T) {
 	t.Parallel()
 	s := fakellm.New(t)
