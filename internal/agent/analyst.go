@@ -245,7 +245,7 @@ func (r *run) withData(ctx context.Context) error {
 	}
 	if ok && r.out.Model == "" {
 		if r.req.Review || r.a.cfg.ReviewByDefault {
-			r.out.Review = &Review{Verdict: "skipped"}
+			r.out.Review = &Review{Verdict: verdictSkipped}
 		}
 		r.step(StepReview, r.a.cfg.Critic.Name(), OutcomeSkipped, 0, time.Now(), "the answer is a deterministic summary")
 	} else {
@@ -376,13 +376,13 @@ func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
 		attempts++
 		resp, err := critic.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: criticPrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer)})
 		if err != nil {
-			rv.Verdict, rv.Critique = "skipped", ""
+			rv.Verdict, rv.Critique = verdictSkipped, ""
 			r.step(StepReview, critic.Name(), OutcomeFallback, attempts, t, "unreviewed answer: "+llmReason(err))
 			return
 		}
 		verdict, critique := parseVerdict(resp.Content)
 		rv.Verdict, rv.Critique = verdict, critique
-		if verdict != "invalid" || rv.Iterations >= r.a.cfg.MaxIterations {
+		if verdict != verdictInvalid || rv.Iterations >= r.a.cfg.MaxIterations {
 			r.step(StepReview, critic.Name(), OutcomeOK, attempts, t, "")
 			return
 		}
@@ -393,26 +393,5 @@ func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
 		}
 		rv.Iterations++
 		r.out.Answer, r.out.Model = strings.TrimSpace(again.Content), again.Model
-	}
-}
-
-// parseVerdict reads the critic's reply: INVALID is checked first, since
-// VALID is part of it. A reply with neither counts as valid with its text
-// kept, so that a chatty critic does not loop.
-func parseVerdict(reply string) (string, string) {
-	text := strings.TrimSpace(reply)
-	upper := strings.ToUpper(text)
-	critique := func(word string) string {
-		i := strings.Index(upper, word)
-		rest := strings.TrimSpace(text[i+len(word):])
-		return strings.TrimSpace(strings.TrimLeft(rest, "]:-.) \n"))
-	}
-	switch {
-	case strings.Contains(upper, "INVALID"):
-		return "invalid", critique("INVALID")
-	case strings.Contains(upper, "VALID"):
-		return "valid", critique("VALID")
-	default:
-		return "valid", text
 	}
 }
