@@ -24,20 +24,14 @@ type Completer interface {
 	Name() string
 }
 
-// Datasets opens sandboxed views of data; *dataset.Store provides it.
-type Datasets interface {
-	Session(ctx context.Context, id string) (*dataset.Session, error)
-	OpenInline(ctx context.Context, format, content string) (*dataset.Session, error)
-	Profile(ctx context.Context, id string) (dataset.Profile, error)
-}
-
 // Config holds the analyst's dependencies: one circuit per step.
 type Config struct {
 	Answerer Completer // data_analyst
 	Planner  Completer // code_generator
 	Critic   Completer // cot_engine
 	Charter  Completer // visualization
-	Data     Datasets
+	// Data opens the request's data; StoreTables(store) is the real one.
+	Data Tables
 	// ReviewByDefault reviews every answer (cot_review.enabled).
 	ReviewByDefault bool
 	// MaxIterations counts regenerations after an INVALID verdict.
@@ -203,18 +197,18 @@ func (r *run) direct(ctx context.Context) error {
 }
 
 func (r *run) withData(ctx context.Context) error {
-	sess, profile, err := r.open(ctx)
+	table, profile, err := r.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer sess.Close()
-	sample, err := sess.Sample(ctx, sampleRows)
+	defer table.Close()
+	sample, err := table.Sample(ctx, sampleRows)
 	if err != nil {
 		return err
 	}
-	facts := describeData(sess.Schema(), profile, sample)
+	facts := describeData(table.Schema(), profile, sample)
 
-	res, ok := r.planAndRun(ctx, sess, facts)
+	res, ok := r.planAndRun(ctx, table, facts)
 	t := time.Now()
 	if ok {
 		r.out.Columns, r.out.Rows, r.out.RowCount, r.out.Truncated = res.Columns, res.Rows, res.RowCount, res.Truncated
@@ -262,39 +256,33 @@ func resultIf(ok bool, res dataset.Result) *dataset.Result {
 	return &res
 }
 
-// open returns a sandboxed session on the request's data and its profile.
-func (r *run) open(ctx context.Context) (*dataset.Session, dataset.Profile, error) {
+// open returns a sandboxed table on the request's data and its profile.
+func (r *run) open(ctx context.Context) (Table, dataset.Profile, error) {
+	var table Table
+	var err error
 	if r.req.DatasetID != "" {
-		sess, err := r.a.cfg.Data.Session(ctx, r.req.DatasetID)
-		if err != nil {
-			return nil, dataset.Profile{}, err
-		}
-		p, err := r.a.cfg.Data.Profile(ctx, r.req.DatasetID)
-		if err != nil {
-			sess.Close()
-			return nil, dataset.Profile{}, err
-		}
-		return sess, p, nil
-	}
-	sess, err := r.a.cfg.Data.OpenInline(ctx, r.req.Data.Format, r.req.Data.Content)
-	if err != nil {
+		table, err = r.a.cfg.Data.Open(ctx, r.req.DatasetID)
+	} else {
+		table, err = r.a.cfg.Data.OpenInline(ctx, r.req.Data.Format, r.req.Data.Content)
 		var de *dataset.Error
 		if errors.As(err, &de) && de.Kind == dataset.KindInvalid {
 			return nil, dataset.Profile{}, &InputError{Field: "data.content", Message: de.Message}
 		}
-		return nil, dataset.Profile{}, err
 	}
-	p, err := sess.Profile(ctx)
 	if err != nil {
-		sess.Close()
 		return nil, dataset.Profile{}, err
 	}
-	return sess, p, nil
+	p, err := table.Profile(ctx)
+	if err != nil {
+		table.Close()
+		return nil, dataset.Profile{}, err
+	}
+	return table, p, nil
 }
 
 // planAndRun asks the planner for SQL and runs it, sending each error back
 // for a corrected query, up to MaxSQLAttempts queries.
-func (r *run) planAndRun(ctx context.Context, sess *dataset.Session, facts string) (dataset.Result, bool) {
+func (r *run) planAndRun(ctx context.Context, table Table, facts string) (dataset.Result, bool) {
 	planner := r.a.cfg.Planner
 	msgs := planPrompt(r.req.Query, facts)
 	planStart := time.Now()
@@ -316,7 +304,7 @@ func (r *run) planAndRun(ctx context.Context, sess *dataset.Session, facts strin
 		}
 		sql := infra.ExtractFenced(resp.Content, []string{"sql", "duckdb"})
 		t := time.Now()
-		res, qerr := sess.Query(ctx, sql)
+		res, qerr := table.Query(ctx, sql)
 		runTook += time.Since(t)
 		if qerr == nil {
 			r.out.SQL = sql

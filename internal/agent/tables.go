@@ -1,0 +1,59 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/nexus/nexus/internal/infra/dataset"
+)
+
+// Table is a sandboxed, read-only view of one table named data: what the
+// analyst reads of the request's data. *dataset.Session provides it. Close
+// is called exactly once, when the request is done with the table.
+type Table interface {
+	// Schema returns the table's columns.
+	Schema() []dataset.Column
+	// Profile returns the table's deterministic summary.
+	Profile(ctx context.Context) (dataset.Profile, error)
+	// Sample returns the first n rows, for the prompts.
+	Sample(ctx context.Context, n int) (dataset.Result, error)
+	// Query runs the planner's untrusted SQL. A *dataset.Error's Message
+	// is safe to send back to the LLM; any other error is not shown.
+	Query(ctx context.Context, sql string) (dataset.Result, error)
+	Close() error
+}
+
+// Tables opens a Table on a request's data. StoreTables adapts the real
+// store.
+type Tables interface {
+	// Open returns a Table on a stored dataset; an unknown id is an error
+	// wrapping dataset.ErrNotFound.
+	Open(ctx context.Context, datasetID string) (Table, error)
+	// OpenInline loads data sent with the request; content that cannot be
+	// read as a table is a *dataset.Error of kind dataset.KindInvalid.
+	OpenInline(ctx context.Context, format, content string) (Table, error)
+}
+
+var _ Table = (*dataset.Session)(nil)
+
+// StoreTables returns the Tables of a dataset store. Its sessions already
+// are Tables; only the return types need adapting, since Go has no
+// covariant methods.
+func StoreTables(s *dataset.Store) Tables { return storeTables{s} }
+
+type storeTables struct{ s *dataset.Store }
+
+func (t storeTables) Open(ctx context.Context, id string) (Table, error) {
+	sess, err := t.s.Session(ctx, id)
+	if err != nil {
+		return nil, err // not a nil *Session in a non-nil Table
+	}
+	return sess, nil
+}
+
+func (t storeTables) OpenInline(ctx context.Context, format, content string) (Table, error) {
+	sess, err := t.s.OpenInline(ctx, format, content)
+	if err != nil {
+		return nil, err
+	}
+	return sess, nil
+}
