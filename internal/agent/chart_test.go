@@ -1,7 +1,8 @@
 package agent
 
 // Internal tests of the deterministic pieces the degraded modes rely on;
-// the pipeline itself is tested through the HTTP API in test/.
+// the pipeline itself is tested with fakes in analyst_test.go and through
+// the HTTP API in test/.
 
 import (
 	"encoding/json"
