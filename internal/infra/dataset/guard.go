@@ -141,10 +141,19 @@ func checkNode(n any, tables, ctes []string) string {
 	return ""
 }
 
-// systemTables are the catalog views DuckDB offers under plain names.
+// systemTables are the catalog views DuckDB offers under plain names;
+// names starting with systemPrefixes are too (duckdb_databases,
+// pragma_database_list, pg_settings, ...).
 var systemTables = []string{"information_schema", "pg_catalog", "sqlite_master", "sqlite_schema",
 	"sqlite_temp_master", "sqlite_temp_schema"}
 
+var systemPrefixes = []string{"duckdb_", "pragma_", "pg_"}
+
+// checkTable refuses a base table that is not one of tables or a CTE. The
+// CTE names are gathered from the whole tree, not scoped, so the system
+// views are refused before the CTE exemption: DuckDB resolves a name to
+// the system view where its CTE is out of scope, as in
+// "WITH a AS (FROM pg_settings), pg_settings AS (SELECT 1) FROM a".
 func checkTable(x map[string]any, tables, ctes []string) string {
 	catalog, _ := x["catalog_name"].(string)
 	schema, _ := x["schema_name"].(string)
@@ -165,6 +174,9 @@ func checkTable(x map[string]any, tables, ctes []string) string {
 	if catalog != "" {
 		return fmt.Sprintf("the table %s is not allowed: only the dataset's tables can be read", full)
 	}
+	if slices.Contains(systemTables, lower) || slices.ContainsFunc(systemPrefixes, func(p string) bool { return strings.HasPrefix(lower, p) }) {
+		return fmt.Sprintf("the table %s is not allowed: it is part of the system catalog", full)
+	}
 	if schema == "" && slices.Contains(ctes, lower) {
 		return ""
 	}
@@ -172,9 +184,6 @@ func checkTable(x map[string]any, tables, ctes []string) string {
 		if strings.ContainsAny(name, "./\\:") {
 			// A replacement scan: DuckDB reads a file named like this.
 			return "a file name cannot be used as a table"
-		}
-		if strings.HasPrefix(lower, "duckdb_") || strings.HasPrefix(lower, "pragma_") || slices.Contains(systemTables, lower) {
-			return fmt.Sprintf("the table %s is not allowed: it is part of the system catalog", full)
 		}
 		return ""
 	}
