@@ -1,13 +1,13 @@
 // Package codegen is the code generator behind POST /generate: it asks the
 // LLM through the code_generator circuit for Python or SQL, extracts the
-// code from the reply, and checks it: a static safety review, then a real
-// parser (tree-sitter for Python; DuckDB, against the dataset's schema when
-// one is named, for SQL).
+// code from the reply, and reviews it. Python gets a static safety review,
+// then tree-sitter's parser. SQL is reviewed by DuckDB's own parser, in a
+// worker process (the guard of package dataset), against the dataset's
+// schema when one is named.
 package codegen
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -22,7 +22,8 @@ type Completer interface {
 	Name() string
 }
 
-// SQLChecker validates SQL with DuckDB; *dataset.Store provides it.
+// SQLChecker validates SQL with DuckDB and opens the dataset a request
+// names; *dataset.Store provides it.
 type SQLChecker interface {
 	ValidateSQL(ctx context.Context, sql string) error
 	Session(ctx context.Context, id string) (*dataset.Session, error)
@@ -35,7 +36,7 @@ type Generator struct {
 }
 
 // NewGenerator returns a generator calling the LLM through llm (the
-// code_generator circuit) and checking SQL with sql.
+// code_generator circuit) and reviewing SQL with sql.
 func NewGenerator(llm Completer, sql SQLChecker) *Generator {
 	return &Generator{llm: llm, sql: sql}
 }
@@ -79,10 +80,19 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	code := ExtractCode(resp.Content, req.Language)
-	review := ReviewCode(code, req.Language)
-	if review.IsValid {
-		if msg := g.parse(ctx, code, req.Language, sess); msg != "" {
-			review.IsValid, review.ErrorMessage = false, msg
+	var review Review
+	if req.Language == SQL {
+		check := g.sql.ValidateSQL
+		if sess != nil {
+			check = sess.Validate
+		}
+		review = ReviewSQL(ctx, code, check)
+	} else {
+		review = ReviewCode(code, req.Language)
+		if review.IsValid {
+			if msg := g.parse(ctx, code, req.Language, sess); msg != "" {
+				review.IsValid, review.ErrorMessage = false, msg
+			}
 		}
 	}
 	return Result{
@@ -94,25 +104,10 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 	}, nil
 }
 
-// parse checks code with a real parser and returns why it is invalid, or "".
+// parse checks Python with a real parser and returns why it is invalid,
+// or "". SQL's review is all DuckDB's parser: see ReviewSQL.
 func (g *Generator) parse(ctx context.Context, code string, lang Language, sess *dataset.Session) string {
 	switch lang {
-	case SQL:
-		var err error
-		if sess != nil {
-			err = sess.Validate(ctx, code)
-		} else {
-			err = g.sql.ValidateSQL(ctx, code)
-		}
-		var de *dataset.Error
-		switch {
-		case err == nil:
-			return ""
-		case errors.As(err, &de):
-			return "DuckDB: " + de.Message
-		default:
-			return "SQL could not be checked"
-		}
 	default:
 		if se := CheckPythonSyntax(code); se != nil {
 			return "syntax error: " + se.Error()
@@ -126,7 +121,8 @@ func generatorPrompt(prompt string, lang Language, sess *dataset.Session) []infr
 	switch lang {
 	case SQL:
 		system = "You write one read-only DuckDB SQL query (a single SELECT or WITH ... SELECT). " +
-			"Never modify data, read files or change settings. Reply with the query in a ```sql fenced block."
+			"Never modify data, read files or change settings. A PIVOT must list its values (ON col IN (...)). " +
+			"Reply with the query in a ```sql fenced block."
 	default:
 		system = "You write short, safe Python using pandas. Assign the final value to a variable named result. " +
 			"Do not read or write files, run processes, use the network, eval or exec. " +

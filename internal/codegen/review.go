@@ -15,9 +15,9 @@ const (
 )
 
 // MaxCodeLength is the longest code, in characters (Unicode code points),
-// that ReviewCode accepts; longer code is rejected. The limit comes from the
-// original system: generated analysis code is short, and very long output
-// usually means the model rambled or is hiding something.
+// that ReviewCode and ReviewSQL accept; longer code is rejected. The limit
+// comes from the original system: generated analysis code is short, and
+// very long output usually means the model rambled or is hiding something.
 const MaxCodeLength = 5000
 
 // maxLineLength is the line length, in characters, above which Python code
@@ -47,8 +47,11 @@ type Review struct {
 // string literals neither trigger nor hide rules) and applies deny-lists.
 // It cannot prove code safe — for example Python built from strings at run
 // time (getattr(os, "sys"+"tem")) is not detected — so execution must still
-// happen in a sandbox, and for SQL in a DuckDB connection with external
-// access disabled. An unknown language is reported as invalid.
+// happen in a sandbox. An unknown language is reported as invalid.
+//
+// SQL is reviewed by DuckDB's own parser, which runs in a worker process
+// that ReviewCode cannot reach: use ReviewSQL. ReviewCode(code, SQL) never
+// reports SQL valid, so that no caller mistakes its bounds for a review.
 func ReviewCode(code string, lang Language) Review {
 	var msg string
 	var warnings []string
@@ -56,7 +59,9 @@ func ReviewCode(code string, lang Language) Review {
 	case Python:
 		msg, warnings = reviewPython(code)
 	case SQL:
-		msg = reviewSQL(code)
+		if msg = sqlBounds(code); msg == "" {
+			msg = "SQL is reviewed by DuckDB's parser: use ReviewSQL with a dataset store"
+		}
 	default:
 		msg = fmt.Sprintf("unsupported language %q", string(lang))
 	}
