@@ -109,6 +109,8 @@ func TestGenerateShouldExtractAndReviewCode(t *testing.T) {
 		{"python200Unsafe", "python", "```python\nimport os\nos.system('rm -rf /')\nresult = 1\n```", "import os\nos.system('rm -rf /')\nresult = 1", false, "os.system"},
 		{"sql200Valid", "sql", "```sql\nSELECT region, SUM(sales) FROM data GROUP BY region\n```", "SELECT region, SUM(sales) FROM data GROUP BY region", true, ""},
 		{"sql200TwoStatements", "sql", "```sql\nSELECT 1; DROP TABLE data;\n```", "SELECT 1; DROP TABLE data;", false, "single read-only"},
+		{"sql200KeywordColumns", "sql", "```sql\nSELECT region, avg(load) FROM data GROUP BY region\n```", "SELECT region, avg(load) FROM data GROUP BY region", true, ""},
+		{"sql200ReadsFiles", "sql", "```sql\nSELECT * FROM read_csv('x.csv')\n```", "SELECT * FROM read_csv('x.csv')", false, "read_csv() is not allowed: it reads files"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
