@@ -318,6 +318,7 @@ func TestReviewSQL(t *testing.T) {
 		{name: "from first string literal table", code: "FROM '/etc/passwd'", wantErr: []string{fileName}},
 		{name: "joined string literal table", code: "SELECT * FROM data d JOIN 'x.csv' x ON d.id = x.id", wantErr: []string{fileName}},
 		{name: "comma joined string literal table", code: "SELECT * FROM data, 'x.csv'", wantErr: []string{fileName}},
+		{name: "parenthesized string literal table", code: "SELECT * FROM ('x.csv')", wantErr: []string{`DuckDB: syntax error at or near ")"`}},
 		{name: "escape string literal table", code: "SELECT * FROM E'/etc/passwd'", wantErr: []string{fileName}},
 		{name: "summarize file", code: "SUMMARIZE '/etc/passwd'", wantErr: []string{fileName}},
 		{name: "quoted identifier file path", code: "SELECT * FROM \"data.csv\"", wantErr: []string{fileName}},
