@@ -297,8 +297,10 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string) (datase
 				r.step(StepPlan, planner.Name(), OutcomeFallback, attempt, planStart, llmReason(err))
 				r.step(StepRun, "", OutcomeSkipped, 0, time.Now(), "no query was written")
 			} else {
-				r.step(StepPlan, planner.Name(), OutcomeOK, attempt-1, planStart, "")
-				r.step(StepRun, "", OutcomeFallback, attempt-1, time.Now().Add(-runTook), "no query succeeded: "+lastErr+"; then "+llmReason(err))
+				// attempt planner calls were made, the last one failed;
+				// attempt-1 queries ran, and all failed.
+				r.step(StepPlan, planner.Name(), OutcomeFallback, attempt, planStart.Add(runTook), "no corrected query: "+llmReason(err))
+				r.step(StepRun, "", OutcomeFallback, attempt-1, time.Now().Add(-runTook), "no query succeeded: "+lastErr)
 			}
 			return dataset.Result{}, false
 		}
@@ -376,7 +378,9 @@ func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
 		}
 		again, err := r.a.cfg.Answerer.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: revisePrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer, critique)})
 		if err != nil {
-			r.step(StepReview, critic.Name(), OutcomeOK, attempts, t, "could not regenerate the answer: "+llmReason(err))
+			// The critic's verdict stands, but the answer it judged
+			// invalid could not be fixed: the review degraded.
+			r.step(StepReview, critic.Name(), OutcomeFallback, attempts, t, "the answer judged invalid could not be regenerated: "+llmReason(err))
 			return
 		}
 		rv.Iterations++

@@ -177,22 +177,22 @@ func TestAnalyzeShouldAnswerFromTheProfileWhenThePlannerIsAway(t *testing.T) {
 		queries       []query
 		plan, run     agent.Step
 		wantQueries   int
-		wantDegraded  string
+		wantDegraded  []string
 		wantPlanCalls int
 	}{
 		{name: "open before the first query", planner: []llmStep{fails(circuitOpen("code_generator"))},
 			plan: fellBack(1, "circuit_open: circuit code_generator is open after repeated LLM failures; no request was sent"),
-			run:  skipped("no query was written"), wantDegraded: agent.StepPlan, wantPlanCalls: 1},
+			run:  skipped("no query was written"), wantDegraded: []string{agent.StepPlan}, wantPlanCalls: 1},
 		{name: "open while correcting a failed query",
 			planner:     []llmStep{saysSQL("SELECT a FROM data"), fails(circuitOpen("code_generator"))},
 			queries:     []query{{err: sqlError("no a")}},
-			plan:        ok(1),
-			run:         fellBack(1, "no query succeeded: no a; then circuit_open: circuit code_generator is open after repeated LLM failures; no request was sent"),
-			wantQueries: 1, wantDegraded: agent.StepRun, wantPlanCalls: 2},
+			plan:        fellBack(2, "no corrected query: circuit_open: circuit code_generator is open after repeated LLM failures; no request was sent"),
+			run:         fellBack(1, "no query succeeded: no a"),
+			wantQueries: 1, wantDegraded: []string{agent.StepPlan, agent.StepRun}, wantPlanCalls: 2},
 		{name: "a rejected request degrades like an open circuit",
 			planner: []llmStep{fails(&infra.LLMError{Circuit: "code_generator", Kind: infra.KindRejected, Status: 400, Message: "context length exceeded"})},
 			plan:    fellBack(1, "llm_rejected_request: context length exceeded"),
-			run:     skipped("no query was written"), wantDegraded: agent.StepPlan, wantPlanCalls: 1},
+			run:     skipped("no query was written"), wantDegraded: []string{agent.StepPlan}, wantPlanCalls: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,7 +211,7 @@ func TestAnalyzeShouldAnswerFromTheProfileWhenThePlannerIsAway(t *testing.T) {
 				Steps: steps(tt.plan, tt.run, okBecause(1, "answered from the profile and sample: no query result"),
 					skipped("review not requested"), skipped("chart not requested")),
 				Model:        "data_analyst-model",
-				FallbackUsed: true, Degraded: []string{tt.wantDegraded}, Circuit: "data_analyst",
+				FallbackUsed: true, Degraded: tt.wantDegraded, Circuit: "data_analyst",
 			})
 		})
 	}
@@ -431,11 +431,12 @@ func TestReviewShouldRegenerateInvalidAnswersAFewTimesAtMost(t *testing.T) {
 			answerer: []llmStep{says("first"), says("second")},
 			answer:   "second", review: agent.Review{Iterations: 1, Verdict: "skipped"},
 			step: fellBack(2, "unreviewed answer: "+open("cot_engine")), degraded: []string{agent.StepReview}},
-		{name: "data_analyst opening during regeneration keeps the answer and the verdict", maxIterations: 2,
+		{name: "data_analyst opening during regeneration keeps the answer and the verdict, degraded", maxIterations: 2,
 			critic:   []llmStep{says("INVALID: wrong")},
 			answerer: []llmStep{says("first"), fails(circuitOpen("data_analyst"))},
 			answer:   "first", review: agent.Review{Verdict: "invalid", Critique: "wrong"},
-			step: okBecause(1, "could not regenerate the answer: "+open("data_analyst"))},
+			step:     fellBack(1, "the answer judged invalid could not be regenerated: "+open("data_analyst")),
+			degraded: []string{agent.StepReview}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
