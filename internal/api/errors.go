@@ -16,6 +16,7 @@ import (
 	"github.com/nexus/nexus/internal/agent"
 	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // StatusClientClosed is logged for requests whose client hung up (nginx's
@@ -82,8 +83,10 @@ func errorHandler(log *slog.Logger, requestTimeout time.Duration) echo.HTTPError
 		case errors.Is(err, context.Canceled) && connContext(c).Err() != nil:
 			c.Response().WriteHeader(StatusClientClosed)
 		default:
+			// The detail goes to the log only, still under the one
+			// redaction policy: an unexpected error may quote a URL.
 			log.ErrorContext(c.Request().Context(), "internal error",
-				slog.String("request_id", requestIDOf(c)), slog.String("error", err.Error()))
+				slog.String("request_id", requestIDOf(c)), slog.String("error", redact.Text(err.Error())))
 			writeError(c, http.StatusInternalServerError, "internal_error", "internal server error", "")
 		}
 	}

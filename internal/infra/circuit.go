@@ -12,6 +12,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/timeout"
 
 	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // Circuit states as health reports them.
@@ -99,7 +100,7 @@ type Circuit struct {
 	name    string
 	llm     Chatter
 	log     *slog.Logger
-	redact  *Redactor
+	redact  *redact.Redactor
 	now     func() time.Time
 	observe func(Transition)
 	onCall  func(CallEvent)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 func TestMain(m *testing.M) {
@@ -246,7 +247,7 @@ func TestDisabledCircuitShouldNeverReject(t *testing.T) {
 
 // Given an upstream whose error message is 10 MB, when the call fails, then
 // the error, last_error, the failure event and the opening transition's
-// reason each hold at most MaxReportedRunes of it, cut with an ellipsis.
+// reason each hold at most redact.MaxRunes of it, cut with an ellipsis.
 func TestAHugeUpstreamMessageShouldBeStoredAndReportedCut(t *testing.T) {
 	t.Parallel()
 	huge := strings.Repeat("x", 10<<20)
@@ -259,7 +260,7 @@ func TestAHugeUpstreamMessageShouldBeStoredAndReportedCut(t *testing.T) {
 	if !errors.As(err, &le) {
 		t.Fatalf("err = %.200v", err)
 	}
-	wantMsg := "upstream HTTP 500: " + strings.Repeat("x", infra.MaxReportedRunes-len("upstream HTTP 500: ")) + infra.Ellipsis
+	wantMsg := "upstream HTTP 500: " + strings.Repeat("x", redact.MaxRunes-len("upstream HTTP 500: ")) + redact.Ellipsis
 	if le.Message != wantMsg {
 		t.Fatalf("message (%d bytes) = %.80q…", len(le.Message), le.Message)
 	}

@@ -147,7 +147,7 @@ func upstreamStatus(err error) int {
 
 // describe renders err for humans: the upstream's status and message where
 // there was one, else the error text. Its result can be as long as the
-// upstream's message; Circuit.finish passes it through Redactor.Scrub.
+// upstream's message; Circuit.finish passes it through redact.Redactor.Scrub.
 func describe(kind Kind, err error, limit time.Duration) string {
 	switch kind {
 	case KindTimeout:

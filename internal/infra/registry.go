@@ -8,13 +8,14 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // Options are the registry's injected dependencies.
 type Options struct {
 	Logger *slog.Logger
 	// Redactor scrubs secrets from errors kept in statistics.
-	Redactor *Redactor
+	Redactor *redact.Redactor
 	// LogCircuitChanges logs each transition once (WARN for open).
 	LogCircuitChanges bool
 	// Now is the clock for statistics; time.Now when nil.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"reflect"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // reloader re-reads the config file on a file change, SIGHUP or the admin
@@ -22,6 +24,9 @@ type reloader struct {
 	log      *slog.Logger
 	opts     options
 	getenv   func(string) string
+	// redact cleans a rejected file's error before it is logged and shown
+	// by health: config errors quote the values they refuse.
+	redact *redact.Redactor
 
 	mu sync.Mutex // one reload at a time
 }
@@ -31,6 +36,7 @@ func (r *reloader) reload(_ context.Context) error {
 	defer r.mu.Unlock()
 	next, err := loadConfig(r.opts, r.getenv)
 	if err != nil {
+		err = errors.New(r.redact.Redact(err.Error()))
 		r.live.Fail(err)
 		r.log.Error("config reload rejected; the previous config stays in force", slog.String("error", err.Error()))
 		return err

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/dataset"
 	"github.com/nexus/nexus/internal/infra/metrics"
+	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // options are the command line and environment overrides.
@@ -78,7 +78,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	redactor := infra.NewRedactor(apiKey, adminToken)
+	redactor := redact.New(apiKey, adminToken)
 	logEffectiveConfig(logger, cfg, opts.configPath, apiKey != "", adminToken != "")
 	live := config.NewLive(opts.configPath, cfg, started)
 
@@ -135,7 +135,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			WorkersBusy: st.Workers.Busy, WorkerKills: st.Workers.Kills}
 	})
 
-	rl := &reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts, getenv: getenv}
+	rl := &reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts, getenv: getenv, redact: redactor}
 	var accepting atomic.Bool
 	accepting.Store(true)
 	handler := api.NewServer(api.Config{
@@ -276,7 +276,7 @@ func logEffectiveConfig(log *slog.Logger, cfg config.Config, path string, hasKey
 		slog.Bool("expose_health_endpoint", cfg.CircuitBreaker.ExposeHealthEndpoint),
 		slog.Bool("log_circuit_changes", cfg.CircuitBreaker.LogCircuitChanges),
 		slog.Bool("metrics_enabled", cfg.CircuitBreaker.MetricsEnabled),
-		slog.String("llm_base_url", maskURL(cfg.LLM.BaseURL)),
+		slog.String("llm_base_url", redact.URL(cfg.LLM.BaseURL)),
 		slog.String("llm_api_key_env", cfg.LLM.APIKeyEnv),
 		slog.Bool("llm_api_key_set", hasKey),
 		slog.Bool("admin_api_enabled", hasAdmin),
@@ -325,15 +325,4 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-// maskURL hides a password and drops the query (some gateways take the key
-// as ?api-key=) before a URL is logged.
-func maskURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	u.RawQuery, u.Fragment = "", ""
-	return u.Redacted()
 }

@@ -9,6 +9,6 @@
 // When the webhook cannot keep up, the oldest queued event is dropped so that
 // the newest state of each circuit is the one that arrives.
 //
-// The package imports nothing of ours but httpx; the caller maps its own
+// The package imports nothing of ours but httpx and redact; the caller maps its own
 // transition type onto Event and its metrics onto Hooks.
 package alert

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
+
+	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // Defaults applied by New to zero (or negative) Config fields.
@@ -36,7 +38,8 @@ const (
 type Config struct {
 	// URL is the webhook that receives one JSON POST per event. Empty disables
 	// alerting: Notify and Close become no-ops and no goroutine is started.
-	// Tokens in it are sent but never logged; logs show only scheme://host/path.
+	// Tokens in it are sent but never logged; logs show it as redact.URL
+	// does, scheme://host[:port] alone.
 	URL string
 	// QueueSize bounds the events waiting behind the one being delivered;
 	// when it is full the oldest waiting event is dropped.
@@ -111,7 +114,7 @@ type Notifier struct {
 	log     *slog.Logger
 	hooks   Hooks
 	target  string // the full URL, possibly carrying a token: never log it
-	safeURL string // scheme://host/path, for logs
+	safeURL string // redact.URL(target), for logs
 	retry   retrypolicy.RetryPolicy[any]
 
 	ctx    context.Context // cancelled when Close stops waiting
@@ -140,8 +143,7 @@ func New(cfg Config, client *http.Client, log *slog.Logger, hooks Hooks) *Notifi
 	if cfg.URL == "" {
 		return n
 	}
-	safe, ok := redactURL(cfg.URL)
-	if !ok {
+	if !isWebhookURL(cfg.URL) {
 		// Not even the parse error is logged: it would quote the raw URL.
 		log.Error("alert: webhook URL is not an absolute http(s) URL; alerts disabled")
 		return n
@@ -154,7 +156,7 @@ func New(cfg Config, client *http.Client, log *slog.Logger, hooks Hooks) *Notifi
 	n.client = client
 	n.hooks = hooks
 	n.target = cfg.URL
-	n.safeURL = safe
+	n.safeURL = redact.URL(cfg.URL)
 	n.retry = newRetryPolicy(cfg)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.wake = make(chan struct{}, 1)
@@ -164,16 +166,10 @@ func New(cfg Config, client *http.Client, log *slog.Logger, hooks Hooks) *Notifi
 	return n
 }
 
-// redactURL returns raw as scheme://host/path, without userinfo, query or
-// fragment, and whether raw is an absolute http(s) URL at all.
-func redactURL(raw string) (string, bool) {
+// isWebhookURL reports whether raw is an absolute http(s) URL.
+func isWebhookURL(raw string) bool {
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", false
-	}
-	// Only scheme and host: Slack- and Discord-style webhooks carry their
-	// secret in the path.
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host}).String(), true
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // Notify queues ev for delivery and returns at once: it does no I/O and takes

@@ -130,13 +130,13 @@ func (n *Notifier) post(ctx context.Context, body []byte) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, n.target, bytes.NewReader(body))
 	if err != nil {
-		return &attemptError{err: n.redact(err)}
+		return &attemptError{err: n.hideURL(err)}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "nexus-alerts")
 	resp, err := n.client.Do(req)
 	if err != nil {
-		return &attemptError{retryable: true, err: n.redact(err)}
+		return &attemptError{retryable: true, err: n.hideURL(err)}
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrainBytes))
@@ -159,9 +159,9 @@ func (n *Notifier) post(ctx context.Context, body []byte) error {
 	}
 }
 
-// redact replaces the URL that net/http quotes in its errors (query string
-// included) with the safe form, keeping the cause for errors.Is.
-func (n *Notifier) redact(err error) error {
+// hideURL replaces the URL that net/http quotes in its errors (query string
+// included) with redact.URL's form, keeping the cause for errors.Is.
+func (n *Notifier) hideURL(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		return fmt.Errorf("%s %s: %w", ue.Op, n.safeURL, ue.Err)

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // ErrNotFound is wrapped by every error about a dataset id that does not
@@ -75,7 +77,10 @@ func (s *Store) errorf(kind Kind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Message: strings.TrimSpace(s.scrub.scrub(fmt.Sprintf(format, args...)))}
 }
 
-// scrubber removes server paths from text that may reach a user or an LLM.
+// scrubber removes server paths from text that may reach a user or an LLM,
+// and applies redact.Text, the URL and token policy every message Nexus
+// shows follows. Paths are this package's own concern: they are not secrets,
+// but they tell a user or an LLM how the server is laid out.
 type scrubber struct {
 	// prefixes are known directories, longest first, replaced even where the
 	// generic pattern would not match (relative paths, odd characters).
@@ -130,6 +135,9 @@ func longestFirst(ps []string) []string {
 }
 
 func (s scrubber) scrub(msg string) string {
+	// URLs first: their paths are not server paths, and once reduced to
+	// scheme://host the path patterns below cannot match inside them.
+	msg = redact.Text(msg)
 	for _, p := range s.prefixes {
 		msg = strings.ReplaceAll(msg, p, "<path>")
 	}
