@@ -4,10 +4,17 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/nexus/nexus/cmd/server/app"
 	"github.com/nexus/nexus/config"
@@ -113,7 +120,8 @@ func TestInvalidConfigShouldFailStartUpNamingThePath(t *testing.T) {
 	}
 }
 
-// A missing config file is an error, not a silent default.
+// A config file that NEXUS_CONFIG (or -config) names and that is missing is
+// an error, not a silent default.
 func TestMissingConfigFileShouldFailStartUp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -171,5 +179,128 @@ func TestStartUpShouldLogTheEffectiveConfig(t *testing.T) {
 	}
 	if strings.Contains(n.logs.String(), key) {
 		t.Fatal("the API key is in the log")
+	}
+}
+
+// Every environment variable the server reads is listed by -h: the server
+// is run with a getenv that records what it is asked for.
+func TestHelpShouldListEveryVariableTheServerReads(t *testing.T) {
+	t.Parallel()
+	var help bytes.Buffer
+	if err := app.Run(context.Background(), []string{"-h"}, func(string) string { return "" }, &help, io.Discard, nil, nil); err != nil {
+		t.Fatalf("-h: %v", err)
+	}
+
+	// Given a config whose API key is read from a variable of its own
+	cfg := testConfig()
+	cfg.LLM.APIKeyEnv = "MY_LLM_KEY"
+	env := map[string]string{"NEXUS_CONFIG": writeConfig(t, cfg), "NEXUS_ADDR": "127.0.0.1:0", "NEXUS_DATA_DIR": t.TempDir()}
+	var (
+		mu   sync.Mutex
+		read = map[string]bool{}
+	)
+	getenv := func(k string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		read[k] = true
+		return env[k]
+	}
+
+	// When the server starts and stops (its context has already ended)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var logs syncBuffer
+	if err := app.Run(ctx, nil, getenv, &logs, &logs, nil, nil); err != nil {
+		t.Fatalf("Run: %v\n%s", err, logs.String())
+	}
+
+	// Then -h names each variable it read, and describes the one named by
+	// llm.api_key_env by that key
+	mu.Lock()
+	defer mu.Unlock()
+	for k := range read {
+		if k == cfg.LLM.APIKeyEnv {
+			k = "llm.api_key_env"
+		}
+		if !strings.Contains(help.String(), k) {
+			t.Errorf("the server reads %s, which -h does not list:\n%s", k, help.String())
+		}
+	}
+	for _, e := range config.EnvVars() {
+		if !read[e.Name] {
+			t.Errorf("-h lists %s, which the server never read", e.Name)
+		}
+	}
+}
+
+// Started where the default config file is absent, with no path given, the
+// server runs on the built-in defaults and says so.
+func TestWithoutTheDefaultConfigFileTheServerShouldRunOnBuiltInDefaults(t *testing.T) {
+	t.Parallel()
+	// Given a working directory (test/) without config/cot_review_config.json
+	if _, err := os.Stat(config.DefaultPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("precondition: %s must be absent from the test's working directory (err %v)", config.DefaultPath, err)
+	}
+	env := map[string]string{"NEXUS_ADDR": "127.0.0.1:0", "NEXUS_DATA_DIR": t.TempDir()}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrc := make(chan net.Addr, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- app.Run(ctx, nil, func(k string) string { return env[k] }, &logs, &logs, func(a net.Addr) { addrc <- a }, nil)
+	}()
+
+	// When it starts
+	var addr net.Addr
+	select {
+	case addr = <-addrc:
+	case err := <-done:
+		t.Fatalf("start-up failed: %v\n%s", err, logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("not listening after 30 s:\n%s", logs.String())
+	}
+
+	// Then it serves with the built-in circuits and models, and logged why
+	resp, err := http.Get("http://" + addr.String() + "/api/health/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var health struct {
+		CircuitBreakers struct {
+			CircuitBreakers []struct {
+				Name   string `json:"name"`
+				Model  string `json:"model"`
+				Config struct {
+					FailureThreshold int `json:"failure_threshold"`
+				} `json:"config"`
+			} `json:"circuit_breakers"`
+		} `json:"circuit_breakers"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&health)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("health: %d, %v", resp.StatusCode, err)
+	}
+	def := config.Default()
+	if got := len(health.CircuitBreakers.CircuitBreakers); got != len(config.CircuitNames()) {
+		t.Fatalf("health lists %d circuits, want %d", got, len(config.CircuitNames()))
+	}
+	for _, c := range health.CircuitBreakers.CircuitBreakers {
+		if c.Model != def.LLM.Models[c.Name] || c.Config.FailureThreshold != def.CircuitBreaker.Circuits[c.Name].FailureThreshold {
+			t.Errorf("%s runs model %q, failure_threshold %d: not the built-in defaults", c.Name, c.Model, c.Config.FailureThreshold)
+		}
+	}
+	said := logs.lines("no config file; running on the built-in defaults")
+	abs, _ := filepath.Abs(config.DefaultPath)
+	if len(said) != 1 || said[0]["path"] != abs || said[0]["level"] != "info" {
+		t.Fatalf("defaults line = %v, want one at INFO naming %s:\n%s", said, abs, logs.String())
+	}
+	if eff := logs.lines("effective config"); len(eff) != 1 || eff[0]["source"] != "built-in defaults" {
+		t.Fatalf("effective config does not name its source: %v", eff)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
 	}
 }

@@ -23,25 +23,29 @@ type reloader struct {
 	alerts   *alerter
 	log      *slog.Logger
 	opts     options
-	getenv   func(string) string
 	// redact cleans a rejected file's error before it is logged and shown
 	// by health: config errors quote the values they refuse.
 	redact *redact.Redactor
 
 	mu sync.Mutex // one reload at a time
+	// file is the config file as the last accepted load read it, before
+	// overrides; guarded by mu.
+	file config.Config
 }
 
 func (r *reloader) reload(_ context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	next, err := loadConfig(r.opts, r.getenv)
+	l, err := loadConfig(r.opts)
 	if err != nil {
 		err = errors.New(r.redact.Redact(err.Error()))
 		r.live.Fail(err)
 		r.log.Error("config reload rejected; the previous config stays in force", slog.String("error", err.Error()))
 		return err
 	}
-	cur := r.live.Current()
+	r.logOverrides(l.file)
+	r.file = l.file
+	next, cur := l.cfg, r.live.Current()
 	// Restart-only sections keep their values in force until a restart.
 	for _, sec := range []struct {
 		name    string
@@ -73,4 +77,17 @@ func (r *reloader) reload(_ context.Context) error {
 		slog.Bool("log_circuit_changes", next.CircuitBreaker.LogCircuitChanges),
 		slog.Bool("alerts_enabled", next.Alerts.WebhookURL != ""))
 	return nil
+}
+
+// logOverrides warns about each key that the file changed but the
+// environment or a flag overrides, since the edit then has no effect. It
+// names the key and the variable or flag, never a value: values may be
+// secrets.
+func (r *reloader) logOverrides(file config.Config) {
+	for _, o := range overriddenKeys(r.opts) {
+		if o.env.Get(file) != o.env.Get(r.file) {
+			r.log.Warn("config file changed a key that is overridden; the override stays in force",
+				slog.String("key", o.key), slog.String("overridden_by", o.source))
+		}
+	}
 }

@@ -6,7 +6,6 @@ package app
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,57 +28,45 @@ import (
 	"github.com/nexus/nexus/internal/infra/redact"
 )
 
-// options are the command line and environment overrides.
-type options struct {
-	configPath string
-	addr       string
-	baseURL    string
-	apiKey     string
-	logLevel   string
-}
-
-// parseOptions reads flags, falling back to the environment: flags win,
-// then NEXUS_CONFIG, NEXUS_ADDR, LLM_BASE_URL and LLM_API_KEY.
-func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
-	fs := flag.NewFlagSet("nexus", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var o options
-	fs.StringVar(&o.configPath, "config", firstNonEmpty(getenv("NEXUS_CONFIG"), config.DefaultPath), "config file path (env NEXUS_CONFIG)")
-	fs.StringVar(&o.addr, "addr", getenv("NEXUS_ADDR"), "listen address, default from config server.addr (:8080) (env NEXUS_ADDR)")
-	fs.StringVar(&o.baseURL, "llm-base-url", getenv("LLM_BASE_URL"), "OpenAI-compatible base URL (env LLM_BASE_URL)")
-	fs.StringVar(&o.apiKey, "llm-api-key", "", "LLM API key; prefer the environment (env LLM_API_KEY, or the variable named by llm.api_key_env)")
-	fs.StringVar(&o.logLevel, "log-level", firstNonEmpty(getenv("NEXUS_LOG_LEVEL"), "info"), "debug, info, warn or error (env NEXUS_LOG_LEVEL)")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	return o, nil
-}
-
 // Run does everything main does, so that tests can run the real server:
 // load config, build the logger, metrics, circuits and LLM client, the
 // agents and the API, then listen and serve until ctx ends, and drain.
-// ready, if not nil, is told the bound address once the listener is up
-// (tests listen on 127.0.0.1:0). reload, if not nil, triggers a config
-// reload per receive (main feeds it SIGHUP).
+// getenv is the only way it reads the environment, and only for the
+// variables in config.EnvVars (plus the one llm.api_key_env names). With
+// -h it prints the usage to stdout and returns nil. ready, if not nil, is
+// told the bound address once the listener is up (tests listen on
+// 127.0.0.1:0). reload, if not nil, triggers a config reload per receive
+// (main feeds it SIGHUP).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(net.Addr), reload <-chan struct{}) error {
 	started := time.Now()
-	opts, err := parseOptions(args, getenv, stderr)
+	opts, err := parseOptions(args, getenv, stdout, stderr)
+	if errors.Is(err, errHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	cfg, err := loadConfig(opts, getenv)
+	loaded, err := loadConfig(opts)
 	if err != nil {
 		return err
 	}
-	apiKey := firstNonEmpty(opts.apiKey, getenv("LLM_API_KEY"), getenv(cfg.LLM.APIKeyEnv))
-	adminToken := getenv("NEXUS_ADMIN_TOKEN")
+	cfg := loaded.cfg
+	// The one read outside config.EnvVars: its name is configured, and -h
+	// says so under LLM_API_KEY.
+	apiKey := firstNonEmpty(opts.value(config.EnvAPIKey), getenv(cfg.LLM.APIKeyEnv))
+	adminToken := opts.value(config.EnvAdminToken)
 
-	logger, err := newLogger(stdout, opts.logLevel)
+	logger, err := newLogger(stdout, firstNonEmpty(opts.value(config.EnvLogLevel), "info"))
 	if err != nil {
 		return err
 	}
 	redactor := redact.New(apiKey, adminToken)
-	logEffectiveConfig(logger, cfg, opts.configPath, apiKey != "", adminToken != "")
+	if loaded.defaults {
+		logger.Info("no config file; running on the built-in defaults",
+			slog.String("path", absPath(opts.configPath)),
+			slog.String("hint", "write the file there, or name one with -config or "+config.EnvConfig))
+	}
+	logEffectiveConfig(logger, loaded, opts, apiKey != "", adminToken != "")
 	live := config.NewLive(opts.configPath, cfg, started)
 
 	llm := infra.NewLLMClient(infra.LLMConfig{
@@ -135,7 +122,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			WorkersBusy: st.Workers.Busy, WorkerKills: st.Workers.Kills}
 	})
 
-	rl := &reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts, getenv: getenv, redact: redactor}
+	rl := &reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts, file: loaded.file, redact: redactor}
 	var accepting atomic.Bool
 	accepting.Store(true)
 	handler := api.NewServer(api.Config{
@@ -184,7 +171,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	if err := config.Watch(watchCtx, opts.configPath, 100*time.Millisecond, logger, func() { _ = rl.reload(watchCtx) }); err != nil {
-		logger.Warn("config file watching is off", slog.String("error", err.Error()))
+		level := slog.LevelWarn
+		if loaded.defaults {
+			level = slog.LevelInfo // no file, and maybe no directory, to watch
+		}
+		logger.Log(context.Background(), level, "config file watching is off; SIGHUP and the admin API still reload", slog.String("error", err.Error()))
 	}
 
 	errc := make(chan error, 1)
@@ -230,28 +221,6 @@ func shutdown(srv *http.Server, errc <-chan error, accepting *atomic.Bool, activ
 	return nil
 }
 
-// loadConfig reads the file and applies the environment and flag
-// overrides, then validates the result.
-func loadConfig(opts options, getenv func(string) string) (config.Config, error) {
-	cfg, err := config.Load(opts.configPath)
-	if err != nil {
-		return config.Config{}, err
-	}
-	if opts.addr != "" {
-		cfg.Server.Addr = opts.addr
-	}
-	if opts.baseURL != "" {
-		cfg.LLM.BaseURL = opts.baseURL
-	}
-	if dir := getenv("NEXUS_DATA_DIR"); dir != "" {
-		cfg.Datasets.Dir = dir
-	}
-	if err := cfg.Validate(); err != nil {
-		return config.Config{}, fmt.Errorf("config after overrides:\n%w", err)
-	}
-	return cfg, nil
-}
-
 // newLogger builds the slog logger with zerolog behind it. slog-zerolog's
 // own timestamp follows zerolog's global TimeFieldFormat (whole seconds),
 // so it is turned off and a hook writes one "time" key in RFC 3339 with
@@ -268,10 +237,22 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 }
 
 // logEffectiveConfig logs what is in force, with the API key reduced to
-// whether one is set.
-func logEffectiveConfig(log *slog.Logger, cfg config.Config, path string, hasKey, hasAdmin bool) {
+// whether one is set, and which keys the environment or a flag overrode
+// (by name, never by value).
+func logEffectiveConfig(log *slog.Logger, l loaded, opts options, hasKey, hasAdmin bool) {
+	cfg := l.cfg
+	source := "file"
+	if l.defaults {
+		source = "built-in defaults"
+	}
+	overrides := map[string]string{}
+	for _, o := range overriddenKeys(opts) {
+		overrides[o.key] = o.source
+	}
 	attrs := []any{
-		slog.String("path", path),
+		slog.String("path", opts.configPath),
+		slog.String("source", source),
+		slog.Any("overrides", overrides),
 		slog.Bool("circuit_breaker_enabled", cfg.CircuitBreaker.Enabled),
 		slog.Bool("expose_health_endpoint", cfg.CircuitBreaker.ExposeHealthEndpoint),
 		slog.Bool("log_circuit_changes", cfg.CircuitBreaker.LogCircuitChanges),

@@ -1,0 +1,129 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/metrics"
+	"github.com/nexus/nexus/internal/infra/redact"
+)
+
+// syncBuffer collects log lines written from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// mustReloader builds a reloader over the config that opts name, as Run
+// does, logging as JSON into the returned buffer.
+func mustReloader(tb testing.TB, opts options) (*reloader, *syncBuffer) {
+	tb.Helper()
+	l, err := loadConfig(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
+	alerts := newAlerter(l.cfg.Alerts, log, metrics.New(nil, func() []metrics.CircuitState { return nil }))
+	tb.Cleanup(alerts.close)
+	return &reloader{
+		live:     config.NewLive(opts.configPath, l.cfg, time.Now()),
+		circuits: infra.NewRegistry(l.cfg, nil, infra.Options{Logger: log}),
+		alerts:   alerts,
+		log:      log,
+		opts:     opts,
+		file:     l.file,
+		redact:   redact.New(),
+	}, logs
+}
+
+func TestReloadShouldLogThatAnOverrideWinsWithoutItsValue(t *testing.T) {
+	t.Parallel()
+	// Given a file, and NEXUS_DATA_DIR and -addr overriding two of its keys
+	path := writeConfigFile(t, config.Default())
+	opts, err := parseOptions([]string{"-addr", "127.0.0.1:0"},
+		envOf(map[string]string{config.EnvConfig: path, config.EnvDataDir: "/from/env"}), &bytes.Buffer{}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl, logs := mustReloader(t, opts)
+
+	// When a reload reads a file that changes both keys, and one that is
+	// not overridden
+	const secretDir, secretAddr = "/s3cret-dir", "10.9.8.7:6543"
+	cfg := config.Default()
+	cfg.Datasets.Dir, cfg.Server.Addr = secretDir, secretAddr
+	cfg.CircuitBreaker.MetricsEnabled = false
+	writeConfigAt(t, path, cfg)
+	if err := rl.reload(context.Background()); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+
+	// Then each overridden key is named once, with what overrides it, at
+	// WARN; no value appears; the override stays in force and the other
+	// change applies
+	got := map[string]string{}
+	for _, l := range jsonLines(t, logs.String(), "config file changed a key that is overridden; the override stays in force") {
+		if l["level"] != "WARN" {
+			t.Errorf("override line at %v, want WARN", l["level"])
+		}
+		got[l["key"].(string)] = l["overridden_by"].(string)
+	}
+	want := map[string]string{"datasets.dir": "NEXUS_DATA_DIR", "server.addr": "-addr"}
+	if len(got) != len(want) || got["datasets.dir"] != want["datasets.dir"] || got["server.addr"] != want["server.addr"] {
+		t.Fatalf("override lines = %v, want %v\n%s", got, want, logs.String())
+	}
+	for _, v := range []string{secretDir, secretAddr} {
+		if strings.Contains(logs.String(), v) {
+			t.Errorf("the log quotes the file's value %q:\n%s", v, logs.String())
+		}
+	}
+	in := rl.live.Current()
+	if in.Datasets.Dir != "/from/env" || in.Server.Addr != "127.0.0.1:0" || in.CircuitBreaker.MetricsEnabled {
+		t.Fatalf("in force: dir %q, addr %q, metrics %v", in.Datasets.Dir, in.Server.Addr, in.CircuitBreaker.MetricsEnabled)
+	}
+	if n := len(jsonLines(t, logs.String(), "restart required: config change ignored until then")); n != 0 {
+		t.Errorf("%d restart-required lines for keys the overrides keep as they are", n)
+	}
+
+	// When the same file is read again, nothing new is said about it
+	before := strings.Count(logs.String(), "overridden_by")
+	if err := rl.reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if after := strings.Count(logs.String(), "overridden_by"); after != before {
+		t.Fatalf("an unchanged file logged %d more override lines", after-before)
+	}
+}
+
+func writeConfigAt(tb testing.TB, path string, cfg config.Config) {
+	tb.Helper()
+	data, err := json.Marshal(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+}
