@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -302,5 +303,59 @@ func TestWithoutTheDefaultConfigFileTheServerShouldRunOnBuiltInDefaults(t *testi
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// A reload that replaces the alert notifier does not wait for the old one
+// to drain, and a shutdown that follows begins at once, although the old
+// notifier is still stuck on a webhook that hangs and alerts.timeout is
+// 30 s.
+func TestReloadAndShutdownShouldNotWaitForAHangingAlertWebhook(t *testing.T) {
+	t.Parallel()
+	// Given a webhook that holds every request until released
+	held := make(chan struct{})
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(held) }) }
+	arrived := make(chan struct{}, 8)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-held:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hook.Close)
+	n := startNexus(t, withAdmin, func(o *startOpts) {
+		o.cfg.Alerts = config.Alerts{WebhookURL: hook.URL + "/alerts", QueueSize: 8, Attempts: 1, Timeout: 30}
+	})
+	// Cleanups run last-in first-out: this one, before the server stops.
+	t.Cleanup(release)
+
+	// And an alert in flight to it
+	expectStatus(t, n.admin(t, http.MethodPost, "/api/circuits/visualization/open", adminToken), http.StatusOK)
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the forced-open alert never reached the webhook")
+	}
+
+	// When SIGHUP reloads a file whose alerts section changed
+	rewriteConfig(t, n.ConfigPath, func(c *config.Config) { c.Alerts.QueueSize = 16 })
+	n.hup <- struct{}{}
+
+	// Then the reload completes while the old notifier still waits
+	eventually(t, 10*time.Second, "the reload to complete", func() bool { return len(n.logs.lines("config reloaded")) > 0 })
+
+	// When the server is told to stop (as SIGTERM does)
+	stopped := make(chan error, 1)
+	go func() { stopped <- n.stop() }()
+
+	// Then shutdown begins while the webhook is still held
+	eventually(t, 10*time.Second, "shutdown to begin", func() bool { return len(n.logs.lines("shutting down")) == 1 })
+
+	// And once the webhook answers, the server stops cleanly
+	release()
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v\n%s", err, n.logs.String())
 	}
 }

@@ -29,10 +29,15 @@ func main() {
 	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	reload := make(chan struct{})
+	// Never blocks: a SIGHUP while one is already pending is the same
+	// request, and after shutdown begins nobody reads reload any more.
+	reload := make(chan struct{}, 1)
 	go func() {
 		for range hup {
-			reload <- struct{}{}
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	if err := app.Run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil, reload); err != nil {

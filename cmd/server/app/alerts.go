@@ -17,10 +17,15 @@ import (
 // No alert is lost to a swap: notify holds mu's read lock across
 // Notifier.Notify, and update swaps under the write lock, so every alert is
 // queued either on the old notifier before update closes it, or on the new
-// one. Close then gives the old queue its Config.Timeout to drain; what is
-// still undelivered after that is abandoned and logged by the notifier, as at
-// shutdown. Holding the read lock there is cheap because Notify never blocks:
-// it takes only its own short-held mutex and never does I/O.
+// one. The old queue then drains in the background for up to its
+// Config.Timeout; what is still undelivered after that is abandoned and
+// logged by the notifier, as at shutdown. Holding the read lock there is
+// cheap because Notify never blocks: it takes only its own short-held mutex
+// and never does I/O.
+//
+// Neither update nor notify ever waits for a webhook, so a reload never
+// holds up the run loop or a shutdown signal; close, at the very end of a
+// shutdown, waits for every drain, each bounded by its Timeout.
 type alerter struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -29,6 +34,9 @@ type alerter struct {
 	mu     sync.RWMutex // guards n and closed; read-held across n.Notify (see above)
 	n      *alert.Notifier
 	closed bool // close ran: a late update closes its new notifier at once
+	// drains counts replaced notifiers still draining. Add is called under
+	// mu while closed is false, so close's Wait sees every drain.
+	drains sync.WaitGroup
 }
 
 func newAlerter(cfg config.Alerts, log *slog.Logger, m *metrics.Metrics) *alerter {
@@ -64,9 +72,9 @@ func (a *alerter) notify(t infra.Transition) {
 	})
 }
 
-// update switches to a notifier built from cfg. It returns once the old
-// notifier has drained (or given up after its Timeout); alerts raised
-// meanwhile already go to the new one.
+// update switches to a notifier built from cfg and returns at once: the old
+// notifier drains in the background, for up to its Timeout, while alerts
+// raised meanwhile already go to the new one.
 func (a *alerter) update(cfg config.Alerts) {
 	next := a.build(cfg)
 	a.mu.Lock()
@@ -79,12 +87,18 @@ func (a *alerter) update(cfg config.Alerts) {
 	}
 	old := a.n
 	a.n = next
+	a.drains.Add(1)
 	a.mu.Unlock()
-	// Outside the lock: Close may wait up to Timeout, and notify must not.
-	old.Close()
+	// Close may wait up to Timeout: neither notify nor the reload that
+	// called update may wait with it.
+	go func() {
+		defer a.drains.Done()
+		old.Close()
+	}()
 }
 
-// close drains the current notifier at shutdown. Alerts raised after it
+// close drains the current notifier at shutdown and waits for the ones that
+// updates replaced, each bounded by its own Timeout. Alerts raised after it
 // has started are dropped by the closed notifier.
 func (a *alerter) close() {
 	a.mu.Lock()
@@ -92,4 +106,5 @@ func (a *alerter) close() {
 	n := a.n
 	a.mu.Unlock()
 	n.Close()
+	a.drains.Wait()
 }

@@ -158,3 +158,97 @@ func TestAlerterUpdateAfterCloseLeavesNothingRunning(t *testing.T) {
 		t.Fatalf("an alert went out after close: %v", got)
 	}
 }
+
+// holdingWebhook is a loopback webhook that holds every request until
+// released, as a webhook that hangs does.
+type holdingWebhook struct {
+	srv     *httptest.Server
+	arrived chan string // the circuit of each request, as it arrives
+	release func()
+}
+
+func mustHoldingWebhook(tb testing.TB) *holdingWebhook {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("listen: %v", err)
+	}
+	held := make(chan struct{})
+	h := &holdingWebhook{arrived: make(chan string, 16)}
+	var once sync.Once
+	h.release = func() { once.Do(func() { close(held) }) }
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Circuit string `json:"circuit"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		h.arrived <- ev.Circuit
+		select {
+		case <-held:
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	// Cleanups run last-in first-out: release, then close the server,
+	// which waits for its handlers.
+	tb.Cleanup(srv.Close)
+	tb.Cleanup(h.release)
+	h.srv = srv
+	return h
+}
+
+// expectArrival waits for the next request to reach the webhook.
+func (h *holdingWebhook) expectArrival(tb testing.TB, circuit string) {
+	tb.Helper()
+	select {
+	case got := <-h.arrived:
+		if got != circuit {
+			tb.Fatalf("webhook got an alert for %q, want %q", got, circuit)
+		}
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("no alert for %q reached the webhook", circuit)
+	}
+}
+
+func TestAlerterUpdateShouldNotWaitForTheOldNotifierToDrain(t *testing.T) {
+	t.Parallel()
+	// Given a webhook that hangs, alerts.timeout far longer than the test,
+	// and an alert in flight to it
+	hook := mustHoldingWebhook(t)
+	cfg := config.Alerts{WebhookURL: hook.srv.URL + "/old", QueueSize: 8, Attempts: 1, Timeout: 30}
+	m := metrics.New(nil, func() []metrics.CircuitState { return nil })
+	a := newAlerter(cfg, slog.New(slog.DiscardHandler), m)
+	open := func(circuit string) infra.Transition {
+		return infra.Transition{Circuit: circuit, From: infra.StateClosed, To: infra.StateOpen, At: time.Now()}
+	}
+	a.notify(open("first"))
+	hook.expectArrival(t, "first")
+
+	// When a reload swaps the notifier
+	updated := make(chan struct{})
+	go func() {
+		defer close(updated)
+		cfg.WebhookURL = hook.srv.URL + "/new"
+		a.update(cfg)
+	}()
+
+	// Then update returns while the old notifier still waits on the
+	// webhook, and the next alert goes out through the new one
+	select {
+	case <-updated:
+	case <-time.After(10 * time.Second):
+		t.Fatal("update is waiting for the old notifier to drain (alerts.timeout is 30 s)")
+	}
+	a.notify(open("second"))
+	hook.expectArrival(t, "second")
+
+	// And close, at shutdown, waits for both once the webhook answers
+	hook.release()
+	a.close()
+	if sent := mustCounter(t, m, "nexus_alerts_sent_total"); sent != 2 {
+		t.Fatalf("%d alerts sent, want both", sent)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"reflect"
-	"sync"
 	"time"
 
 	"github.com/nexus/nexus/config"
@@ -17,6 +16,10 @@ import (
 // endpoint. An invalid file is rejected whole and the old config stays.
 // Circuits, circuit_breaker flags and alerts apply live; anything else is
 // logged as needing a restart and otherwise left as it was.
+//
+// A reload never waits on anything slow: the alert notifier it replaces
+// drains in the background (see alerter.update), so it holds its turn only
+// for reading and applying the file.
 type reloader struct {
 	live     *config.Live
 	circuits *infra.Registry
@@ -27,20 +30,40 @@ type reloader struct {
 	// by health: config errors quote the values they refuse.
 	redact *redact.Redactor
 
-	mu sync.Mutex // one reload at a time
+	// turn is held by the reload in progress, so that reloads run one at a
+	// time. It is a channel rather than a mutex so that a reload waiting
+	// for its turn gives up when its context ends.
+	turn chan struct{}
 	// file is the config file as the last accepted load read it, before
-	// overrides; guarded by mu.
+	// overrides; only the holder of turn touches it.
 	file config.Config
 }
 
-func (r *reloader) reload(_ context.Context) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func newReloader(r reloader) *reloader {
+	r.turn = make(chan struct{}, 1)
+	return &r
+}
+
+// reload loads the file and applies it. It returns ctx's error, changing
+// nothing, if ctx ends before the new config is committed.
+func (r *reloader) reload(ctx context.Context) error {
+	select {
+	case r.turn <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.turn }()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	l, err := loadConfig(r.opts)
 	if err != nil {
 		err = errors.New(r.redact.Redact(err.Error()))
 		r.live.Fail(err)
 		r.log.Error("config reload rejected; the previous config stays in force", slog.String("error", err.Error()))
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	r.logOverrides(l.file)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"os"
 	"strings"
@@ -47,7 +48,7 @@ func mustReloader(tb testing.TB, opts options) (*reloader, *syncBuffer) {
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	alerts := newAlerter(l.cfg.Alerts, log, metrics.New(nil, func() []metrics.CircuitState { return nil }))
 	tb.Cleanup(alerts.close)
-	return &reloader{
+	return newReloader(reloader{
 		live:     config.NewLive(opts.configPath, l.cfg, time.Now()),
 		circuits: infra.NewRegistry(l.cfg, nil, infra.Options{Logger: log}),
 		alerts:   alerts,
@@ -55,7 +56,7 @@ func mustReloader(tb testing.TB, opts options) (*reloader, *syncBuffer) {
 		opts:     opts,
 		file:     l.file,
 		redact:   redact.New(),
-	}, logs
+	}), logs
 }
 
 func TestReloadShouldLogThatAnOverrideWinsWithoutItsValue(t *testing.T) {
@@ -114,6 +115,41 @@ func TestReloadShouldLogThatAnOverrideWinsWithoutItsValue(t *testing.T) {
 	}
 	if after := strings.Count(logs.String(), "overridden_by"); after != before {
 		t.Fatalf("an unchanged file logged %d more override lines", after-before)
+	}
+}
+
+func TestReloadShouldChangeNothingOnceItsContextHasEnded(t *testing.T) {
+	t.Parallel()
+	path := writeConfigFile(t, config.Default())
+	rl, _ := mustReloader(t, options{configPath: path, configGiven: true, settings: map[string]setting{}})
+	cfg := config.Default()
+	cfg.CircuitBreaker.Enabled = false
+	writeConfigAt(t, path, cfg)
+	loadedAt := rl.live.Status().LoadedAt
+
+	// Given a context that has ended
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := rl.reload(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("reload = %v, want context.Canceled", err)
+	}
+	if !rl.live.Current().CircuitBreaker.Enabled || !rl.live.Status().LoadedAt.Equal(loadedAt) {
+		t.Fatal("a cancelled reload applied the file")
+	}
+
+	// Given another reload holding the turn, a waiting one gives up when
+	// its context ends
+	rl.turn <- struct{}{}
+	ctx, cancel = context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rl.reload(ctx) }()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("waiting reload = %v, want context.Canceled", err)
+	}
+	<-rl.turn
+	if err := rl.reload(context.Background()); err != nil || rl.live.Current().CircuitBreaker.Enabled {
+		t.Fatalf("a reload after the turn was handed back: err %v, enabled %v", err, rl.live.Current().CircuitBreaker.Enabled)
 	}
 }
 

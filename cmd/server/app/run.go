@@ -35,8 +35,9 @@ import (
 // variables in config.EnvVars (plus the one llm.api_key_env names). With
 // -h it prints the usage to stdout and returns nil. ready, if not nil, is
 // told the bound address once the listener is up (tests listen on
-// 127.0.0.1:0). reload, if not nil, triggers a config reload per receive
-// (main feeds it SIGHUP).
+// 127.0.0.1:0). A receive on reload, if not nil, asks for a config reload
+// (main feeds it SIGHUP); asks that arrive while one runs coalesce into
+// one more, and neither a reload nor an ask ever holds up shutdown.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, ready func(net.Addr), reload <-chan struct{}) error {
 	started := time.Now()
 	opts, err := parseOptions(args, getenv, stdout, stderr)
@@ -122,7 +123,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			WorkersBusy: st.Workers.Busy, WorkerKills: st.Workers.Kills}
 	})
 
-	rl := &reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts, file: loaded.file, redact: redactor}
+	rl := newReloader(reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts, file: loaded.file, redact: redactor})
 	var accepting atomic.Bool
 	accepting.Store(true)
 	handler := api.NewServer(api.Config{
@@ -168,9 +169,35 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ready(ln.Addr())
 	}
 
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	if err := config.Watch(watchCtx, opts.configPath, 100*time.Millisecond, logger, func() { _ = rl.reload(watchCtx) }); err != nil {
+	// Reloads run on a goroutine of their own, one at a time, so that
+	// neither the loop below nor a signal ever waits for one. Requests that
+	// arrive while one runs coalesce into one more. Shutdown cancels
+	// reloadCtx: a reload not yet committed then changes nothing.
+	reloadCtx, stopReloads := context.WithCancel(context.Background())
+	pending := make(chan struct{}, 1)
+	requestReload := func() {
+		select {
+		case pending <- struct{}{}:
+		default: // one is already pending
+		}
+	}
+	reloaderDone := make(chan struct{})
+	go func() {
+		defer close(reloaderDone)
+		for {
+			select {
+			case <-pending:
+				_ = rl.reload(reloadCtx)
+			case <-reloadCtx.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		stopReloads()
+		<-reloaderDone
+	}()
+	if err := config.Watch(reloadCtx, opts.configPath, 100*time.Millisecond, logger, requestReload); err != nil {
 		level := slog.LevelWarn
 		if loaded.defaults {
 			level = slog.LevelInfo // no file, and maybe no directory, to watch
@@ -180,17 +207,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	for done := false; !done; {
+	for {
 		select {
 		case err := <-errc:
 			return fmt.Errorf("serve: %w", err)
 		case <-reload:
-			_ = rl.reload(watchCtx)
+			requestReload()
 		case <-ctx.Done():
-			done = true
+			stopReloads()
+			return shutdown(srv, errc, &accepting, &active, live.Current().Server, logger)
 		}
 	}
-	return shutdown(srv, errc, &accepting, &active, live.Current().Server, logger)
 }
 
 // shutdown stops taking new work: /readyz answers 503 for drain_seconds
