@@ -43,25 +43,25 @@ var errHelp = errors.New("help requested")
 // flags and every environment variable, to stdout.
 func parseOptions(args []string, getenv func(string) string, stdout, stderr io.Writer) (options, error) {
 	vars := config.EnvVars()
-	fs := flag.NewFlagSet("nexus", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {} // printed below, with the environment
+	set := flag.NewFlagSet("nexus", flag.ContinueOnError)
+	set.SetOutput(stderr)
+	set.Usage = func() {} // printed below, with the environment
 	flags := map[string]*string{}
 	for _, e := range vars {
 		if e.Flag != "" {
-			flags[e.Name] = fs.String(e.Flag, "", e.Usage+" (env "+e.Name+")")
+			flags[e.Name] = set.String(e.Flag, "", e.Usage+" (env "+e.Name+")")
 		}
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := set.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(stdout, fs, vars)
+			printUsage(stdout, set, vars)
 			return options{}, errHelp
 		}
-		printUsage(stderr, fs, vars)
+		printUsage(stderr, set, vars)
 		return options{}, err
 	}
-	if fs.NArg() > 0 {
-		return options{}, fmt.Errorf("unexpected argument %q (the config file is given with -config)", fs.Arg(0))
+	if set.NArg() > 0 {
+		return options{}, fmt.Errorf("unexpected argument %q (the config file is given with -config)", set.Arg(0))
 	}
 	o := options{configPath: config.DefaultPath, settings: map[string]setting{}}
 	for _, e := range vars {
@@ -79,7 +79,7 @@ func parseOptions(args []string, getenv func(string) string, stdout, stderr io.W
 
 // printUsage writes -h's text: what the command does, its flags, and every
 // environment variable from the same table that the flags come from.
-func printUsage(w io.Writer, fs *flag.FlagSet, vars []config.EnvVar) {
+func printUsage(w io.Writer, set *flag.FlagSet, vars []config.EnvVar) {
 	fmt.Fprintf(w, `Usage: nexus [flags]
 
 Nexus serves the data-analyst and code-generator agents over HTTP. Settings
@@ -88,8 +88,8 @@ is absent), then the environment, then flags: each wins over the one before.
 
 Flags:
 `)
-	fs.SetOutput(w)
-	fs.PrintDefaults()
+	set.SetOutput(w)
+	set.PrintDefaults()
 	fmt.Fprintf(w, "\nEnvironment:\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, e := range vars {
