@@ -508,3 +508,66 @@ func TestAlertsShouldPostTransitionsToTheWebhook(t *testing.T) {
 		t.Fatalf("alert statistics: %v", got[0]["statistics"])
 	}
 }
+
+// Given a circuit with failure_threshold 3, when an operator closes or
+// resets it, either from closed with two failures counted or from open,
+// then consecutive_failures is 0 and it takes exactly three more upstream
+// failures to open it again: the third opens it and the fourth call is
+// rejected without reaching the LLM.
+func TestAdminCloseAndResetShouldZeroTheFailureStreak(t *testing.T) {
+	t.Parallel()
+	for _, action := range []string{"close", "reset"} {
+		t.Run(action, func(t *testing.T) {
+			t.Parallel()
+			n := startNexus(t, withAdmin, withCircuit(config.CircuitDataAnalyst, 3, 1, 30, 2))
+			n.LLM.SetDefaultFor(analystModel, fakellm.Status(500, "down"))
+
+			// expectOpensAfterThree sends failing calls one by one and
+			// checks the streak and the state after each.
+			expectOpensAfterThree := func(t *testing.T) {
+				t.Helper()
+				before := n.LLM.RequestsFor(analystModel)
+				for i := 1; i <= 3; i++ {
+					expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+					want := "closed"
+					if i == 3 {
+						want = "open"
+					}
+					if got := n.state(t, config.CircuitDataAnalyst); got != want {
+						t.Fatalf("after %d failures: state %s, want %s", i, got, want)
+					}
+					expectStats(t, n, config.CircuitDataAnalyst, map[string]float64{"consecutive_failures": float64(i)})
+				}
+				r := n.analyze(t)
+				expectStatus(t, r, http.StatusServiceUnavailable)
+				if errorCode(r) != "circuit_open" {
+					t.Fatalf("fourth call: %s", r.Raw)
+				}
+				if got := n.LLM.RequestsFor(analystModel) - before; got != 3 {
+					t.Fatalf("upstream requests = %d, want 3", got)
+				}
+			}
+			act := func(t *testing.T) {
+				t.Helper()
+				r := n.admin(t, http.MethodPost, "/api/circuits/data_analyst/"+action, adminToken)
+				expectStatus(t, r, http.StatusOK)
+				if st := r.Body["statistics"].(map[string]any); r.Body["state"] != "closed" || st["consecutive_failures"] != 0.0 {
+					t.Fatalf("%s answer: %s", action, r.Raw)
+				}
+				expectStats(t, n, config.CircuitDataAnalyst, map[string]float64{"consecutive_failures": 0})
+			}
+
+			// From closed, two failures into the streak.
+			for i := 0; i < 2; i++ {
+				expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+			}
+			expectStats(t, n, config.CircuitDataAnalyst, map[string]float64{"consecutive_failures": 2})
+			act(t)
+			expectOpensAfterThree(t)
+
+			// From open.
+			act(t)
+			expectOpensAfterThree(t)
+		})
+	}
+}

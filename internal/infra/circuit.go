@@ -330,7 +330,9 @@ func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error 
 	switch outcome {
 	case Success:
 		c.counts.success++
-		c.counts.consecutive = 0
+		if p.gen == c.gen {
+			c.counts.consecutive = 0
+		}
 		if current {
 			if p.trial {
 				c.reason = fmt.Sprintf("%d trial call(s) succeeded", c.cfg.SuccessThreshold)
@@ -342,7 +344,12 @@ func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error 
 		if kind == KindTimeout {
 			c.counts.timeouts++
 		}
-		c.counts.consecutive++
+		if p.gen == c.gen {
+			// The streak mirrors the breaker's count: a call admitted
+			// before a state change, a close or a rebuild does not
+			// move it.
+			c.counts.consecutive++
+		}
 		c.counts.lastFailureAt = now
 		c.counts.lastError = string(kind) + ": " + msg
 		c.events.add(Event{At: now, Type: EventFailure, Kind: string(kind), Reason: msg})

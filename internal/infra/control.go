@@ -38,13 +38,16 @@ func (c *Circuit) ForceOpen(reason string) error {
 	return nil
 }
 
-// Close closes the circuit once; it then counts normally. There is no
-// forced-closed state.
+// Close closes the circuit once; it then counts normally, from zero: the
+// failure streak and failsafe-go's failure window start afresh, so that the
+// next opening takes the full failure_threshold. Statistics are kept. There
+// is no forced-closed state.
 func (c *Circuit) Close(reason string) {
 	c.mu.Lock()
 	if c.enabled {
 		c.closeLocked(reason)
 	}
+	c.counts.consecutive = 0
 	pending := c.takePendingLocked()
 	c.mu.Unlock()
 	c.flush(pending)
@@ -57,9 +60,6 @@ func (c *Circuit) Reset(reason string) {
 	c.mu.Lock()
 	if c.enabled {
 		c.closeLocked(reason)
-		// Rebuild so that no failure recorded before the reset counts
-		// toward the next opening.
-		c.build(c.cfg, c.enabled, c.model)
 	}
 	c.counts = counters{lastStateChangeAt: c.counts.lastStateChangeAt}
 	c.events.add(Event{At: c.now(), Type: EventReset, Reason: reason})
@@ -69,7 +69,12 @@ func (c *Circuit) Reset(reason string) {
 }
 
 // closeLocked ends any forced or tripped state as an operator's change, so
-// that calls in flight record nothing into the closed state. Requires mu.
+// that calls in flight record nothing into the closed state, and starts the
+// failure count afresh. Requires mu.
+//
+// failsafe-go's Close does nothing to a breaker that is already closed, so
+// the failures in its window would still count toward the next opening;
+// the breaker is therefore rebuilt, after the transition has been noted.
 func (c *Circuit) closeLocked(reason string) {
 	c.syncLocked()
 	from := c.stateLocked()
@@ -81,6 +86,8 @@ func (c *Circuit) closeLocked(reason string) {
 	} else if from != StateClosed {
 		c.noteTransition(Transition{Circuit: c.name, From: from, To: StateClosed, Reason: reason, At: c.now(), Forced: true})
 	}
+	c.build(c.cfg, c.enabled, c.model)
+	c.counts.consecutive = 0
 }
 
 // control runs a forced breaker change so that the listener marks the
@@ -99,7 +106,8 @@ const (
 )
 
 // reconfigure applies new settings. Unchanged settings keep the state; a
-// changed circuit is rebuilt closed and keeps its statistics and events. A
+// changed circuit is rebuilt closed and keeps its statistics and events,
+// except the failure streak, which starts at 0 with the new breaker. A
 // change to max_concurrent alone applies in place: the bulkhead is not the
 // breaker, and an operator tuning it during an outage must not close a
 // tripped circuit. It reports which of the three happened.
@@ -122,6 +130,7 @@ func (c *Circuit) reconfigure(cfg config.Circuit, enabled, logChanges bool, mode
 	c.syncLocked()
 	from := c.stateLocked()
 	c.build(cfg, enabled, model)
+	c.counts.consecutive = 0 // the new breaker has counted nothing yet
 	to := c.stateLocked()
 	now := c.now()
 	c.events.add(Event{At: now, Type: EventReconfig, Reason: "settings changed by a config reload"})

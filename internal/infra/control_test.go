@@ -37,8 +37,65 @@ func TestCallInFlightAcrossAForcedChangeShouldNotRecord(t *testing.T) {
 	if st.State != infra.StateClosed {
 		t.Fatalf("a stale failure opened the circuit: %s", st.State)
 	}
-	if st.Stats.FailureCount != 1 {
-		t.Fatalf("the failure should still count in statistics: %+v", st.Stats)
+	if st.Stats.FailureCount != 1 || st.Stats.ConsecutiveFailures != 0 {
+		t.Fatalf("the failure should count in statistics but not in the new streak: %+v", st.Stats)
+	}
+}
+
+// Given failure_threshold 3, when an operator closes the circuit, from
+// closed with two failures counted or from open, then the streak is 0 and
+// the circuit opens on exactly the third failure after the close.
+func TestCloseShouldStartTheFailureCountAfresh(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		before int // failures before the close
+		state  string
+	}{
+		{name: "from closed with two failures", before: 2, state: infra.StateClosed},
+		{name: "from open", before: 3, state: infra.StateOpen},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			llm, count := numbered(func(int) chatFunc { return fail })
+			c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, llm)
+			for i := 0; i < tc.before; i++ {
+				_ = call(c)
+			}
+			if st := c.Status(); st.State != tc.state || st.Stats.ConsecutiveFailures != int64(tc.before) {
+				t.Fatalf("before the close: %s, %+v", st.State, st.Stats)
+			}
+			c.Close("test")
+			if st := c.Status(); st.State != infra.StateClosed || st.Stats.ConsecutiveFailures != 0 || st.Stats.FailureCount != int64(tc.before) {
+				t.Fatalf("after the close: %s, %+v", st.State, st.Stats)
+			}
+			for i := 1; i <= 3; i++ {
+				_ = call(c)
+				want := infra.StateClosed
+				if i == 3 {
+					want = infra.StateOpen
+				}
+				if st := c.Status(); st.State != want || st.Stats.ConsecutiveFailures != int64(i) {
+					t.Fatalf("after %d failures: %s, %+v; want %s", i, st.State, st.Stats, want)
+				}
+			}
+			if kindOf(call(c)) != infra.KindCircuitOpen || count() != tc.before+3 {
+				t.Fatalf("the call after the opening reached the LLM: %d calls", count())
+			}
+		})
+	}
+}
+
+// With circuit breakers disabled, Close has no breaker to close but still
+// zeroes the streak.
+func TestCloseShouldZeroTheStreakWhenDisabled(t *testing.T) {
+	t.Parallel()
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, false, fail)
+	_ = call(c)
+	_ = call(c)
+	c.Close("test")
+	if st := c.Status(); st.State != infra.StateDisabled || st.Stats.ConsecutiveFailures != 0 || st.Stats.FailureCount != 2 {
+		t.Fatalf("after close: %s, %+v", st.State, st.Stats)
 	}
 }
 
@@ -97,8 +154,11 @@ func TestApplyShouldRebuildOnlyChangedCircuits(t *testing.T) {
 		t.Fatalf("unchanged circuit: %s", s.State)
 	}
 	s := r.Circuit(config.CircuitCodeGenerator).Status()
-	if s.State != infra.StateClosed || s.Config.FailureThreshold != 4 || s.Stats.FailureCount != 1 {
+	if s.State != infra.StateClosed || s.Config.FailureThreshold != 4 || s.Stats.FailureCount != 1 || s.Stats.ConsecutiveFailures != 0 {
 		t.Fatalf("rebuilt circuit: %+v", s)
+	}
+	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.Stats.ConsecutiveFailures != 1 {
+		t.Fatalf("unchanged circuit lost its streak: %+v", s.Stats)
 	}
 	next.CircuitBreaker.Enabled = false
 	if changed := r.Apply(next); len(changed) != 4 || r.Enabled() {

@@ -7,6 +7,11 @@ import "time"
 // TotalCalls = SuccessCount + FailureCount + RejectedCount; TimeoutCount is
 // the part of FailureCount that were timeouts. Neutral outcomes (a rejected
 // request, a client hang-up) enter none of the counts.
+//
+// ConsecutiveFailures is the failure streak as the breaker counts it toward
+// failure_threshold: a success, an operator's close or reset and a rebuild
+// by a reload zero it, and a call admitted before any of those (or before a
+// transition) does not move it.
 type Stats struct {
 	TotalCalls          int64      `json:"total_calls"`
 	SuccessCount        int64      `json:"success_count"`
