@@ -34,6 +34,12 @@ func TestCircuitShouldCycleClosedOpenHalfOpenClosed(t *testing.T) {
 	if h.Body["status"] != "healthy" || n.state(t, "data_analyst") != "closed" {
 		t.Fatalf("initial health: %s", h.Raw)
 	}
+	// With no call yet, both rates are null, not 0.
+	if st := n.stats(t, "data_analyst"); st["success_rate"] != nil || st["rejection_rate"] != nil {
+		t.Fatalf("rates before any call: %v", st)
+	} else if _, ok := st["rejection_rate"]; !ok {
+		t.Fatalf("rejection_rate missing: %v", st)
+	}
 	n.LLM.EnqueueFor(analystModel, fakellm.Reply("There are 3 rows."))
 	r := n.analyze(t)
 	expectStatus(t, r, http.StatusOK)
@@ -77,7 +83,8 @@ func TestCircuitShouldCycleClosedOpenHalfOpenClosed(t *testing.T) {
 	if got := n.LLM.RequestsFor(analystModel); got != before {
 		t.Fatalf("upstream requests while open: %d, want %d", got, before)
 	}
-	expectStats(t, n, "data_analyst", map[string]float64{"total_calls": 4, "rejected_count": 1, "success_rate": 25})
+	// 1 of the 3 calls made succeeded; 1 of the 4 was rejected.
+	expectStats(t, n, "data_analyst", map[string]float64{"total_calls": 4, "rejected_count": 1, "success_rate": 33.33, "rejection_rate": 25})
 
 	// Stage 4: after recovery_timeout health says half-open, with no call made.
 	eventually(t, 10*time.Second, "half-open", func() bool { return n.state(t, "data_analyst") == "half-open" })
@@ -101,7 +108,8 @@ func TestCircuitShouldCycleClosedOpenHalfOpenClosed(t *testing.T) {
 		t.Fatalf("after trials: %v", c)
 	}
 	expectStats(t, n, "data_analyst", map[string]float64{
-		"total_calls": 6, "success_count": 3, "failure_count": 2, "rejected_count": 1, "consecutive_failures": 0, "success_rate": 50,
+		"total_calls": 6, "success_count": 3, "failure_count": 2, "rejected_count": 1, "consecutive_failures": 0,
+		"success_rate": 60, "rejection_rate": 16.67,
 	})
 	if n.stats(t, "data_analyst")["last_state_change_at"] == nil || n.stats(t, "data_analyst")["last_failure_at"] == nil {
 		t.Fatalf("timestamps missing: %v", n.stats(t, "data_analyst"))
@@ -505,7 +513,10 @@ func TestBulkheadShouldRefuseCallsPastMaxConcurrent(t *testing.T) {
 		t.Fatalf("the hanging call answered %d, want 503 after its timeout", got)
 	}
 	st := n.stats(t, "code_generator")
+	// The refusal counts in rejection_rate (1 of 2 calls), not in
+	// success_rate (0 of the 1 call made).
 	if n.state(t, "code_generator") != "closed" || st["rejected_count"] != 1.0 || st["failure_count"] != 1.0 || st["timeout_count"] != 1.0 ||
+		st["success_rate"] != 0.0 || st["rejection_rate"] != 50.0 ||
 		n.circuit(t, "code_generator")["in_flight"] != 0.0 {
 		t.Fatalf("after: %v", n.circuit(t, "code_generator"))
 	}

@@ -66,18 +66,27 @@ func TestDashboardShouldShowAnOpenCircuit(t *testing.T) {
 	// Then: the card follows the circuit, in text and not only in colour.
 	b.waitFor(t, 5*time.Second, "the data_analyst card to say open", cardStateIs(config.CircuitDataAnalyst, "open"))
 	card := `[data-circuit="data_analyst"] `
+	// A rejection counts in the rejection rate (1 of 3 calls), not in the
+	// success rate (0 of the 2 calls made).
+	if r := n.analyze(t); errorCode(r) != "circuit_open" {
+		t.Fatalf("third call: %s", r.Raw)
+	}
+	b.waitFor(t, 5*time.Second, "the rejection rate to show the rejection", jsTextOf(card+`[data-field="rejection_rate"]`)+` === "33.3%"`)
 	if got := b.attr(t, `[data-circuit="data_analyst"]`, "data-state"); got != "open" {
 		t.Errorf("card data-state = %q, want open", got)
 	}
 	for sel, want := range map[string]*regexp.Regexp{
-		card + `[data-field="last_error"]`:                      regexp.MustCompile(`boom`),
-		card + `[data-field="failure_count"]`:                   regexp.MustCompile(`^2$`),
-		card + `[data-field="success_rate"]`:                    regexp.MustCompile(`^0%$`),
-		card + `[data-field="transitions"] li`:                  regexp.MustCompile(`^closed → open · .*2 consecutive failures`),
-		`#overall`:                                              regexp.MustCompile(`^Degraded — 3 closed, 1 open$`),
-		`#f-config`:                                             regexp.MustCompile(`cot_review_config\.json$`),
-		`[data-circuit="code_generator"] [data-field="state"]`:  regexp.MustCompile(`^closed$`),
-		`[data-circuit="code_generator"] [data-field="config"]`: regexp.MustCompile(`· At most 3 calls at once, 0 in flight$|· at most 3 calls at once, 0 in flight$`),
+		card + `[data-field="last_error"]`:                              regexp.MustCompile(`boom`),
+		card + `[data-field="failure_count"]`:                           regexp.MustCompile(`^2$`),
+		card + `[data-field="success_rate"]`:                            regexp.MustCompile(`^0%$`),
+		card + `[data-field="rejected_count"]`:                          regexp.MustCompile(`^1$`),
+		`[data-circuit="code_generator"] [data-field="success_rate"]`:   regexp.MustCompile(`^no LLM calls yet$`),
+		`[data-circuit="code_generator"] [data-field="rejection_rate"]`: regexp.MustCompile(`^no calls yet$`),
+		card + `[data-field="transitions"] li`:                          regexp.MustCompile(`^closed → open · .*2 consecutive failures`),
+		`#overall`:                                                      regexp.MustCompile(`^Degraded — 3 closed, 1 open$`),
+		`#f-config`:                                                     regexp.MustCompile(`cot_review_config\.json$`),
+		`[data-circuit="code_generator"] [data-field="state"]`:          regexp.MustCompile(`^closed$`),
+		`[data-circuit="code_generator"] [data-field="config"]`:         regexp.MustCompile(`· At most 3 calls at once, 0 in flight$|· at most 3 calls at once, 0 in flight$`),
 	} {
 		if got := b.text(t, sel); !want.MatchString(got) {
 			t.Errorf("%s = %q, want it to match %s", sel, got, want)

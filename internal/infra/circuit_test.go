@@ -2,6 +2,7 @@ package infra_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -118,17 +119,93 @@ func TestStatsShouldAddUp(t *testing.T) {
 	if s.SuccessCount != 3 || s.FailureCount != 3 || s.RejectedCount != 1 || s.TotalCalls != 7 {
 		t.Fatalf("stats = %+v", s)
 	}
-	if s.SuccessRate != 42.86 || s.ConsecutiveFailures != 2 || s.LastError == nil || s.LastFailureAt == nil {
-		t.Fatalf("stats = %+v", s)
+	// 3 of the 6 calls made succeeded; 1 of the 7 was rejected.
+	if rate(s.SuccessRate) != "50" || rate(s.RejectionRate) != "14.29" || s.ConsecutiveFailures != 2 || s.LastError == nil || s.LastFailureAt == nil {
+		t.Fatalf("stats = %+v (success_rate %s, rejection_rate %s)", s, rate(s.SuccessRate), rate(s.RejectionRate))
 	}
 }
 
-func TestStatsShouldReportZeroRateWithoutCalls(t *testing.T) {
+// rate prints a rate, or "null" when it is unknown.
+func rate(p *float64) string {
+	if p == nil {
+		return "null"
+	}
+	return fmt.Sprint(*p)
+}
+
+// The rates are percentages rounded to 2 decimals, null over an empty
+// denominator: success_rate over the calls made, rejection_rate over every
+// call with a counted outcome.
+func TestStatsRatesShouldBeOverTheirOwnDenominators(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name                       string
+		script                     []chatFunc
+		forceOpen                  bool
+		rejected                   int
+		wantSuccess, wantRejection string
+	}{
+		{name: "no calls: both null", wantSuccess: "null", wantRejection: "null"},
+		{name: "only neutral outcomes: both null", script: []chatFunc{reject, reject}, wantSuccess: "null", wantRejection: "null"},
+		{name: "only rejections: no call made", forceOpen: true, rejected: 3, wantSuccess: "null", wantRejection: "100"},
+		{name: "one success", script: []chatFunc{ok}, wantSuccess: "100", wantRejection: "0"},
+		{name: "two of three succeed", script: []chatFunc{ok, fail, ok}, wantSuccess: "66.67", wantRejection: "0"},
+		{name: "rejections do not lower the success rate", script: []chatFunc{ok, ok, fail}, forceOpen: true, rejected: 1,
+			wantSuccess: "66.67", wantRejection: "25"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			llm, _ := numbered(func(n int) chatFunc { return tc.script[n-1] })
+			c := newCircuit(t, config.Circuit{FailureThreshold: 5, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, llm)
+			for range tc.script {
+				_ = call(c)
+			}
+			if tc.forceOpen {
+				if err := c.ForceOpen("test"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := 0; i < tc.rejected; i++ {
+				if kindOf(call(c)) != infra.KindCircuitOpen {
+					t.Fatal("a call through a forced-open circuit was not rejected")
+				}
+			}
+			s := c.Status().Stats
+			if rate(s.SuccessRate) != tc.wantSuccess || rate(s.RejectionRate) != tc.wantRejection {
+				t.Fatalf("success_rate %s, rejection_rate %s; want %s, %s (%+v)",
+					rate(s.SuccessRate), rate(s.RejectionRate), tc.wantSuccess, tc.wantRejection, s)
+			}
+		})
+	}
+}
+
+// A rate over nothing is JSON null, never 0 or NaN, and both keys are
+// always present.
+func TestStatsShouldEncodeUnknownRatesAsNull(t *testing.T) {
 	t.Parallel()
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 1, Timeout: 1}, true, ok)
 	s := c.Status().Stats
-	if s.TotalCalls != 0 || s.SuccessRate != 0 || s.LastError != nil || s.LastStateChangeAt != nil {
+	if s.TotalCalls != 0 || s.LastError != nil || s.LastStateChangeAt != nil {
 		t.Fatalf("fresh stats = %+v", s)
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"success_rate":null`, `"rejection_rate":null`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("fresh stats JSON lacks %s: %s", want, b)
+		}
+	}
+	_ = call(c)
+	b, err = json.Marshal(c.Status().Stats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"success_rate":100,`, `"rejection_rate":0,`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("stats JSON after one success lacks %s: %s", want, b)
+		}
 	}
 }
 

@@ -13,12 +13,21 @@ import "time"
 // by a reload zero it, and a call admitted before any of those (or before a
 // transition) does not move it.
 type Stats struct {
-	TotalCalls          int64      `json:"total_calls"`
-	SuccessCount        int64      `json:"success_count"`
-	FailureCount        int64      `json:"failure_count"`
-	RejectedCount       int64      `json:"rejected_count"`
-	TimeoutCount        int64      `json:"timeout_count"`
-	SuccessRate         float64    `json:"success_rate"`
+	TotalCalls    int64 `json:"total_calls"`
+	SuccessCount  int64 `json:"success_count"`
+	FailureCount  int64 `json:"failure_count"`
+	RejectedCount int64 `json:"rejected_count"`
+	TimeoutCount  int64 `json:"timeout_count"`
+	// SuccessRate is the percentage of the LLM calls actually made that
+	// succeeded: 100 × SuccessCount / (SuccessCount + FailureCount),
+	// rounded to 2 decimals. Rejections made no call and do not lower it.
+	// It is nil (JSON null) while no call has been made.
+	SuccessRate *float64 `json:"success_rate"`
+	// RejectionRate is the percentage of calls that the circuit refused
+	// without contacting the LLM (open, half-open with its trials in
+	// flight, or max_concurrent reached): 100 × RejectedCount / TotalCalls,
+	// rounded to 2 decimals. It is nil (JSON null) while TotalCalls is 0.
+	RejectionRate       *float64   `json:"rejection_rate"`
 	ConsecutiveFailures int64      `json:"consecutive_failures"`
 	LastFailureAt       *time.Time `json:"last_failure_at"`
 	LastError           *string    `json:"last_error"`
@@ -41,9 +50,8 @@ func (c *counters) snapshot() Stats {
 		ConsecutiveFailures: c.consecutive,
 	}
 	s.TotalCalls = s.SuccessCount + s.FailureCount + s.RejectedCount
-	if s.TotalCalls > 0 {
-		s.SuccessRate = roundTo(100*float64(s.SuccessCount)/float64(s.TotalCalls), 2)
-	}
+	s.SuccessRate = percent(s.SuccessCount, s.SuccessCount+s.FailureCount)
+	s.RejectionRate = percent(s.RejectedCount, s.TotalCalls)
 	if !c.lastFailureAt.IsZero() {
 		t := c.lastFailureAt.UTC()
 		s.LastFailureAt = &t
@@ -57,6 +65,17 @@ func (c *counters) snapshot() Stats {
 		s.LastError = &e
 	}
 	return s
+}
+
+// percent is 100 × part / whole rounded to 2 decimals, or nil when whole
+// is 0: a rate over nothing is unknown, not 0 (and never NaN, which JSON
+// cannot carry).
+func percent(part, whole int64) *float64 {
+	if whole <= 0 {
+		return nil
+	}
+	v := roundTo(100*float64(part)/float64(whole), 2)
+	return &v
 }
 
 func roundTo(v float64, digits int) float64 {
