@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -568,6 +569,72 @@ func TestAdminCloseAndResetShouldZeroTheFailureStreak(t *testing.T) {
 			// From open.
 			act(t)
 			expectOpensAfterThree(t)
+		})
+	}
+}
+
+// Given a circuit held open by an operator, when a request needs it, then
+// the 503's error and fallback agree: both say an operator holds it, the
+// fallback names the admin route that releases it and promises no
+// recovery time; once released and then opened by failures, the fallback
+// says again that it recovers on its own.
+func TestForcedOpenFallbackShouldSayAnOperatorHoldsTheCircuit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		circuit, model string
+		send           func(*nexus, testing.TB) response
+		forced, auto   string
+	}{
+		{
+			circuit: config.CircuitDataAnalyst, model: analystModel, send: (*nexus).analyze,
+			forced: "The data analysis service is switched off: an operator holds its circuit (data_analyst) open. " +
+				"It stays off until an operator releases it with POST /api/circuits/data_analyst/close or /reset; it does not recover on its own.",
+			auto: "The data analysis service is temporarily unavailable. It recovers on its own; try again in %s s.",
+		},
+		{
+			circuit: config.CircuitCodeGenerator, model: codegenModel, send: (*nexus).generate,
+			forced: "Code generation is switched off: an operator holds its circuit (code_generator) open. " +
+				"It stays off until an operator releases it with POST /api/circuits/code_generator/close or /reset; it does not recover on its own.",
+			auto: "Code generation is temporarily unavailable. It recovers on its own; try again in %s s.",
+		},
+	} {
+		t.Run(tc.circuit, func(t *testing.T) {
+			t.Parallel()
+			n := startNexus(t, withAdmin, withCircuit(tc.circuit, 1, 1, 30, 2))
+			expectStatus(t, n.admin(t, http.MethodPost, "/api/circuits/"+tc.circuit+"/open", adminToken), http.StatusOK)
+
+			r := tc.send(n, t)
+			expectStatus(t, r, http.StatusServiceUnavailable)
+			msg := r.Body["error"].(map[string]any)["message"]
+			fb := r.Body["fallback"].(map[string]any)
+			if errorCode(r) != "circuit_open" || msg != "circuit "+tc.circuit+" is held open by an operator; no request was sent" {
+				t.Fatalf("forced error: %s", r.Raw)
+			}
+			if fb["message"] != tc.forced {
+				t.Fatalf("forced fallback.message = %q\nwant %q", fb["message"], tc.forced)
+			}
+			if fb["retry_after_seconds"] != 30.0 || len(fb["alternatives"].([]any)) == 0 {
+				t.Fatalf("forced fallback: %v", fb)
+			}
+			if got := n.LLM.RequestsFor(tc.model); got != 0 {
+				t.Fatalf("%d upstream requests through a forced-open circuit", got)
+			}
+
+			// Released, then opened by a failure: it recovers on its own.
+			expectStatus(t, n.admin(t, http.MethodPost, "/api/circuits/"+tc.circuit+"/close", adminToken), http.StatusOK)
+			n.LLM.SetDefaultFor(tc.model, fakellm.Status(500, "down"))
+			expectStatus(t, tc.send(n, t), http.StatusServiceUnavailable)
+			r = tc.send(n, t)
+			expectStatus(t, r, http.StatusServiceUnavailable)
+			fb = r.Body["fallback"].(map[string]any)
+			// The remaining delay, whatever time the two requests took.
+			retry := r.Header.Get("Retry-After")
+			if secs, err := strconv.Atoi(retry); err != nil || secs < 1 || secs > 30 {
+				t.Fatalf("Retry-After = %q, want 1 to 30", retry)
+			}
+			if want := fmt.Sprintf(tc.auto, retry); errorCode(r) != "circuit_open" || fb["message"] != want {
+				t.Fatalf("open after a failure: fallback.message %q\nwant %q\n%s", fb["message"], want, r.Raw)
+			}
 		})
 	}
 }

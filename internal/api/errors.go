@@ -181,7 +181,7 @@ func writeLLMError(c echo.Context, e *infra.LLMError, full error) {
 		return
 	}
 	retry := retryAfterSeconds(e.RetryAfter)
-	fb := fallbackFor(e.Circuit, retry)
+	fb := fallbackFor(e, retry)
 	body := unavailableBody{
 		FallbackUsed: true,
 		Circuit:      e.Circuit,

@@ -1,45 +1,63 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra"
 )
 
-// fallbackFor says, per circuit, what the user can do while the LLM is
-// away, as the seed's fallback messages did.
-func fallbackFor(circuit string, retry int) fallbackInfo {
-	fb := fallbackInfo{RetryAfterSeconds: retry}
-	switch circuit {
-	case config.CircuitDataAnalyst:
-		fb.Message = fmt.Sprintf("The data analysis service is temporarily unavailable. It recovers on its own; try again in %d s.", retry)
-		fb.Alternatives = []string{
-			"Look at the first rows of your data to answer simple lookups yourself.",
-			"Compute basic summary statistics (count, mean, min, max) per column.",
-			"Plot the columns you care about with a simple bar or line chart.",
-		}
-	case config.CircuitCodeGenerator:
-		fb.Message = fmt.Sprintf("Code generation is temporarily unavailable. It recovers on its own; try again in %d s.", retry)
-		fb.Alternatives = []string{
-			"Write the query or script by hand, starting from a previous generated snippet.",
-			"Use pandas' describe(), groupby() and value_counts() for common summaries.",
-			"Ask a narrower question once the service is back: shorter prompts generate faster.",
-		}
-	case config.CircuitCoTEngine:
-		fb.Message = fmt.Sprintf("Answer review is temporarily unavailable; try again in %d s.", retry)
-		fb.Alternatives = []string{
-			"Use the unreviewed answer, checking its numbers against your data.",
-			"Re-run the question later to get a reviewed answer.",
-		}
-	case config.CircuitVisualization:
-		fb.Message = fmt.Sprintf("Chart suggestions are temporarily unavailable; try again in %d s.", retry)
-		fb.Alternatives = []string{
-			"Plot the result with matplotlib, seaborn or pandas' .plot().",
-			"Use a bar chart for category totals and a line chart for values over time.",
-		}
-	default:
+// fallbackService is what a circuit's fallback tells the user: the service
+// it stands for, and what they can do while it is away.
+type fallbackService struct {
+	name         string
+	alternatives []string
+}
+
+// fallbackServices are the seed's fallback texts, per circuit.
+var fallbackServices = map[string]fallbackService{
+	config.CircuitDataAnalyst: {"The data analysis service", []string{
+		"Look at the first rows of your data to answer simple lookups yourself.",
+		"Compute basic summary statistics (count, mean, min, max) per column.",
+		"Plot the columns you care about with a simple bar or line chart.",
+	}},
+	config.CircuitCodeGenerator: {"Code generation", []string{
+		"Write the query or script by hand, starting from a previous generated snippet.",
+		"Use pandas' describe(), groupby() and value_counts() for common summaries.",
+		"Ask a narrower question once the service is back: shorter prompts generate faster.",
+	}},
+	config.CircuitCoTEngine: {"Answer review", []string{
+		"Use the unreviewed answer, checking its numbers against your data.",
+		"Re-run the question later to get a reviewed answer.",
+	}},
+	config.CircuitVisualization: {"Chart suggestions", []string{
+		"Plot the result with matplotlib, seaborn or pandas' .plot().",
+		"Use a bar chart for category totals and a line chart for values over time.",
+	}},
+}
+
+// fallbackFor says what the user can do while e's circuit keeps the LLM
+// away, and when to come back. A circuit held open by an operator does not
+// recover on its own, so its message says who holds it and how it is
+// released, instead of promising a retry time.
+func fallbackFor(e *infra.LLMError, retry int) fallbackInfo {
+	svc, known := fallbackServices[e.Circuit]
+	if !known {
+		svc = fallbackService{name: "The AI service", alternatives: []string{}}
+	}
+	fb := fallbackInfo{RetryAfterSeconds: retry, Alternatives: svc.alternatives}
+	switch {
+	case errors.Is(e, infra.ErrCircuitForcedOpen):
+		fb.Message = fmt.Sprintf("%s is switched off: an operator holds its circuit (%s) open. "+
+			"It stays off until an operator releases it with POST /api/circuits/%s/close or /reset; it does not recover on its own.",
+			svc.name, e.Circuit, e.Circuit)
+	case !known:
 		fb.Message = fmt.Sprintf("The AI service is currently unavailable. Please try again in %d s.", retry)
-		fb.Alternatives = []string{}
+	case e.Circuit == config.CircuitDataAnalyst || e.Circuit == config.CircuitCodeGenerator:
+		fb.Message = fmt.Sprintf("%s is temporarily unavailable. It recovers on its own; try again in %d s.", svc.name, retry)
+	default:
+		fb.Message = fmt.Sprintf("%s is temporarily unavailable; try again in %d s.", svc.name, retry)
 	}
 	return fb
 }

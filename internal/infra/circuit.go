@@ -271,10 +271,12 @@ func (c *Circuit) acquire(override string) (permit, failsafe.Executor[ChatRespon
 	c.counts.rejected++
 	state, remaining := c.stateLocked(), c.cb.RemainingDelay()
 	msg := fmt.Sprintf("circuit %s is %s after repeated LLM failures; no request was sent", c.name, state)
+	cause := ErrCircuitOpen
 	switch {
 	case c.forced:
 		remaining = c.cfg.RecoveryTimeout.Duration()
 		msg = fmt.Sprintf("circuit %s is held open by an operator; no request was sent", c.name)
+		cause = ErrCircuitForcedOpen
 	case state == StateHalfOpen:
 		msg = fmt.Sprintf("circuit %s is half-open and its trial calls are in flight; no request was sent", c.name)
 	}
@@ -284,7 +286,7 @@ func (c *Circuit) acquire(override string) (permit, failsafe.Executor[ChatRespon
 	c.flush(pending)
 	return permit{}, nil, model, label, &LLMError{
 		Circuit: c.name, Kind: KindCircuitOpen, State: state,
-		RetryAfter: remaining, Message: msg, Err: ErrCircuitOpen,
+		RetryAfter: remaining, Message: msg, Err: cause,
 	}
 }
 

@@ -12,6 +12,12 @@ import (
 // ErrDisabled is returned when an operation needs circuit breakers on.
 var ErrDisabled = errors.New("circuit breakers are disabled")
 
+// ErrCircuitForcedOpen is returned (inside an *LLMError of kind
+// KindCircuitOpen) when the circuit refusing the call is held open by an
+// operator: it does not recover on its own. It wraps ErrCircuitOpen, so
+// errors.Is(err, ErrCircuitOpen) holds for every open rejection.
+var ErrCircuitForcedOpen = fmt.Errorf("held open by an operator: %w", ErrCircuitOpen)
+
 // ForceOpen holds the circuit open until Close or Reset, like
 // resilience4j's FORCED_OPEN: it rejects every call and never drifts to
 // half-open. Calls in flight record nothing into the new state. With

@@ -2,8 +2,11 @@ package infra_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/infra"
@@ -113,6 +116,26 @@ func TestResetShouldZeroStatisticsAndKeepEvents(t *testing.T) {
 	ev := c.Events()
 	if len(ev) == 0 || ev[len(ev)-1].Type != infra.EventReset {
 		t.Fatalf("events: %+v", ev)
+	}
+}
+
+// A forced-open rejection says so in its cause, and is still an open
+// rejection to anyone who asks only that; a tripped circuit's is not forced.
+func TestForcedOpenRejectionShouldWrapErrCircuitOpen(t *testing.T) {
+	t.Parallel()
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, fail)
+	_ = call(c)
+	tripped := call(c)
+	if !errors.Is(tripped, infra.ErrCircuitOpen) || errors.Is(tripped, infra.ErrCircuitForcedOpen) {
+		t.Fatalf("tripped rejection: %v", tripped)
+	}
+	if err := c.ForceOpen("test"); err != nil {
+		t.Fatal(err)
+	}
+	forced := call(c)
+	if kindOf(forced) != infra.KindCircuitOpen || !errors.Is(forced, infra.ErrCircuitForcedOpen) ||
+		!errors.Is(forced, infra.ErrCircuitOpen) || !errors.Is(forced, circuitbreaker.ErrOpen) {
+		t.Fatalf("forced rejection: %v", forced)
 	}
 }
 
