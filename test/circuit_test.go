@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -519,5 +520,70 @@ func TestBulkheadShouldRefuseCallsPastMaxConcurrent(t *testing.T) {
 		st["success_rate"] != 0.0 || st["rejection_rate"] != 50.0 ||
 		n.circuit(t, "code_generator")["in_flight"] != 0.0 {
 		t.Fatalf("after: %v", n.circuit(t, "code_generator"))
+	}
+}
+
+// Each circuit's health entry names the routes whose LLM calls it guards,
+// and these are the circuits that /analyze's steps and /generate report;
+// it also names the LLM base URL, without userinfo, query or the API key.
+func TestHealthShouldNameWhatEachCircuitGuardsAndWhere(t *testing.T) {
+	t.Parallel()
+
+	// What the running pipeline says: each /analyze step names its circuit.
+	n := startNexus(t)
+	n.LLM.EnqueueFor(codegenModel, sqlReply("SELECT count(*) AS n FROM data"))
+	n.LLM.SetDefaultFor(analystModel, fakellm.Reply("There are 2 rows."))
+	r := n.post(t, "/analyze", map[string]any{
+		"query": "How many rows?",
+		"data":  map[string]any{"format": "json", "content": `[{"a":1},{"a":2}]`},
+	})
+	expectStatus(t, r, http.StatusOK)
+	want := map[string][]string{}
+	for _, s := range r.Body["steps"].([]any) {
+		step := s.(map[string]any)
+		if c, ok := step["circuit"].(string); ok {
+			want[c] = append(want[c], "POST /analyze "+step["step"].(string))
+		}
+	}
+	n.LLM.EnqueueFor(codegenModel, fakellm.Reply("```python\nresult = 1\n```"))
+	g := n.generate(t)
+	expectStatus(t, g, http.StatusOK)
+	want[g.Body["circuit"].(string)] = append([]string{"POST /generate"}, want[g.Body["circuit"].(string)]...)
+	if len(want) != 4 {
+		t.Fatalf("the pipeline named %d circuits, want 4: %v", len(want), want)
+	}
+
+	for _, c := range n.get(t, "/api/health/status").Body["circuit_breakers"].(map[string]any)["circuit_breakers"].([]any) {
+		entry := c.(map[string]any)
+		var got []string
+		for _, g := range entry["guards"].([]any) {
+			route := g.(map[string]any)
+			s := route["endpoint"].(string)
+			if step, ok := route["step"]; ok {
+				s += " " + step.(string)
+			}
+			got = append(got, s)
+		}
+		name := entry["name"].(string)
+		if strings.Join(got, ", ") != strings.Join(want[name], ", ") {
+			t.Errorf("%s guards %q, but the pipeline sends %q through it", name, got, want[name])
+		}
+		if entry["llm_base_url"] != n.LLM.URL() {
+			t.Errorf("%s llm_base_url = %v, want %s", name, entry["llm_base_url"], n.LLM.URL())
+		}
+	}
+
+	// A base URL with credentials is shown without them.
+	const key = "sk-e2e-SECRET-0123456789"
+	masked := startNexus(t, func(o *startOpts) {
+		o.env["LLM_API_KEY"] = key
+		o.env["LLM_BASE_URL"] = "https://nexus:hunter2@llm.example.invalid/tenants/" + key + "/v1?api-key=" + key + "#frag"
+	})
+	h := masked.get(t, "/api/health/status")
+	if strings.Contains(h.Raw, "hunter2") || strings.Contains(h.Raw, key) || strings.Contains(h.Raw, "api-key") {
+		t.Fatalf("health leaks the base URL's secrets: %s", h.Raw)
+	}
+	if got := masked.circuit(t, config.CircuitDataAnalyst)["llm_base_url"]; got != "https://llm.example.invalid/tenants/[REDACTED]/v1" {
+		t.Fatalf("llm_base_url = %v", got)
 	}
 }

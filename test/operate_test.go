@@ -426,6 +426,11 @@ func TestReloadShouldRejectAnInvalidConfigAndApplyFlagsLive(t *testing.T) {
 	r = n.admin(t, http.MethodPost, "/api/config/reload", adminToken)
 	expectStatus(t, r, http.StatusOK)
 	eventually(t, 5*time.Second, "health hidden", func() bool { return n.get(t, "/api/health/status").Status == http.StatusNotFound })
+	// The 404 says why, so that the dashboard can tell it from a proxy's.
+	if r := n.get(t, "/api/health/status"); errorCode(r) != "health_endpoint_disabled" ||
+		r.Body["error"].(map[string]any)["message"] != "the health endpoint is turned off: circuit_breaker.expose_health_endpoint is false" {
+		t.Fatalf("hidden health answer: %s", r.Raw)
+	}
 	expectStatus(t, n.get(t, "/metrics"), http.StatusNotFound)
 }
 

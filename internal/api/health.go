@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/agent"
 	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/dataset"
 )
@@ -17,6 +18,10 @@ const (
 	healthDegraded  = "degraded"
 	healthUnhealthy = "unhealthy"
 )
+
+// codeHealthDisabled is the error code of GET /api/health/status while
+// circuit_breaker.expose_health_endpoint is false.
+const codeHealthDisabled = "health_endpoint_disabled"
 
 type healthResponse struct {
 	Status          string          `json:"status"`
@@ -37,16 +42,41 @@ type circuitsSection struct {
 }
 
 type circuitHealth struct {
-	Name                  string        `json:"name"`
-	State                 string        `json:"state"`
-	Health                string        `json:"health"`
-	Forced                bool          `json:"forced"`
-	Model                 string        `json:"model"`
-	Config                circuitConfig `json:"config"`
-	RemainingDelaySeconds float64       `json:"remaining_delay_seconds"`
-	InFlight              int           `json:"in_flight"`
-	RecentTransitions     []transition  `json:"recent_transitions"`
-	Statistics            infra.Stats   `json:"statistics"`
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Health string `json:"health"`
+	Forced bool   `json:"forced"`
+	Model  string `json:"model"`
+	// LLMBaseURL is where the circuit's calls go, without userinfo, query
+	// or secrets.
+	LLMBaseURL string `json:"llm_base_url"`
+	// Guards lists the routes whose LLM calls go through the circuit.
+	Guards                []guardedRoute `json:"guards"`
+	Config                circuitConfig  `json:"config"`
+	RemainingDelaySeconds float64        `json:"remaining_delay_seconds"`
+	InFlight              int            `json:"in_flight"`
+	RecentTransitions     []transition   `json:"recent_transitions"`
+	Statistics            infra.Stats    `json:"statistics"`
+}
+
+// guardedRoute is one route whose LLM calls a circuit guards.
+type guardedRoute struct {
+	Endpoint string `json:"endpoint"`
+	// Step is the /analyze pipeline step (as its steps report it) whose
+	// calls go through the circuit; empty when every LLM call of the
+	// endpoint does.
+	Step string `json:"step,omitempty"`
+}
+
+// circuitGuards maps each circuit to the routes it guards, as
+// cmd/server/app wires the analyst's Answerer, Planner, Critic and Charter
+// and the code generator. An end-to-end test checks it against the
+// circuits that /analyze's steps and /generate report.
+var circuitGuards = map[string][]guardedRoute{
+	config.CircuitDataAnalyst:   {{Endpoint: "POST /analyze", Step: agent.StepAnswer}},
+	config.CircuitCodeGenerator: {{Endpoint: "POST /generate"}, {Endpoint: "POST /analyze", Step: agent.StepPlan}},
+	config.CircuitCoTEngine:     {{Endpoint: "POST /analyze", Step: agent.StepReview}},
+	config.CircuitVisualization: {{Endpoint: "POST /analyze", Step: agent.StepChart}},
 }
 
 type transition struct {
@@ -68,7 +98,10 @@ type circuitConfig struct {
 func handleHealthStatus(r CircuitReporter, store DatasetStore, settings Settings, version string, started time.Time, now func() time.Time) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !settings.Current().CircuitBreaker.ExposeHealthEndpoint {
-			return echo.ErrNotFound
+			// A code of its own, so that the dashboard can tell a
+			// turned-off endpoint from a proxy's 404 or a dead server.
+			return &Error{Status: http.StatusNotFound, Code: codeHealthDisabled,
+				Message: "the health endpoint is turned off: circuit_breaker.expose_health_endpoint is false"}
 		}
 		statuses := r.Statuses()
 		list := make([]circuitHealth, 0, len(statuses))
@@ -103,12 +136,18 @@ func circuitHealthFrom(s infra.CircuitStatus) circuitHealth {
 	for _, t := range s.RecentTransitions {
 		ts = append(ts, transition{From: t.From, To: t.To, At: t.At.UTC(), Reason: t.Reason, Forced: t.Forced})
 	}
+	guards := circuitGuards[s.Name]
+	if guards == nil {
+		guards = []guardedRoute{}
+	}
 	return circuitHealth{
-		Name:   s.Name,
-		State:  s.State,
-		Health: circuitHealthOf(s.State),
-		Forced: s.Forced,
-		Model:  s.Model,
+		Name:       s.Name,
+		State:      s.State,
+		Health:     circuitHealthOf(s.State),
+		Forced:     s.Forced,
+		Model:      s.Model,
+		LLMBaseURL: s.Target,
+		Guards:     guards,
 		Config: circuitConfig{
 			FailureThreshold: s.Config.FailureThreshold,
 			RecoveryTimeout:  float64(s.Config.RecoveryTimeout),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"time"
 
@@ -70,6 +71,9 @@ type CircuitStatus struct {
 	// Config is the circuit's effective settings.
 	Config config.Circuit
 	Model  string
+	// Target is the LLM base URL the circuit's calls go to, fit to show:
+	// no userinfo, query or fragment, and secrets redacted.
+	Target string
 	// RemainingDelay is how long an open circuit keeps rejecting; 0 when
 	// not open or forced open.
 	RemainingDelay    time.Duration
@@ -98,6 +102,7 @@ type CircuitStatus struct {
 // that the agents holding it see new settings at once.
 type Circuit struct {
 	name    string
+	target  string // the LLM base URL, as displayURL shows it
 	llm     Chatter
 	log     *slog.Logger
 	redact  *redact.Redactor
@@ -142,9 +147,10 @@ func (c *Circuit) busyLocked() bool {
 	return c.cfg.MaxConcurrent > 0 && c.inFlight >= c.cfg.MaxConcurrent
 }
 
-func newCircuit(name string, cfg config.Circuit, enabled bool, model string, llm Chatter, opts Options) *Circuit {
+func newCircuit(name string, cfg config.Circuit, enabled bool, model, target string, llm Chatter, opts Options) *Circuit {
 	c := &Circuit{
 		name:       name,
+		target:     target,
 		llm:        llm,
 		log:        opts.Logger,
 		redact:     opts.Redactor,
@@ -487,6 +493,22 @@ func (c *Circuit) flush(ts []Transition) {
 	}
 }
 
+// displayURL is an LLM base URL as health and the dashboard show it:
+// without userinfo, query or fragment (some gateways take the key as
+// ?api-key=), then through r, which redacts the API key and token-like
+// strings left in the host or path.
+func displayURL(r *Redactor, raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable URL)"
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	if r == nil {
+		r = NewRedactor() // still catches bearer tokens and sk- keys
+	}
+	return r.Redact(u.String())
+}
+
 // Status reports the circuit's effective state, making a due lazy
 // open→half-open move visible (and logged) first.
 func (c *Circuit) Status() CircuitStatus {
@@ -498,6 +520,7 @@ func (c *Circuit) Status() CircuitStatus {
 		Forced:            c.forced,
 		Config:            c.cfg,
 		Model:             c.model,
+		Target:            c.target,
 		Stats:             c.counts.snapshot(),
 		RecentTransitions: append([]Transition(nil), c.recent...),
 		InFlight:          c.inFlight,

@@ -50,12 +50,14 @@ func NewRegistry(cfg config.Config, llm Chatter, opts Options) *Registry {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Registry{enabled: cfg.CircuitBreaker.Enabled, circuits: map[string]*Circuit{}, log: opts.Logger}
+	// llm.base_url is restart-only, so a circuit's target never changes.
+	target := displayURL(opts.Redactor, cfg.LLM.BaseURL)
 	for _, name := range config.CircuitNames() {
 		cc, ok := cfg.CircuitBreaker.Circuits[name]
 		if !ok {
 			continue
 		}
-		r.circuits[name] = newCircuit(name, cc, cfg.CircuitBreaker.Enabled, cfg.LLM.Models[name], llm, opts)
+		r.circuits[name] = newCircuit(name, cc, cfg.CircuitBreaker.Enabled, cfg.LLM.Models[name], target, llm, opts)
 		r.order = append(r.order, name)
 	}
 	return r
