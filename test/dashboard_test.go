@@ -75,6 +75,9 @@ func TestDashboardShouldShowAnOpenCircuit(t *testing.T) {
 	if got := b.attr(t, `[data-circuit="data_analyst"]`, "data-state"); got != "open" {
 		t.Errorf("card data-state = %q, want open", got)
 	}
+	if got := b.attr(t, card+`[data-field="error_box"]`, "class"); got != "err" {
+		t.Errorf("an open circuit's error box class = %q, want err (an alarm)", got)
+	}
 	for sel, want := range map[string]*regexp.Regexp{
 		card + `[data-field="last_error"]`:                              regexp.MustCompile(`boom`),
 		card + `[data-field="failure_count"]`:                           regexp.MustCompile(`^2$`),
@@ -86,6 +89,11 @@ func TestDashboardShouldShowAnOpenCircuit(t *testing.T) {
 		`#overall`:                                                      regexp.MustCompile(`^Degraded — 3 closed, 1 open$`),
 		`#f-config`:                                                     regexp.MustCompile(`cot_review_config\.json$`),
 		`[data-circuit="code_generator"] [data-field="state"]`:          regexp.MustCompile(`^closed$`),
+		card + `[data-field="guards"]`:                                  regexp.MustCompile(`^POST /analyze \(answer step\)$`),
+		`[data-circuit="code_generator"] [data-field="guards"]`:         regexp.MustCompile(`^POST /generate, POST /analyze \(plan step\)$`),
+		`[data-circuit="visualization"] [data-field="guards"]`:          regexp.MustCompile(`^POST /analyze \(chart step\)$`),
+		card + `[data-field="llm_base_url"]`:                            regexp.MustCompile(`^` + regexp.QuoteMeta(n.LLM.URL()) + `$`),
+		card + `[data-field="error_title"]`:                             regexp.MustCompile(`^Last error$`),
 		`[data-circuit="code_generator"] [data-field="config"]`:         regexp.MustCompile(`· At most 3 calls at once, 0 in flight$|· at most 3 calls at once, 0 in flight$`),
 	} {
 		if got := b.text(t, sel); !want.MatchString(got) {
@@ -143,6 +151,7 @@ func TestDashboardShouldShowABannerWhenTheServerIsDown(t *testing.T) {
 		{name: "connection closed", mode: failHangUp, reason: "network error"},
 		{name: "invalid JSON", mode: failBadJSON, reason: "not valid JSON"},
 		{name: "no answer", mode: failSilent, reason: "no answer within 0.16 s"},
+		{name: "a 404 that is not Nexus's", mode: fail404, reason: "HTTP 404: no health endpoint at this address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p.set(tc.mode)
@@ -223,6 +232,131 @@ func TestDashboardShouldDriveACircuitWithTheAdminToken(t *testing.T) {
 	b.do(t, chromedp.Click(chromedp.CSS("#admin > summary")), chromedp.SendKeys(chromedp.CSS("#token"), dashboardAdminToken))
 	b.do(t, chromedp.Click(forceOpen))
 	b.waitFor(t, 5*time.Second, "admin API disabled", textContains(result, "admin API disabled"))
+	b.expectNoPageErrors(t)
+}
+
+// Given the dashboard open and a data_analyst circuit that two failures
+// opened, when a trial call succeeds and closes it, then its last error
+// stays on the card, dimmed and titled as history rather than as an alarm;
+// when a new failure starts a streak, it is an alarm again.
+func TestDashboardShouldShowAnErrorAsHistoryOnceTheCircuitClosed(t *testing.T) {
+	t.Parallel()
+	chrome := chromium(t)
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 0.3, 2))
+	b := newBrowser(t, chrome)
+	b.navigate(t, n.URL+"/dashboard?interval=0.2")
+	b.waitFor(t, 10*time.Second, "the data_analyst card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
+	card := `[data-circuit="data_analyst"] `
+	box, title, last := card+`[data-field="error_box"]`, card+`[data-field="error_title"]`, card+`[data-field="last_error"]`
+	isAlarm := jsTextOf(title) + ` === "Last error" && document.querySelector(` + jsString(box) + `).className === "err"`
+
+	// Given: two failures open it; the error is an alarm.
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(500, "boom one"), fakellm.Status(500, "boom two"))
+	for i := 0; i < 2; i++ {
+		expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	}
+	b.waitFor(t, 10*time.Second, "the open card with its error as an alarm", cardStateIs(config.CircuitDataAnalyst, "open")+` && `+isAlarm)
+
+	// When: after the recovery timeout a trial succeeds and closes it.
+	eventually(t, 5*time.Second, "half-open", func() bool { return n.state(t, config.CircuitDataAnalyst) == "half-open" })
+	n.LLM.EnqueueFor(analystModel, fakellm.Reply("back"))
+	expectStatus(t, n.analyze(t), http.StatusOK)
+
+	// Then: the error is history.
+	b.waitFor(t, 10*time.Second, "the closed card with its error as history", cardStateIs(config.CircuitDataAnalyst, "closed")+` && `+
+		jsTextOf(title)+` === "Earlier error — the circuit has closed since" && `+
+		`document.querySelector(`+jsString(box)+`).className === "err history"`)
+	if got := b.text(t, last); !strings.Contains(got, "boom two") {
+		t.Errorf("the earlier error = %q, want the last failure's text", got)
+	}
+	if got := evalJS[string](t, b, `getComputedStyle(document.querySelector(`+jsString(box)+`)).backgroundColor`); got != "rgb(234, 238, 242)" {
+		t.Errorf("history background = %s, want the grey rgb(234, 238, 242)", got)
+	}
+	b.screenshot(t, "dashboard-error-history-desktop.png", 1280, 900, false)
+
+	// A new failure starts a streak: an alarm again.
+	n.LLM.EnqueueFor(analystModel, fakellm.Status(500, "boom three"))
+	expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
+	b.waitFor(t, 10*time.Second, "the new error as an alarm", isAlarm+` && `+textContains(last, "boom three"))
+	b.expectNoPageErrors(t)
+}
+
+// Given circuit breakers turned off and an LLM base URL with credentials
+// in it, the page shows every circuit and the overall pill in grey as
+// "disabled", not as a green "healthy"; each card names the routes its
+// circuit guards and the base URL without its secrets.
+func TestDashboardShouldShowDisabledCircuitsInGrey(t *testing.T) {
+	t.Parallel()
+	chrome := chromium(t)
+	const key = "sk-dash-SECRET-0123456789"
+	n := startNexus(t, func(o *startOpts) {
+		o.cfg.CircuitBreaker.Enabled = false
+		o.env["LLM_API_KEY"] = key
+		o.env["LLM_BASE_URL"] = "https://ops:hunter2@llm.example.invalid/tenants/" + key + "/v1?api-key=" + key
+	})
+	b := newBrowser(t, chrome)
+	b.navigate(t, n.URL+"/dashboard?interval=0.2")
+	// The pill, checked in one evaluation so that a slow poll (which turns
+	// it to "Unknown", also grey) cannot pass for it: grey as the
+	// stylesheet's --off colours, not the green of healthy.
+	b.waitFor(t, 10*time.Second, "the overall pill to say disabled, in grey", cardStateIs(config.CircuitDataAnalyst, "disabled")+` && `+
+		jsTextOf("#overall")+` === "Disabled — circuit breakers are off" && `+
+		`document.getElementById("overall").dataset.status === "disabled" && `+
+		`getComputedStyle(document.getElementById("overall")).backgroundColor === "rgb(234, 238, 242)"`)
+	for _, name := range config.CircuitNames() {
+		card := `[data-circuit="` + name + `"]`
+		if got := b.text(t, card+` [data-field="consecutive_failures"]`); got != "0" {
+			t.Errorf("%s fails in a row = %q, want 0 without a threshold: no breaker counts", name, got)
+		}
+		if got := b.attr(t, card, "data-state"); got != "disabled" {
+			t.Errorf("%s data-state = %q, want disabled", name, got)
+		}
+		if got := b.text(t, card+` [data-field="health"]`); got != "disabled" {
+			t.Errorf("%s health = %q, want disabled", name, got)
+		}
+		if got := b.text(t, card+` [data-field="llm_base_url"]`); got != "https://llm.example.invalid/tenants/[REDACTED]/v1" {
+			t.Errorf("%s LLM base URL = %q", name, got)
+		}
+	}
+	if got, want := b.text(t, `[data-circuit="cot_engine"] [data-field="guards"]`), "POST /analyze (review step)"; got != want {
+		t.Errorf("cot_engine guards = %q, want %q", got, want)
+	}
+	if page := b.pageText(); strings.Contains(page, "hunter2") || strings.Contains(page, key) || strings.Contains(page, "api-key") {
+		t.Errorf("the page shows the base URL's secrets:\n%s", page)
+	}
+	b.screenshot(t, "dashboard-disabled-375.png", 375, 812, true)
+	b.expectNoHorizontalScroll(t)
+	b.expectNoPageErrors(t)
+}
+
+// Given a Nexus whose health endpoint is turned off in its config, the page
+// says so, calmly, instead of "Unreachable"; when a reload turns the
+// endpoint on, the circuits appear by themselves.
+func TestDashboardShouldSayWhenTheHealthEndpointIsTurnedOff(t *testing.T) {
+	t.Parallel()
+	chrome := chromium(t)
+	n := startNexus(t, withAdmin, func(o *startOpts) { o.cfg.CircuitBreaker.ExposeHealthEndpoint = false })
+	b := newBrowser(t, chrome)
+	b.navigate(t, n.URL+"/dashboard?interval=0.2")
+	// All in one evaluation: a slow poll shows the connection banner
+	// instead, which is a different (and here wrong) message.
+	b.waitFor(t, 10*time.Second, "the health-off notice instead of the connection banner",
+		`document.getElementById("health-off").checkVisibility() && !document.getElementById("conn-banner").checkVisibility() && `+
+			jsTextOf("#overall")+` === "Health endpoint off" && document.getElementById("overall").dataset.status === "off" && `+
+			jsTextOf("#health-off strong")+` === "The health endpoint is turned off" && `+
+			jsTextOf("#empty")+` === "No circuit data while the health endpoint is turned off." && `+
+			`document.querySelectorAll("[data-circuit]").length === 0`)
+	if got := b.text(t, "#health-off"); !strings.Contains(got, "circuit_breaker.expose_health_endpoint") {
+		t.Errorf("the notice does not name the setting: %q", got)
+	}
+	b.screenshot(t, "dashboard-health-off-375.png", 375, 812, true)
+	b.expectNoHorizontalScroll(t)
+
+	// A reload turns it on: the page picks it up by itself.
+	rewriteConfig(t, n.ConfigPath, func(c *config.Config) { c.CircuitBreaker.ExposeHealthEndpoint = true })
+	expectStatus(t, n.admin(t, http.MethodPost, "/api/config/reload", adminToken), http.StatusOK)
+	b.waitFor(t, 10*time.Second, "the circuits after the reload", cardStateIs(config.CircuitDataAnalyst, "closed")+
+		` && !document.getElementById("health-off").checkVisibility() && `+jsTextOf("#overall")+` === "Healthy — 4 closed"`)
 	b.expectNoPageErrors(t)
 }
 
@@ -620,6 +754,7 @@ const (
 	failHangUp           // closes the connection without an answer
 	failBadJSON          // answers 200 with a truncated JSON body
 	failSilent           // never answers, until the client gives up
+	fail404              // answers 404 as a server without the route would
 )
 
 // flakyProxy stands in front of Nexus on 127.0.0.1 and fails every request
@@ -653,6 +788,8 @@ func newFlakyProxy(t *testing.T, target string) *flakyProxy {
 		case failBadJSON:
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"status":"healthy","circuit_breakers":{`)
+		case fail404:
+			http.NotFound(w, r)
 		case failSilent:
 			select {
 			case <-r.Context().Done():

@@ -14,7 +14,10 @@ import (
 // dashboardHTML is the whole operator dashboard: one page with its CSS and
 // JavaScript inline, so that it loads nothing from the network and works
 // air-gapped. It reads GET /api/health/status and, with an admin token,
-// calls the /api/circuits/{name}/{open,close,reset} routes.
+// calls the /api/circuits/{name}/{open,close,reset} routes. It learns that
+// the health endpoint is turned off from that route's own 404 code,
+// health_endpoint_disabled, on every poll, so a reload that turns the
+// endpoint on or off shows without reloading the page.
 //
 //go:embed web/dashboard.html
 var dashboardHTML []byte
