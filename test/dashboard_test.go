@@ -244,7 +244,7 @@ func TestDashboardShouldDriveACircuitWithTheAdminToken(t *testing.T) {
 func TestDashboardShouldShowAnErrorAsHistoryOnceTheCircuitClosed(t *testing.T) {
 	t.Parallel()
 	chrome := chromium(t)
-	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 0.3, 2))
+	n := startNexus(t, withCircuit(config.CircuitDataAnalyst, 2, 1, 2, 2))
 	b := newBrowser(t, chrome)
 	b.navigate(t, n.URL+"/dashboard?interval=0.2")
 	b.waitFor(t, 10*time.Second, "the data_analyst card to say closed", cardStateIs(config.CircuitDataAnalyst, "closed"))
@@ -257,10 +257,12 @@ func TestDashboardShouldShowAnErrorAsHistoryOnceTheCircuitClosed(t *testing.T) {
 	for i := 0; i < 2; i++ {
 		expectStatus(t, n.analyze(t), http.StatusServiceUnavailable)
 	}
-	b.waitFor(t, 10*time.Second, "the open card with its error as an alarm", cardStateIs(config.CircuitDataAnalyst, "open")+` && `+isAlarm)
+	// (On a slow machine the page may first see it half-open: an alarm too.)
+	b.waitFor(t, 10*time.Second, "the open card with its error as an alarm",
+		`(`+cardStateIs(config.CircuitDataAnalyst, "open")+` || `+cardStateIs(config.CircuitDataAnalyst, "half-open")+`) && `+isAlarm)
 
 	// When: after the recovery timeout a trial succeeds and closes it.
-	eventually(t, 5*time.Second, "half-open", func() bool { return n.state(t, config.CircuitDataAnalyst) == "half-open" })
+	eventually(t, 10*time.Second, "half-open", func() bool { return n.state(t, config.CircuitDataAnalyst) == "half-open" })
 	n.LLM.EnqueueFor(analystModel, fakellm.Reply("back"))
 	expectStatus(t, n.analyze(t), http.StatusOK)
 
