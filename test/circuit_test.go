@@ -568,12 +568,13 @@ func TestHealthShouldNameWhatEachCircuitGuardsAndWhere(t *testing.T) {
 		if strings.Join(got, ", ") != strings.Join(want[name], ", ") {
 			t.Errorf("%s guards %q, but the pipeline sends %q through it", name, got, want[name])
 		}
-		if entry["llm_base_url"] != n.LLM.URL() {
-			t.Errorf("%s llm_base_url = %v, want %s", name, entry["llm_base_url"], n.LLM.URL())
+		// scheme://host:port only, as the one URL policy says: no /v1.
+		if want := strings.TrimSuffix(n.LLM.URL(), "/v1"); entry["llm_base_url"] != want {
+			t.Errorf("%s llm_base_url = %v, want %s", name, entry["llm_base_url"], want)
 		}
 	}
 
-	// A base URL with credentials is shown without them.
+	// A base URL with credentials is shown without them, or its path.
 	const key = "sk-e2e-SECRET-0123456789"
 	masked := startNexus(t, func(o *startOpts) {
 		o.env["LLM_API_KEY"] = key
@@ -583,7 +584,7 @@ func TestHealthShouldNameWhatEachCircuitGuardsAndWhere(t *testing.T) {
 	if strings.Contains(h.Raw, "hunter2") || strings.Contains(h.Raw, key) || strings.Contains(h.Raw, "api-key") {
 		t.Fatalf("health leaks the base URL's secrets: %s", h.Raw)
 	}
-	if got := masked.circuit(t, config.CircuitDataAnalyst)["llm_base_url"]; got != "https://llm.example.invalid/tenants/[REDACTED]/v1" {
+	if got := masked.circuit(t, config.CircuitDataAnalyst)["llm_base_url"]; got != "https://llm.example.invalid" {
 		t.Fatalf("llm_base_url = %v", got)
 	}
 }

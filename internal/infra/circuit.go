@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"sync"
 	"time"
 
@@ -102,7 +101,7 @@ type CircuitStatus struct {
 // that the agents holding it see new settings at once.
 type Circuit struct {
 	name    string
-	target  string // the LLM base URL, as displayURL shows it
+	target  string // the LLM base URL as redact.URL shows it
 	llm     Chatter
 	log     *slog.Logger
 	redact  *redact.Redactor
@@ -491,22 +490,6 @@ func (c *Circuit) flush(ts []Transition) {
 			c.observe(t)
 		}
 	}
-}
-
-// displayURL is an LLM base URL as health and the dashboard show it:
-// without userinfo, query or fragment (some gateways take the key as
-// ?api-key=), then through r, which redacts the API key and token-like
-// strings left in the host or path.
-func displayURL(r *Redactor, raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable URL)"
-	}
-	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
-	if r == nil {
-		r = NewRedactor() // still catches bearer tokens and sk- keys
-	}
-	return r.Redact(u.String())
 }
 
 // Status reports the circuit's effective state, making a due lazy

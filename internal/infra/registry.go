@@ -51,7 +51,8 @@ func NewRegistry(cfg config.Config, llm Chatter, opts Options) *Registry {
 	}
 	r := &Registry{enabled: cfg.CircuitBreaker.Enabled, circuits: map[string]*Circuit{}, log: opts.Logger}
 	// llm.base_url is restart-only, so a circuit's target never changes.
-	target := displayURL(opts.Redactor, cfg.LLM.BaseURL)
+	// It is shown as the one URL policy says: scheme://host[:port].
+	target := opts.Redactor.Redact(redact.URL(cfg.LLM.BaseURL))
 	for _, name := range config.CircuitNames() {
 		cc, ok := cfg.CircuitBreaker.Circuits[name]
 		if !ok {
