@@ -34,7 +34,6 @@ import (
 	"unicode/utf8"
 
 	sitter "github.com/tree-sitter/go-tree-sitter"
-	python "github.com/tree-sitter/tree-sitter-python/bindings/go"
 )
 
 // SyntaxError describes the first syntax error in Python code.
@@ -54,28 +53,50 @@ func (e *SyntaxError) Error() string {
 
 // CheckPythonSyntax parses code with tree-sitter's Python grammar and returns
 // the first syntax error in document order, or nil when the code parses.
-// Code that is empty or only whitespace is not an error.
+// Code that is empty or only whitespace is not an error. Nesting deeper than
+// CPython allows (see maxNesting) is an error too.
 //
-// It is safe for concurrent use: every call makes its own parser (cheap next
-// to the parse) and closes the parser and the tree, which live in C memory.
+// ReviewCode runs the same check on the tree it parses for its rules;
+// this is for callers that want the syntax check alone. It is safe for
+// concurrent use.
 func CheckPythonSyntax(code string) *SyntaxError {
 	if strings.TrimSpace(code) == "" {
 		return nil
 	}
-	parser := sitter.NewParser()
-	defer parser.Close()
-	if err := parser.SetLanguage(sitter.NewLanguage(python.Language())); err != nil {
-		// Only a grammar built for an ABI this binding does not support gets
-		// here, which every test in this package would show.
-		return &SyntaxError{Line: 1, Column: 1, Message: "Python grammar unavailable: " + err.Error()}
-	}
-	src := []byte(code)
-	tree := parser.Parse(src, nil)
-	if tree == nil {
-		return &SyntaxError{Line: 1, Column: 1, Message: "could not parse"}
+	src := pythonSource(code)
+	tree, err := parsePython(src)
+	if err != nil {
+		return &SyntaxError{Line: 1, Column: 1, Message: "could not parse: " + err.Error()}
 	}
 	defer tree.Close()
 	root := tree.RootNode()
+	if se := checkNesting(root, src); se != nil {
+		return se
+	}
+	return checkSyntax(root, src)
+}
+
+// checkNesting returns an error at the first node nested deeper than
+// maxNesting, or nil.
+func checkNesting(root *sitter.Node, src []byte) *SyntaxError {
+	var deep *sitter.Node
+	walkTree(root, nil, func(path []pyFrame) (bool, bool) {
+		if f := &path[len(path)-1]; f.nest > maxNesting {
+			deep = &f.node
+			return false, true
+		}
+		return true, false
+	})
+	if deep == nil {
+		return nil
+	}
+	return syntaxErrorAt(src, deep, fmt.Sprintf("too many levels of nesting: more than %d nested blocks and brackets", maxNesting))
+}
+
+// checkSyntax returns the first syntax error in the tree parsed from src,
+// or nil. The tree's nesting must have been checked: the walk recurses
+// into blocks.
+func checkSyntax(root *sitter.Node, src []byte) *SyntaxError {
 	cursor := root.Walk()
 	defer cursor.Close()
 	c := &syntaxChecker{src: src, cursor: cursor}
@@ -96,10 +117,23 @@ type syntaxChecker struct {
 	// inFunction reports whether the walk is in a function body, outside
 	// which "return" is an error. A class body is not a function body.
 	inFunction bool
+	// depth counts the visits in progress. Only blocks (at most
+	// maxNesting deep) and nodes holding an error are visited, but the
+	// latter can chain as deep as the code is long.
+	depth int
 }
+
+// maxErrorDepth bounds the recursion of syntaxChecker.visit. Code that
+// deep within an error is reported at that depth.
+const maxErrorDepth = 1000
 
 // visit reports the first error in n's subtree.
 func (c *syntaxChecker) visit(n *sitter.Node) *SyntaxError {
+	c.depth++
+	defer func() { c.depth-- }()
+	if c.depth > maxErrorDepth {
+		return c.at(n, "invalid syntax: too deeply nested")
+	}
 	switch {
 	case n.IsMissing():
 		return c.at(n, fmt.Sprintf("missing %q", n.Kind()))
@@ -349,7 +383,12 @@ func sign(n int) int {
 
 // at makes an error at n's start, with the column in characters.
 func (c *syntaxChecker) at(n *sitter.Node, msg string) *SyntaxError {
-	before := c.src[lineStart(n):n.StartByte()]
+	return syntaxErrorAt(c.src, n, msg)
+}
+
+// syntaxErrorAt makes an error at n's start, with the column in characters.
+func syntaxErrorAt(src []byte, n *sitter.Node, msg string) *SyntaxError {
+	before := src[lineStart(n):n.StartByte()]
 	return &SyntaxError{
 		Line:    int(n.StartPosition().Row) + 1,
 		Column:  utf8.RuneCount(before) + 1,
