@@ -43,11 +43,20 @@ type Review struct {
 
 // ReviewCode runs the static safety review of code written in lang.
 //
-// This is a first, dependency-free layer: it lexes the code (so comments and
-// string literals neither trigger nor hide rules) and applies deny-lists.
-// It cannot prove code safe — for example Python built from strings at run
-// time (getattr(os, "sys"+"tem")) is not detected — so execution must still
-// happen in a sandbox. An unknown language is reported as invalid.
+// Python is parsed once with tree-sitter, and that one tree serves both
+// the syntax check (a syntax error is reported as "syntax error: line 3,
+// column 5: ...") and the rules, which are an allow-list: imports only
+// from a documented list of pure-computation modules, and no dunder
+// names, no eval/exec/open/getattr and the like even as values, no
+// private or frame attributes, no pandas or numpy file I/O. See
+// python_rules.go for the lists and why each entry is there. Comments
+// and string literals neither trigger nor hide rules, but f-string
+// fields are code and are checked.
+//
+// The review cannot prove code safe: a method name computed at run time
+// and passed to pandas (df.agg(name)) is not seen, for example. Execution
+// must still happen in a sandbox. An unknown language is reported as
+// invalid.
 //
 // SQL is reviewed by DuckDB's own parser, which runs in a worker process
 // that ReviewCode cannot reach: use ReviewSQL. ReviewCode(code, SQL) never

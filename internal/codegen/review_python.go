@@ -1,15 +1,24 @@
 package codegen
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	sitter "github.com/tree-sitter/go-tree-sitter"
 )
 
-// reviewPython returns the first rule violation in code ("" if none) and the
+// reviewPython returns the first problem in code ("" if none) and the
 // warnings.
+//
+// The code is parsed once, with tree-sitter, and every check after the
+// textual ones below works on that tree: the nesting limit, the syntax
+// check (syntax.go), then the rules (python_rules.go). A syntax error is
+// reported before a rule, because on a tree that error recovery had to
+// patch up a rule can fire on what the author meant as a string.
 func reviewPython(code string) (string, []string) {
 	if strings.TrimSpace(code) == "" {
 		return "code is empty", nil
@@ -17,29 +26,38 @@ func reviewPython(code string) (string, []string) {
 	if n := utf8.RuneCountInString(code); n > MaxCodeLength {
 		return fmt.Sprintf("code is too long: %d characters (limit %d)", n, MaxCodeLength), nil
 	}
-	// Python reads "\r\n" and a lone "\r" as line breaks; so must we, or a
-	// "# comment\reval(...)" would hide code inside a comment.
-	src := strings.TrimPrefix(code, "\ufeff")
-	src = strings.ReplaceAll(src, "\r\n", "\n")
-	src = strings.ReplaceAll(src, "\r", "\n")
+	// CPython refuses both; a parser that read them otherwise could see
+	// code where CPython sees none, or the reverse.
+	if !utf8.ValidString(code) {
+		return "code is not valid UTF-8", nil
+	}
+	if i := strings.IndexByte(code, 0); i >= 0 {
+		return fmt.Sprintf("code contains a NUL character on line %d", strings.Count(code[:i], "\n")+1), nil
+	}
+	src := pythonSource(code)
 	if msg := checkCodingCookie(src); msg != "" {
 		return msg, nil
 	}
-	lines, toks, lexErr := lexPython(src)
-	if lexErr != "" {
-		return lexErr, nil
+	tree, err := parsePython(src)
+	if err != nil {
+		return "Python could not be parsed: " + err.Error(), nil
 	}
-	if len(lines) == 0 {
+	defer tree.Close()
+	root := tree.RootNode()
+
+	r := pyReview{src: src}
+	r.walk(root)
+	if r.nesting != nil {
+		return "syntax error: " + r.nesting.Error(), nil
+	}
+	if !r.statements {
 		return "code is empty: it contains only comments", nil
 	}
-	warnings := pythonWarnings(src, toks)
-	if msg := checkPythonNames(toks); msg != "" {
-		return msg, warnings
+	warnings := r.warnings()
+	if se := checkSyntax(root, src); se != nil {
+		return "syntax error: " + se.Error(), warnings
 	}
-	if msg := checkInfiniteLoops(lines, toks); msg != "" {
-		return msg, warnings
-	}
-	return "", warnings
+	return r.msg, warnings
 }
 
 // codingCookie is Python's source-encoding declaration pattern (PEP 263).
@@ -47,15 +65,21 @@ var codingCookie = regexp.MustCompile(`^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)`)
 
 // checkCodingCookie rejects encoding declarations other than UTF-8/ASCII: a
 // declaration such as "utf-7" makes Python decode the bytes differently
-// from how we lex them, which can turn a comment into code.
-func checkCodingCookie(src string) string {
-	lines := strings.SplitN(src, "\n", 3)
-	for i := 0; i < 2 && i < len(lines); i++ {
-		m := codingCookie.FindStringSubmatch(lines[i])
+// from how they are parsed here, which can turn a comment into code. This
+// check is textual because the declaration changes how the text is read.
+func checkCodingCookie(src []byte) string {
+	for i, rest := 0, src; i < 2 && len(rest) > 0; i++ {
+		ln := rest
+		if j := bytes.IndexByte(rest, '\n'); j >= 0 {
+			ln, rest = rest[:j], rest[j+1:]
+		} else {
+			rest = nil
+		}
+		m := codingCookie.FindSubmatch(ln)
 		if m == nil {
 			continue
 		}
-		enc := strings.ReplaceAll(strings.ToLower(m[1]), "_", "-")
+		enc := strings.ReplaceAll(strings.ToLower(string(m[1])), "_", "-")
 		if enc == "utf-8" || enc == "utf8" || strings.HasPrefix(enc, "utf-8-") || enc == "ascii" || enc == "us-ascii" {
 			continue
 		}
@@ -64,840 +88,478 @@ func checkCodingCookie(src string) string {
 	return ""
 }
 
-// pyKind classifies Python tokens.
-type pyKind uint8
-
-const (
-	pyName    pyKind = iota + 1 // identifier or keyword
-	pyNumber                    // numeric literal
-	pyString                    // string literal (never checked against rules)
-	pyOp                        // operator or delimiter
-	pyNewline                   // end of a logical line
-)
-
-// pyToken is one Python token. String contents and comments are never
-// turned into tokens, except the code inside f-string replacement fields,
-// which Python executes.
-type pyToken struct {
-	kind pyKind
-	text string
-	line int
+// pyReview is the state of one review's walk over the tree.
+type pyReview struct {
+	src  []byte
+	path []pyFrame // reused by the loop check's walks
+	// nesting is set, and the walk stopped, where nesting passes
+	// maxNesting.
+	nesting *SyntaxError
+	// msg is the first rule broken, "" if none.
+	msg string
+	// statements reports whether the module holds more than comments.
+	statements bool
+	// assignsResult reports whether some statement binds "result".
+	assignsResult bool
+	// printLine is the line of the first print() call, 0 if none.
+	printLine int
 }
 
-// pyLine is a logical line: toks[start:end] (without its pyNewline), with
-// the indentation width of its first physical line.
-type pyLine struct {
-	indent     int
-	start, end int
+// walk visits the whole tree once.
+func (r *pyReview) walk(root *sitter.Node) {
+	walkTree(root, nil, r.visit)
 }
 
-// pyLexer is a small Python tokenizer. It is deliberately conservative:
-// where it is unsure whether text is code it treats it as code, and it
-// reports an unterminated string instead of guessing.
-type pyLexer struct {
-	src  string
-	pos  int
-	line int
-	toks []pyToken
-	err  string
-}
-
-// lexPython splits src into tokens and logical lines. The returned string
-// is a lexing error ("" on success).
-func lexPython(src string) ([]pyLine, []pyToken, string) {
-	lx := &pyLexer{src: src, line: 1}
-	var lines []pyLine
-	depth, indent, start := 0, 0, 0
-	atLineStart := true
-	endLine := func() {
-		if len(lx.toks) > start {
-			lines = append(lines, pyLine{indent: indent, start: start, end: len(lx.toks)})
-			lx.toks = append(lx.toks, pyToken{kind: pyNewline, line: lx.toks[len(lx.toks)-1].line})
-		}
-		start = len(lx.toks)
+// visit checks the last node of path and says whether to go into it.
+func (r *pyReview) visit(path []pyFrame) (descend, stop bool) {
+	f := &path[len(path)-1]
+	if f.nest > maxNesting {
+		r.nesting = nestingError(r.src, &f.node)
+		return false, true
 	}
-	for lx.err == "" && lx.pos < len(src) {
-		if atLineStart {
-			col := 0
-		measure:
-			for ; lx.pos < len(src); lx.pos++ {
-				switch src[lx.pos] {
-				case ' ':
-					col++
-				case '\t':
-					col = (col/8 + 1) * 8
-				case '\f':
-					col = 0
-				default:
-					break measure
-				}
-			}
-			if lx.pos >= len(src) {
-				break
-			}
-			switch src[lx.pos] {
-			case '\n': // blank line
-				lx.pos++
-				lx.line++
-				continue
-			case '#': // comment-only line
-				lx.skipComment()
-				continue
-			}
-			atLineStart, indent, start = false, col, len(lx.toks)
-			continue
+	if len(path) == 2 && f.kind != pk.comment && f.kind != pk.lineContinuation {
+		r.statements = true
+	}
+	switch f.kind {
+	case pk.importStatement, pk.importFromStatement:
+		r.checkImport(f)
+		return false, false
+	case pk.futureImportStatement:
+		// "from __future__ import annotations" only sets compiler flags.
+		return false, false
+	case pk.identifier:
+		r.identifier(path)
+		return false, false
+	case pk.strContent:
+		if r.msg == "" {
+			r.stringContent(path)
 		}
-		switch c := src[lx.pos]; {
-		case c == '\n':
-			lx.pos++
-			lx.line++
-			if depth == 0 {
-				endLine()
-				atLineStart = true
-			}
-		case c == ' ' || c == '\t' || c == '\f':
-			lx.pos++
-		case c == '\\' && lx.pos+1 < len(src) && src[lx.pos+1] == '\n':
-			lx.pos += 2
-			lx.line++
-		case c == '#':
-			lx.skipComment()
-		default:
-			lx.lexToken(&depth)
+		return false, false
+	case pk.comment, pk.integer, pk.float, pk.strStart:
+		return false, false
+	case pk.whileStatement:
+		if r.msg == "" {
+			r.checkLoop(&f.node)
 		}
 	}
-	if lx.err != "" {
-		return nil, nil, lx.err
-	}
-	endLine()
-	return lines, lx.toks, ""
+	return true, false
 }
 
-func (lx *pyLexer) fail(format string, args ...any) {
-	if lx.err == "" {
-		lx.err = fmt.Sprintf(format, args...)
+// fail records msg as the rule broken, unless one already is: only the
+// first problem in document order is reported.
+func (r *pyReview) fail(msg string) {
+	if r.msg == "" {
+		r.msg = msg
 	}
 }
 
-func (lx *pyLexer) emit(kind pyKind, text string, line int) {
-	lx.toks = append(lx.toks, pyToken{kind: kind, text: text, line: line})
+// forbidden formats a broken rule, e.g.
+// `forbidden call "os.system" on line 3: "os" is not an allowed module`.
+func forbidden(what, name string, line int, culprit, why string) string {
+	return fmt.Sprintf("forbidden %s %q on line %d: %q %s", what, name, line, culprit, why)
 }
 
-// skipComment advances to the newline ending a # comment.
-func (lx *pyLexer) skipComment() {
-	if i := strings.IndexByte(lx.src[lx.pos:], '\n'); i >= 0 {
-		lx.pos += i
-	} else {
-		lx.pos = len(lx.src)
+// callOrName says "call" when the node at path[i] is the function of a
+// call, and "name" otherwise.
+func callOrName(path []pyFrame, i int) string {
+	if i > 0 && path[i-1].kind == pk.call && path[i].field == pf.function {
+		return "call"
 	}
+	return "name"
 }
 
-// lexToken lexes one name, number, string or operator at lx.pos, keeping
-// *depth (bracket nesting) up to date.
-func (lx *pyLexer) lexToken(depth *int) {
-	src := lx.src
-	c := src[lx.pos]
+// identifier checks an identifier by the role its parent gives it.
+func (r *pyReview) identifier(path []pyFrame) {
+	i := len(path) - 1
+	if i == 0 {
+		return // the root is a module, never an identifier
+	}
+	f, parent := &path[i], &path[i-1]
+	b := text(r.src, &f.node)
+	if !isASCII(b) {
+		r.fail(nonASCII(b, line(&f.node)))
+		return
+	}
 	switch {
-	case c == '\'' || c == '"':
-		lx.lexString("")
-	case isPyNameStart(c):
-		start := lx.pos
-		for lx.pos < len(src) && (isPyNameStart(src[lx.pos]) || isDigit(src[lx.pos])) {
-			lx.pos++
+	case parent.kind == pk.attribute && f.field == pf.attribute:
+		if r.msg == "" {
+			r.attribute(path, b)
 		}
-		word := src[start:lx.pos]
-		if lx.pos < len(src) && (src[lx.pos] == '\'' || src[lx.pos] == '"') && isPyStringPrefix(word) {
-			lx.lexString(word)
-			return
+	case parent.kind == pk.attribute && f.field == pf.object:
+		// The receiver of an attribute: named with the attribute, so
+		// os.system reads as such.
+		if why := forbiddenName(b); why != "" && r.msg == "" {
+			qual := string(b)
+			if attr := parent.node.ChildByFieldId(pf.attribute); attr != nil {
+				qual += "." + string(text(r.src, attr))
+			}
+			r.fail(forbidden(callOrName(path, i-1), qual, line(&f.node), string(b), why))
 		}
-		lx.emit(pyName, word, lx.line)
-	case isDigit(c) || (c == '.' && lx.pos+1 < len(src) && isDigit(src[lx.pos+1])):
-		lx.lexNumber()
+	case parent.kind == pk.keywordArgument && f.field == pf.name:
+		// A parameter name, not a reference.
+		if isDunder(b) {
+			r.fail(forbidden("keyword", string(b), line(&f.node), string(b), whyDunder))
+		}
+	case parent.kind == pk.keywordPattern,
+		parent.kind == pk.dottedName && f.node.StartByte() > parent.node.StartByte():
+		// case C(attr=x) and case a.attr: both read an attribute.
+		if why := forbiddenAttr(b); why != "" {
+			r.fail(forbidden("pattern", string(text(r.src, &parent.node)), line(&f.node), string(b), why))
+		}
 	default:
-		op := lx.lexOp()
-		switch op {
-		case "(", "[", "{":
-			*depth++
-		case ")", "]", "}":
-			if *depth > 0 {
-				*depth--
-			}
+		what := callOrName(path, i)
+		if why := forbiddenName(b); why != "" {
+			r.fail(forbidden(what, string(b), line(&f.node), string(b), why))
+		}
+		switch {
+		case string(b) == "result" && !r.assignsResult:
+			r.assignsResult = bindsName(path)
+		case string(b) == "print" && what == "call" && r.printLine == 0:
+			r.printLine = line(&f.node)
 		}
 	}
 }
 
-// isPyNameStart reports whether c can start a name. Every non-ASCII byte
-// counts, so that non-ASCII identifiers surface as names and get rejected.
-func isPyNameStart(c byte) bool {
-	return c == '_' || (c|0x20 >= 'a' && c|0x20 <= 'z') || c >= 0x80
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
-
-func isHexDigit(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
-
-// isPyStringPrefix reports whether word is a string prefix such as r, b,
-// f, rb or t (Python 3.14 template strings).
-func isPyStringPrefix(word string) bool {
-	switch strings.ToLower(word) {
-	case "r", "u", "b", "f", "t", "br", "rb", "fr", "rf", "tr", "rt":
-		return true
-	}
-	return false
-}
-
-// lexNumber lexes a numeric literal. It stops at the first character that
-// cannot continue the literal, so "1eval" lexes as 1 followed by eval.
-func (lx *pyLexer) lexNumber() {
-	src, start := lx.src, lx.pos
-	digits := func() {
-		for lx.pos < len(src) && (isDigit(src[lx.pos]) || src[lx.pos] == '_') {
-			lx.pos++
-		}
-	}
-	if src[lx.pos] == '0' && lx.pos+1 < len(src) && strings.IndexByte("xXoObB", src[lx.pos+1]) >= 0 {
-		lx.pos += 2
-		for lx.pos < len(src) && (isHexDigit(src[lx.pos]) || src[lx.pos] == '_') {
-			lx.pos++
-		}
-	} else {
-		digits()
-		if lx.pos < len(src) && src[lx.pos] == '.' {
-			lx.pos++
-			digits()
-		}
-		if lx.pos < len(src) && (src[lx.pos] == 'e' || src[lx.pos] == 'E') {
-			k := lx.pos + 1
-			if k < len(src) && (src[k] == '+' || src[k] == '-') {
-				k++
-			}
-			if k < len(src) && isDigit(src[k]) {
-				lx.pos = k
-				digits()
-			}
-		}
-		if lx.pos < len(src) && (src[lx.pos] == 'j' || src[lx.pos] == 'J') {
-			lx.pos++
-		}
-	}
-	lx.emit(pyNumber, src[start:lx.pos], lx.line)
-}
-
-var (
-	pyOps3 = []string{"**=", "//=", ">>=", "<<=", "..."}
-	pyOps2 = []string{"**", "//", ">>", "<<", "<=", ">=", "==", "!=", "->", ":=",
-		"+=", "-=", "*=", "/=", "%=", "&=", "|=", "^=", "@="}
-)
-
-// lexOp lexes an operator or delimiter and returns it.
-func (lx *pyLexer) lexOp() string {
-	rest := lx.src[lx.pos:]
-	op := rest[:1]
-	for _, cands := range [][]string{pyOps3, pyOps2} {
-		for _, c := range cands {
-			if strings.HasPrefix(rest, c) {
-				op = c
-				break
-			}
-		}
-		if op != rest[:1] {
-			break
-		}
-	}
-	lx.pos += len(op)
-	lx.emit(pyOp, op, lx.line)
-	return op
-}
-
-// lexString lexes a string literal whose opening quote is at lx.pos. Only a
-// pyString token is emitted for the literal itself, but the replacement
-// fields of f-strings and t-strings are lexed as code (PEP 701 rules, which
-// accept everything older Pythons accept).
-func (lx *pyLexer) lexString(prefix string) {
-	src := lx.src
-	start, startLine := lx.pos, lx.line
-	q := src[lx.pos]
-	closing := string(q)
-	if strings.HasPrefix(src[lx.pos:], strings.Repeat(closing, 3)) {
-		closing = strings.Repeat(closing, 3)
-	}
-	triple := len(closing) == 3
-	lx.pos += len(closing)
-	isF := strings.ContainsAny(strings.ToLower(prefix), "ft")
-	for lx.err == "" {
-		if lx.pos >= len(src) {
-			lx.fail("unterminated string literal starting on line %d", startLine)
+// attribute checks the identifier that ends path, which names an
+// attribute: path[len-2] is the attribute node.
+func (r *pyReview) attribute(path []pyFrame, name []byte) {
+	i := len(path) - 1
+	what := callOrName(path, i-1)
+	why := forbiddenAttr(name)
+	isFormat := string(name) == "format" || string(name) == "format_map"
+	switch {
+	case why != "", isFormat:
+	case toText[string(name)]:
+		if what == "call" && keywordsOnly(path[i-2].node.ChildByFieldId(pf.arguments), r.src) {
 			return
 		}
-		switch c := src[lx.pos]; {
-		case c == '\\':
-			lx.pos++
-			// A backslash does not escape a brace in an f-string:
-			// f"\{x}" still evaluates x.
-			if lx.pos < len(src) && !(isF && (src[lx.pos] == '{' || src[lx.pos] == '}')) {
-				if src[lx.pos] == '\n' {
-					lx.line++
+		why = whyNoCall
+	case string(name) == "info":
+		// df.info() is common; np.info(obj, width, output, toplevel)
+		// imports the module its fourth argument names.
+		if what == "call" && noTopLevel(path[i-2].node.ChildByFieldId(pf.arguments), r.src) {
+			return
+		}
+		why = whyTopLevel
+	default:
+		return
+	}
+	id := &path[i].node
+	obj := path[i-1].node.ChildByFieldId(pf.object)
+	qual := string(name)
+	if obj != nil {
+		qual = exprText(text(r.src, obj)) + "." + qual
+	}
+	if why == "" {
+		r.checkFormat(obj, what, qual, line(id))
+		return
+	}
+	r.fail(forbidden(what, qual, line(id), string(name), why))
+}
+
+// keywordsOnly reports whether args, a call's arguments, are keyword
+// arguments none of which names a path or buffer (path, path_or_buf, buf,
+// path_or_buffer).
+func keywordsOnly(args *sitter.Node, src []byte) bool {
+	if args == nil || args.KindId() != pk.argumentList {
+		return false // f(x for x in y)
+	}
+	for j := uint(0); j < args.NamedChildCount(); j++ {
+		a := args.NamedChild(j)
+		switch a.KindId() {
+		case pk.comment:
+		case pk.keywordArgument:
+			if kw := a.ChildByFieldId(pf.name); kw == nil ||
+				strings.Contains(string(text(src, kw)), "path") || strings.Contains(string(text(src, kw)), "buf") {
+				return false
+			}
+		default: // positional, *args or **kwargs
+			return false
+		}
+	}
+	return true
+}
+
+// noTopLevel reports whether args, a call's arguments, hold at most two
+// positional arguments, no *args or **kwargs and no toplevel keyword.
+func noTopLevel(args *sitter.Node, src []byte) bool {
+	if args == nil || args.KindId() != pk.argumentList {
+		return false
+	}
+	positional := 0
+	for j := uint(0); j < args.NamedChildCount(); j++ {
+		a := args.NamedChild(j)
+		switch a.KindId() {
+		case pk.comment:
+		case pk.keywordArgument:
+			if kw := a.ChildByFieldId(pf.name); kw == nil || string(text(src, kw)) == "toplevel" {
+				return false
+			}
+		case pk.listSplat, pk.dictionarySplat, pk.parenthesizedListSplat:
+			return false
+		default:
+			positional++
+		}
+	}
+	return positional <= 2
+}
+
+// checkFormat checks the receiver of str.format or str.format_map, which
+// can read any attribute from inside the format string
+// ("{0.__init__.__globals__}"): it must be a plain string literal whose
+// fields read neither attributes nor items.
+func (r *pyReview) checkFormat(obj *sitter.Node, what, qual string, ln int) {
+	notLiteral := fmt.Sprintf("forbidden %s %q on line %d: \"format\" is allowed only as a method of a string literal", what, qual, ln)
+	var strs []*sitter.Node
+	switch {
+	case obj == nil:
+	case obj.KindId() == pk.str:
+		strs = append(strs, obj)
+	case obj.KindId() == pk.concatenatedString:
+		for j := uint(0); j < obj.NamedChildCount(); j++ {
+			if s := obj.NamedChild(j); s.KindId() == pk.str {
+				strs = append(strs, s)
+			}
+		}
+	}
+	if len(strs) == 0 {
+		r.fail(notLiteral)
+		return
+	}
+	for _, s := range strs {
+		for j := uint(0); j < s.NamedChildCount(); j++ {
+			part := s.NamedChild(j)
+			switch part.KindId() {
+			case pk.strStart:
+				if strings.ContainsAny(string(text(r.src, part)), "fFtT") {
+					r.fail(notLiteral)
+					return
 				}
-				lx.pos++
+			case pk.strContent:
+				if field := formatFieldWithAccess(text(r.src, part)); field != "" {
+					r.fail(fmt.Sprintf("forbidden format field %q on line %d: format fields may not read attributes or items", field, ln))
+					return
+				}
 			}
-		case c == '\n':
-			if !triple {
-				lx.fail("unterminated string literal starting on line %d", startLine)
-				return
+		}
+	}
+}
+
+// stringContent checks the literal text of a string: it may not hold a
+// dunder name, which only a lookup by name (getattr, a format string, a
+// pandas method name) could use. Docstrings and other strings standing
+// alone as statements are never used, so they may.
+func (r *pyReview) stringContent(path []pyFrame) {
+	i := len(path) - 1
+	if i >= 2 && path[i-2].kind == pk.expressionStatement {
+		return
+	}
+	if i >= 3 && path[i-2].kind == pk.concatenatedString && path[i-3].kind == pk.expressionStatement {
+		return
+	}
+	if w := findDunder(text(r.src, &path[i].node)); w != "" {
+		r.fail(fmt.Sprintf("forbidden string %q on line %d: %q is a dunder name", w, line(&path[i].node), w))
+	}
+}
+
+// checkImport checks an import statement against the allow-list. The
+// names a from-import binds are checked first, as attributes of the
+// module, because they say best what is wrong (os.system, not os).
+func (r *pyReview) checkImport(f *pyFrame) {
+	n := &f.node
+	if f.kind == pk.importStatement {
+		for j := uint(0); j < n.NamedChildCount(); j++ {
+			c := n.NamedChild(j)
+			name, alias := c, (*sitter.Node)(nil)
+			if c.KindId() == pk.aliasedImport {
+				name, alias = c.ChildByFieldId(pf.name), c.ChildByFieldId(pf.alias)
 			}
-			lx.line++
-			lx.pos++
-		case strings.HasPrefix(src[lx.pos:], closing):
-			lx.pos += len(closing)
-			lx.emit(pyString, prefix+src[start:lx.pos], startLine)
-			return
-		case isF && c == '{':
-			if strings.HasPrefix(src[lx.pos:], "{{") {
-				lx.pos += 2
+			if name == nil || name.KindId() != pk.dottedName {
 				continue
 			}
-			lx.pos++
-			lx.lexField(closing)
-		default:
-			lx.pos++
+			if mod := dotted(text(r.src, name)); !allowedImport(mod) {
+				r.fail(forbidden("import", mod, line(name), mod, whyModule))
+			}
+			r.importAlias(alias)
 		}
+		return
 	}
-}
-
-// lexField lexes the code of an f-string replacement field, just after its
-// "{", up to and including the closing "}". closing is the enclosing
-// string's closing quote.
-func (lx *pyLexer) lexField(closing string) {
-	src := lx.src
-	startLine := lx.line
-	depth := 0
-	for lx.err == "" {
-		if lx.pos >= len(src) {
-			lx.fail("unterminated f-string replacement field starting on line %d", startLine)
-			return
-		}
-		switch c := src[lx.pos]; {
-		case c == '}' && depth == 0:
-			lx.pos++
-			return
-		case c == ':' && depth == 0: // format spec
-			lx.pos++
-			lx.lexFormatSpec(closing, startLine)
-			return
-		case c == '\n':
-			lx.line++
-			lx.pos++
-		case c == ' ' || c == '\t' || c == '\f':
-			lx.pos++
-		case c == '\\' && lx.pos+1 < len(src) && src[lx.pos+1] == '\n':
-			lx.pos += 2
-			lx.line++
-		case c == '#':
-			lx.skipComment()
-		default:
-			lx.lexToken(&depth)
-		}
+	modNode := n.ChildByFieldId(pf.moduleName)
+	if modNode == nil {
+		return // only in a tree with errors, which the syntax check reports
 	}
-}
-
-// lexFormatSpec lexes the format spec of a replacement field (literal text
-// with nested fields) up to and including the field's closing "}".
-func (lx *pyLexer) lexFormatSpec(closing string, startLine int) {
-	src := lx.src
-	for lx.err == "" {
-		if lx.pos >= len(src) || strings.HasPrefix(src[lx.pos:], closing) ||
-			(src[lx.pos] == '\n' && len(closing) == 1) {
-			lx.fail("unterminated f-string replacement field starting on line %d", startLine)
-			return
+	mod := dotted(text(r.src, modNode))
+	for j := uint(0); j < n.NamedChildCount(); j++ {
+		c := n.NamedChild(j)
+		if c.StartByte() == modNode.StartByte() {
+			continue
 		}
-		switch c := src[lx.pos]; c {
-		case '}':
-			lx.pos++
-			return
-		case '{':
-			lx.pos++
-			lx.lexField(closing)
-		case '\n':
-			lx.line++
-			lx.pos++
-		case '\\':
-			lx.pos++
-			if lx.pos < len(src) && src[lx.pos] != '{' && src[lx.pos] != '}' {
-				if src[lx.pos] == '\n' {
-					lx.line++
+		switch c.KindId() {
+		case pk.wildcardImport:
+			r.fail(fmt.Sprintf("forbidden import %q on line %d: a wildcard import binds names the review cannot see", mod+".*", line(c)))
+			continue
+		case pk.aliasedImport:
+			r.importAlias(c.ChildByFieldId(pf.alias))
+			c = c.ChildByFieldId(pf.name)
+		}
+		if c == nil || c.KindId() != pk.dottedName {
+			continue
+		}
+		name := dotted(text(r.src, c))
+		for _, part := range strings.Split(name, ".") {
+			if why := forbiddenAttr([]byte(part)); why != "" {
+				sep := "."
+				if strings.HasSuffix(mod, ".") {
+					sep = ""
 				}
-				lx.pos++
-			}
-		default:
-			lx.pos++
-		}
-	}
-}
-
-func isOp(t pyToken, op string) bool     { return t.kind == pyOp && t.text == op }
-func isName(t pyToken, name string) bool { return t.kind == pyName && t.text == name }
-
-// Deny-lists for Python names.
-var (
-	// pyForbiddenDunders give access to builtins, modules or frames and are
-	// the usual building blocks of sandbox escapes.
-	pyForbiddenDunders = map[string]bool{
-		"__import__": true, "__builtins__": true, "__subclasses__": true,
-		"__globals__": true, "__code__": true, "__mro__": true,
-		"__bases__": true, "__base__": true, "__loader__": true,
-		"__spec__": true,
-	}
-	// pyForbiddenNameParts are matched as substrings of every name
-	// (case-insensitive), so read_pickle, cPickle, urllib3 or _socket are
-	// caught as well.
-	pyForbiddenNameParts = []string{
-		"subprocess", "shutil", "pickle", "urllib", "ctypes", "importlib",
-		"socket", "builtins",
-	}
-	// pyForbiddenModules may not be imported at all (top-level package).
-	pyForbiddenModules = map[string]bool{
-		"subprocess": true, "shutil": true, "pickle": true, "urllib": true,
-		"socket": true, "ctypes": true, "importlib": true, "builtins": true,
-		"requests": true, "httpx": true, "aiohttp": true, "http": true,
-		"ftplib": true, "smtplib": true, "poplib": true, "imaplib": true,
-		"telnetlib": true, "xmlrpc": true, "webbrowser": true,
-		"multiprocessing": true, "pty": true, "posix": true, "nt": true,
-		"marshal": true, "shelve": true, "dill": true, "joblib": true,
-	}
-	// pyProcessAttrs run programs. They are rejected as attributes of any
-	// object, so aliasing the os module (o = os; o.system(...)) does not
-	// help.
-	pyProcessAttrs = map[string]bool{
-		"system": true, "popen": true, "fork": true, "forkpty": true,
-		"posix_spawn": true, "posix_spawnp": true,
-		"execl": true, "execle": true, "execlp": true, "execlpe": true,
-		"execv": true, "execve": true, "execvp": true, "execvpe": true,
-		"spawnl": true, "spawnle": true, "spawnlp": true, "spawnlpe": true,
-		"spawnv": true, "spawnve": true, "spawnvp": true, "spawnvpe": true,
-	}
-	// pyOSAttrs are rejected as attributes of the os module (or an alias):
-	// files, processes and environment (which may hold secrets).
-	pyOSAttrs = map[string]bool{
-		"open": true, "fdopen": true, "remove": true, "unlink": true,
-		"rmdir": true, "removedirs": true, "rename": true, "renames": true,
-		"replace": true, "chmod": true, "chown": true, "lchown": true,
-		"chroot": true, "kill": true, "killpg": true, "truncate": true,
-		"link": true, "symlink": true, "mkdir": true, "makedirs": true,
-		"mkfifo": true, "mknod": true, "write": true, "putenv": true,
-		"unsetenv": true, "environ": true, "environb": true,
-		"getenv": true, "getenvb": true,
-	}
-)
-
-// checkPythonNames applies the deny-lists to the names in toks and returns
-// the first violation.
-func checkPythonNames(toks []pyToken) string {
-	aliases := pythonModuleAliases(toks)
-	for i, t := range toks {
-		if t.kind != pyName {
-			continue
-		}
-		if msg := checkPythonName(toks, i, aliases); msg != "" {
-			return msg
-		}
-	}
-	return ""
-}
-
-// pyAliasableModules maps the modules whose attributes are checked to the
-// module they stand for (posix and nt are what os wraps).
-var pyAliasableModules = map[string]string{"os": "os", "posix": "os", "nt": "os", "io": "io", "sys": "sys"}
-
-// pythonModuleAliases maps the names bound to the os, io and sys modules —
-// the module names themselves and aliases from "import os as o" — to the
-// module they stand for.
-func pythonModuleAliases(toks []pyToken) map[string]string {
-	aliases := make(map[string]string, len(pyAliasableModules))
-	for k, v := range pyAliasableModules {
-		aliases[k] = v
-	}
-	inImport := false
-	for i, t := range toks {
-		switch {
-		case t.kind == pyNewline || isOp(t, ";"):
-			inImport = false
-		case isName(t, "import"):
-			inImport = true
-		case inImport && t.kind == pyName && i+2 < len(toks) &&
-			isName(toks[i+1], "as") && toks[i+2].kind == pyName && !isOp(toks[i-1], "."):
-			if mod, ok := pyAliasableModules[t.text]; ok {
-				aliases[toks[i+2].text] = mod
+				r.fail(forbidden("import", mod+sep+name, line(c), part, why))
 			}
 		}
 	}
-	return aliases
-}
-
-// checkPythonName checks the name toks[i].
-func checkPythonName(toks []pyToken, i int, aliases map[string]string) string {
-	t := toks[i]
-	name, line := t.text, t.line
-	for j := 0; j < len(name); j++ {
-		if name[j] >= 0x80 {
-			return fmt.Sprintf("non-ASCII identifier %q on line %d is not allowed (Python normalizes identifiers, which can disguise forbidden names)", name, line)
-		}
-	}
-	prevDot := i > 0 && isOp(toks[i-1], ".")
-	call := i+1 < len(toks) && isOp(toks[i+1], "(")
-	recv := ""
-	if prevDot && i >= 2 && toks[i-2].kind == pyName {
-		recv = toks[i-2].text
-	}
-	forbidden := func() string {
-		what, qual := "name", name
-		if call {
-			what = "call"
-		}
-		if prevDot {
-			qual = recv + "." + name
-		}
-		return fmt.Sprintf("forbidden %s %q on line %d", what, qual, line)
-	}
-
 	switch {
-	case name == "import" && (i == 0 || toks[i-1].kind == pyNewline || isOp(toks[i-1], ";") || isOp(toks[i-1], ":")):
-		if msg := checkPythonImport(toks, i); msg != "" {
-			return msg
-		}
-	case name == "from" && !prevDot:
-		if msg := checkPythonFromImport(toks, i); msg != "" {
-			return msg
-		}
+	case modNode.KindId() == pk.relativeImport:
+		r.fail(fmt.Sprintf("forbidden import %q on line %d: relative imports are not allowed", mod, line(modNode)))
+	case !allowedImport(mod):
+		r.fail(forbidden("import", mod, line(modNode), mod, whyModule))
 	}
+}
 
-	if pyForbiddenDunders[name] {
-		return forbidden()
+// importAlias checks the name after "as" in an import.
+func (r *pyReview) importAlias(alias *sitter.Node) {
+	if alias == nil {
+		return
 	}
-	lower := strings.ToLower(name)
-	for _, part := range pyForbiddenNameParts {
-		if lower == part {
-			return forbidden()
-		}
-		if strings.Contains(lower, part) {
-			return fmt.Sprintf("%s (contains %q)", forbidden(), part)
-		}
-	}
-	switch name {
-	case "eval", "exec":
-		return forbidden()
-	case "compile":
-		if !prevDot { // re.compile is fine
-			return forbidden()
-		}
-	case "open":
-		if !prevDot && call {
-			return forbidden()
-		}
-	case "requests":
-		if !prevDot && i+1 < len(toks) && isOp(toks[i+1], ".") {
-			return fmt.Sprintf("forbidden module %q on line %d", name, line)
-		}
-	}
-	if !prevDot {
-		return ""
-	}
-	mod := aliases[recv]
+	name := string(text(r.src, alias))
 	switch {
-	case pyProcessAttrs[name],
-		mod == "os" && pyOSAttrs[name],
-		mod == "io" && name == "open",
-		mod == "sys" && name == "modules":
-		return forbidden()
-	}
-	return ""
-}
-
-// parseDottedName reads a dotted name (a.b.c) starting at toks[i] and
-// returns it with the index just past it.
-func parseDottedName(toks []pyToken, i int) (string, int) {
-	var parts []string
-	for i < len(toks) && toks[i].kind == pyName {
-		parts = append(parts, toks[i].text)
-		i++
-		if i < len(toks) && isOp(toks[i], ".") {
-			i++
-			continue
-		}
-		break
-	}
-	return strings.Join(parts, "."), i
-}
-
-func topModule(dotted string) string {
-	top, _, _ := strings.Cut(dotted, ".")
-	return top
-}
-
-// checkPythonImport checks "import a.b [as c], d" starting at toks[i].
-func checkPythonImport(toks []pyToken, i int) string {
-	j := i + 1
-	for {
-		mod, k := parseDottedName(toks, j)
-		if mod == "" {
-			return ""
-		}
-		if pyForbiddenModules[topModule(mod)] {
-			return fmt.Sprintf("forbidden import %q on line %d", mod, toks[j].line)
-		}
-		if k+1 < len(toks) && isName(toks[k], "as") {
-			k += 2
-		}
-		if k < len(toks) && isOp(toks[k], ",") {
-			j = k + 1
-			continue
-		}
-		return ""
+	case !isASCII([]byte(name)):
+		r.fail(nonASCII([]byte(name), line(alias)))
+	case forbiddenName([]byte(name)) != "":
+		r.fail(forbidden("name", name, line(alias), name, forbiddenName([]byte(name))))
+	case name == "result":
+		r.assignsResult = true
 	}
 }
 
-// checkPythonFromImport checks "from a.b import c [as d], e" starting at
-// toks[i]; "yield from" and "raise ... from" are left alone.
-func checkPythonFromImport(toks []pyToken, i int) string {
-	j := i + 1
-	for j < len(toks) && (isOp(toks[j], ".") || isOp(toks[j], "...")) {
-		j++
+// checkLoop rejects "while True:" (or while 1, while (True), while not
+// False...) loops with no break or return that leaves them. A break inside
+// a nested loop's body, or anything inside a nested def, class or lambda,
+// does not count; a break in a nested loop's else clause does.
+func (r *pyReview) checkLoop(n *sitter.Node) {
+	cond, body := n.ChildByFieldId(pf.condition), n.ChildByFieldId(pf.body)
+	if cond == nil || body == nil {
+		return
 	}
-	mod, k := "", j // relative: from . import x
-	if j < len(toks) && !isName(toks[j], "import") {
-		mod, k = parseDottedName(toks, j)
+	if v, known := constTruth(cond, r.src); !known || !v {
+		return
 	}
-	if k >= len(toks) || !isName(toks[k], "import") {
-		return ""
-	}
-	if pyForbiddenModules[topModule(mod)] {
-		return fmt.Sprintf("forbidden import %q on line %d", mod, toks[j].line)
-	}
-	k++
-	if k < len(toks) && isOp(toks[k], "(") {
-		k++
-	}
-	for k < len(toks) && (toks[k].kind == pyName || isOp(toks[k], "*")) {
-		imp := toks[k].text
-		bad := false
-		switch mod {
-		case "os":
-			bad = imp == "*" || pyProcessAttrs[imp] || pyOSAttrs[imp]
-		case "io":
-			bad = imp == "*" || imp == "open"
-		case "sys":
-			bad = imp == "*" || imp == "modules"
+	exits := false
+	r.path = walkTree(body, r.path, func(path []pyFrame) (bool, bool) {
+		switch path[len(path)-1].kind {
+		case pk.functionDefinition, pk.classDefinition, pk.lambda:
+			return false, false
+		case pk.returnStatement:
+			exits = true
+		case pk.breakStatement:
+			exits = !inNestedLoopBody(path)
 		}
-		if bad {
-			return fmt.Sprintf("forbidden import %q on line %d", mod+"."+imp, toks[k].line)
-		}
-		k++
-		if k+1 < len(toks) && isName(toks[k], "as") {
-			k += 2
-		}
-		if k < len(toks) && isOp(toks[k], ",") {
-			k++
-			continue
-		}
-		break
+		return !exits, exits
+	})
+	if !exits {
+		r.fail(fmt.Sprintf("infinite loop: \"while\" loop on line %d has an always-true condition and no break in its body", line(n)))
 	}
-	return ""
 }
 
-// checkInfiniteLoops rejects "while True:" (or while 1, while (True), while
-// not False...) loops whose body — found by indentation — contains no break
-// (or return) that exits that loop. A break inside a nested for/while loop,
-// or anything inside a nested def/class, does not count.
-func checkInfiniteLoops(lines []pyLine, toks []pyToken) string {
-	for li, ln := range lines {
-		lt := toks[ln.start:ln.end]
-		if !isName(lt[0], "while") {
-			continue
-		}
-		colon := headerColon(lt)
-		if colon < 0 {
-			continue
-		}
-		if v, known := constTruth(lt[1:colon]); !known || !v {
-			continue
-		}
-		var exits bool
-		if colon+1 < len(lt) { // while True: stmt; stmt
-			exits = hasLoopExit(lt[colon+1:], false, false)
-		} else {
-			j := li + 1
-			for j < len(lines) && lines[j].indent > ln.indent {
-				j++
-			}
-			exits = loopBodyExits(lines[li+1:j], toks)
-		}
-		if !exits {
-			return fmt.Sprintf("infinite loop: \"while\" loop on line %d has an always-true condition and no break in its body", lt[0].line)
-		}
-	}
-	return ""
-}
-
-// loopBodyExits reports whether the body lines of a loop contain a break or
-// return that leaves that loop.
-func loopBodyExits(body []pyLine, toks []pyToken) bool {
-	type scope struct {
-		indent   int
-		loop, fn bool
-	}
-	var stack []scope
-	for _, ln := range body {
-		for len(stack) > 0 && stack[len(stack)-1].indent >= ln.indent {
-			stack = stack[:len(stack)-1]
-		}
-		inLoop, inFn := false, false
-		for _, s := range stack {
-			inLoop = inLoop || s.loop
-			inFn = inFn || s.fn
-		}
-		lt := toks[ln.start:ln.end]
-		kw := lt[0]
-		if isName(kw, "async") && len(lt) > 1 {
-			kw = lt[1]
-		}
-		isLoop := isName(kw, "for") || isName(kw, "while")
-		isFn := isName(kw, "def") || isName(kw, "class")
-		scan := lt
-		if isLoop || isFn {
-			// The header cannot contain break/return; an inline body
-			// after the colon belongs to the nested scope.
-			scan = nil
-			if colon := headerColon(lt); colon >= 0 {
-				scan = lt[colon+1:]
-			}
-			stack = append(stack, scope{indent: ln.indent, loop: isLoop, fn: isFn})
-			inLoop = inLoop || isLoop
-			inFn = inFn || isFn
-		}
-		if hasLoopExit(scan, inLoop, inFn) {
+// inNestedLoopBody reports whether the last node of path, walked from a
+// loop's body, sits in the body of a loop nested in it.
+func inNestedLoopBody(path []pyFrame) bool {
+	for i := 1; i < len(path)-1; i++ {
+		if (path[i].kind == pk.forStatement || path[i].kind == pk.whileStatement) && path[i+1].field == pf.body {
 			return true
 		}
 	}
 	return false
-}
-
-// hasLoopExit reports whether toks contain a break or return leaving the
-// loop under review, given whether they sit in a nested loop or function.
-func hasLoopExit(toks []pyToken, inNestedLoop, inFunction bool) bool {
-	for _, t := range toks {
-		if isName(t, "break") && !inNestedLoop && !inFunction {
-			return true
-		}
-		if isName(t, "return") && !inFunction {
-			return true
-		}
-	}
-	return false
-}
-
-// headerColon returns the index of the colon ending a compound-statement
-// header, or -1. Colons inside brackets or belonging to a lambda are
-// skipped.
-func headerColon(lt []pyToken) int {
-	depth, lambdas := 0, 0
-	for i, t := range lt {
-		switch {
-		case isName(t, "lambda") && depth == 0:
-			lambdas++
-		case t.kind != pyOp:
-		case t.text == "(" || t.text == "[" || t.text == "{":
-			depth++
-		case t.text == ")" || t.text == "]" || t.text == "}":
-			if depth > 0 {
-				depth--
-			}
-		case t.text == ":" && depth == 0:
-			if lambdas == 0 {
-				return i
-			}
-			lambdas--
-		}
-	}
-	return -1
 }
 
 // constTruth evaluates a constant loop condition such as True, 1, (True)
 // or not False. known is false for anything else.
-func constTruth(c []pyToken) (value, known bool) {
-	for len(c) >= 2 && isOp(c[0], "(") && isOp(c[len(c)-1], ")") && wrappedInParens(c) {
-		c = c[1 : len(c)-1]
-	}
-	if len(c) == 0 {
+func constTruth(n *sitter.Node, src []byte) (value, known bool) {
+	negate := false
+	for n != nil {
+		switch n.KindId() {
+		case pk.parenthesizedExpression:
+			if n.NamedChildCount() != 1 {
+				return false, false
+			}
+			n = n.NamedChild(0)
+			continue
+		case pk.notOperator:
+			negate = !negate
+			n = n.ChildByFieldId(pf.argument)
+			continue
+		case pk.trueNode:
+			return !negate, true
+		case pk.falseNode, pk.noneNode:
+			return negate, true
+		case pk.integer, pk.float:
+			s := strings.ToLower(strings.ReplaceAll(string(text(src, n)), "_", ""))
+			s = strings.TrimSuffix(s, "j")
+			if i, err := strconv.ParseInt(s, 0, 64); err == nil {
+				return (i != 0) != negate, true
+			}
+			if f, err := strconv.ParseFloat(s, 64); err == nil {
+				return (f != 0) != negate, true
+			}
+		}
 		return false, false
-	}
-	if isName(c[0], "not") {
-		v, ok := constTruth(c[1:])
-		return !v, ok
-	}
-	if len(c) != 1 {
-		return false, false
-	}
-	switch t := c[0]; t.kind {
-	case pyName:
-		switch t.text {
-		case "True":
-			return true, true
-		case "False", "None":
-			return false, true
-		}
-	case pyNumber:
-		s := strings.ToLower(strings.ReplaceAll(t.text, "_", ""))
-		s = strings.TrimSuffix(s, "j")
-		if n, err := strconv.ParseInt(s, 0, 64); err == nil {
-			return n != 0, true
-		}
-		if f, err := strconv.ParseFloat(s, 64); err == nil {
-			return f != 0, true
-		}
 	}
 	return false, false
 }
 
-// wrappedInParens reports whether the "(" at c[0] is closed by the ")" at
-// the end of c (so "(a) or (b)" is not wrapped).
-func wrappedInParens(c []pyToken) bool {
-	depth := 0
-	for i, t := range c {
-		switch {
-		case isOp(t, "(") || isOp(t, "[") || isOp(t, "{"):
-			depth++
-		case isOp(t, ")") || isOp(t, "]") || isOp(t, "}"):
-			depth--
-			if depth == 0 && i != len(c)-1 {
-				return false
-			}
+// bindsName reports whether the identifier at the end of path is bound by
+// its statement: result = ..., result: T = ..., a, result = ...,
+// result += ..., (result := ...), for result in ..., with ... as result,
+// except E as result.
+func bindsName(path []pyFrame) bool {
+	i := len(path) - 1
+	for i > 0 {
+		switch path[i-1].kind {
+		case pk.patternList, pk.tuplePattern, pk.listPattern, pk.tuple, pk.list,
+			pk.parenthesizedExpression, pk.listSplatPattern, pk.listSplat, pk.expressionList:
+			i--
+			continue
+		case pk.assignment, pk.augmentedAssignment, pk.forStatement, pk.forInClause:
+			return path[i].field == pf.left
+		case pk.namedExpression:
+			return path[i].field == pf.name
+		case pk.exceptClause:
+			return path[i].field == pf.alias
+		case pk.asPatternTarget:
+			return true
 		}
+		return false
 	}
-	return depth == 0
+	return false
 }
 
-// pyAssignOps are the operators that bind the name(s) on their left.
-var pyAssignOps = map[string]bool{
-	"=": true, ":=": true, "+=": true, "-=": true, "*=": true, "/=": true,
-	"//=": true, "%=": true, "**=": true, "@=": true, "&=": true, "|=": true,
-	"^=": true, ">>=": true, "<<=": true,
-}
-
-// pythonWarnings returns the non-fatal observations about the code.
-func pythonWarnings(src string, toks []pyToken) []string {
+// warnings returns the non-fatal observations, never nil.
+func (r *pyReview) warnings() []string {
 	warnings := []string{}
-	if !assignsResult(toks) {
+	if !r.assignsResult {
 		warnings = append(warnings, `code does not assign a "result" variable; the analysis output is expected in "result"`)
 	}
-	for i, t := range toks {
-		if isName(t, "print") && !(i > 0 && isOp(toks[i-1], ".")) && i+1 < len(toks) && isOp(toks[i+1], "(") {
-			warnings = append(warnings, fmt.Sprintf("code calls print() on line %d; printed output is not returned to the user", t.line))
-			break
-		}
+	if r.printLine > 0 {
+		warnings = append(warnings, fmt.Sprintf("code calls print() on line %d; printed output is not returned to the user", r.printLine))
 	}
 	var long []int
-	for i, l := range strings.Split(src, "\n") {
-		if utf8.RuneCountInString(l) > maxLineLength {
-			long = append(long, i+1)
+	for i, rest := 1, r.src; len(rest) > 0; i++ {
+		l := rest
+		if j := bytes.IndexByte(rest, '\n'); j >= 0 {
+			l, rest = rest[:j], rest[j+1:]
+		} else {
+			rest = nil
+		}
+		if len(l) > maxLineLength && utf8.RuneCount(l) > maxLineLength {
+			long = append(long, i)
 		}
 	}
 	switch {
@@ -909,36 +571,45 @@ func pythonWarnings(src string, toks []pyToken) []string {
 	return warnings
 }
 
-// assignsResult reports whether some statement binds the name "result":
-// result = ..., result: T = ..., a, result = ..., result += ...,
-// (result := ...), for result in ..., ... as result.
-func assignsResult(toks []pyToken) bool {
-	depth := 0
-	pending := false // "result" seen at depth 0 in the current statement
-	for i, t := range toks {
-		switch {
-		case t.kind == pyNewline || isOp(t, ";"):
-			depth, pending = 0, false
-		case isName(t, "result") && !(i > 0 && isOp(toks[i-1], ".")):
-			if i > 0 && (isName(toks[i-1], "for") || isName(toks[i-1], "as")) {
-				return true
-			}
-			if i+1 < len(toks) && isOp(toks[i+1], ":=") {
-				return true
-			}
-			if depth == 0 {
-				pending = true
-			}
-		case t.kind != pyOp:
-		case t.text == "(" || t.text == "[" || t.text == "{":
-			depth++
-		case t.text == ")" || t.text == "]" || t.text == "}":
-			if depth > 0 {
-				depth--
-			}
-		case pyAssignOps[t.text] && depth == 0 && pending:
-			return true
+// dotted returns a dotted name's text without the spaces and line
+// continuations Python allows inside it ("numpy . linalg").
+func dotted(b []byte) string {
+	return strings.Map(func(c rune) rune {
+		switch c {
+		case ' ', '\t', '\f', '\n', '\\':
+			return -1
+		}
+		return c
+	}, string(b))
+}
+
+// exprText returns an expression's text for a message: on one line, cut
+// to 40 characters.
+func exprText(b []byte) string {
+	s := strings.Join(strings.Fields(string(b)), " ")
+	s = strings.ReplaceAll(strings.ReplaceAll(s, " .", "."), ". ", ".")
+	if r := []rune(s); len(r) > 40 {
+		s = "…" + string(r[len(r)-40:])
+	}
+	return s
+}
+
+// nonASCII reports a non-ASCII identifier. Such identifiers are refused
+// because Python reads them in NFKC form, so "\uff45val" is eval.
+func nonASCII(name []byte, ln int) string {
+	return fmt.Sprintf("non-ASCII identifier %q on line %d is not allowed (Python normalizes identifiers, which can disguise forbidden names)", name, ln)
+}
+
+func isASCII(s []byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
 		}
 	}
-	return false
+	return true
 }
+
+// isDigit reports whether c is an ASCII digit. The SQL review uses it; it
+// stays here, where the old Python lexer defined it, until that review is
+// rewritten.
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }

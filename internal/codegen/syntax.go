@@ -1,10 +1,9 @@
 package codegen
 
-// Why a real parser: the static review in review.go is a tokenizer. It finds
-// forbidden names and calls, but it cannot tell whether the code parses, and
-// code that does not parse fails in the sandbox with nothing useful to show
-// the user. Syntax errors need a grammar, so Python is parsed here with
-// tree-sitter's Python grammar.
+// Why a syntax check: code that does not parse fails in the sandbox with
+// nothing useful to show the user. Python is parsed with tree-sitter's
+// Python grammar (python_parse.go), once per review: the rules of
+// review_python.go and this check share the tree.
 //
 // The grammar accepts a superset of Python on purpose, because it is built
 // for editors, which must cope with half-typed code
@@ -90,7 +89,12 @@ func checkNesting(root *sitter.Node, src []byte) *SyntaxError {
 	if deep == nil {
 		return nil
 	}
-	return syntaxErrorAt(src, deep, fmt.Sprintf("too many levels of nesting: more than %d nested blocks and brackets", maxNesting))
+	return nestingError(src, deep)
+}
+
+// nestingError reports n as nested deeper than maxNesting.
+func nestingError(src []byte, n *sitter.Node) *SyntaxError {
+	return syntaxErrorAt(src, n, fmt.Sprintf("too many levels of nesting: more than %d nested blocks and brackets", maxNesting))
 }
 
 // checkSyntax returns the first syntax error in the tree parsed from src,
