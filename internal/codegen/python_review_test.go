@@ -236,6 +236,12 @@ func TestReviewPythonShouldRefuseWaysOutThroughAllowedModules(t *testing.T) {
 			`forbidden pattern "gi_frame=f" on line 2: "gi_frame" reaches frames or code objects`},
 		{"dunder in a string", "result = d['__builtins__']",
 			`forbidden string "__builtins__" on line 1: "__builtins__" is a dunder name`},
+		{"dunder on the second line of a string", "result = d['''x\n__builtins__''']",
+			`forbidden string "__builtins__" on line 2: "__builtins__" is a dunder name`},
+		{"dunder in a plain part of a concatenation", "result = f'{x}' '__class__'",
+			`forbidden string "__class__" on line 1: "__class__" is a dunder name`},
+		{"dunder in the text of an f-string", "result = f'{x}.__class__'",
+			`forbidden string "__class__" on line 1: "__class__" is a dunder name`},
 		{"dunder in a pandas method name", "result = df.agg('__reduce__')",
 			`forbidden string "__reduce__" on line 1: "__reduce__" is a dunder name`},
 

@@ -261,9 +261,9 @@ func forbiddenAttr(name []byte) string {
 	return forbiddenAttrs[string(name)]
 }
 
-// findDunder returns the first __x__ word in s, or "". A word is a run of
-// letters, digits and underscores.
-func findDunder(s []byte) string {
+// findDunder returns the first __x__ word in s and its offset, or "". A
+// word is a run of letters, digits and underscores.
+func findDunder(s []byte) (string, int) {
 	for i := 0; i < len(s); {
 		if !isWordByte(s[i]) {
 			i++
@@ -274,11 +274,11 @@ func findDunder(s []byte) string {
 			j++
 		}
 		if w := s[i:j]; isDunder(w) {
-			return string(w)
+			return string(w), i
 		}
 		i = j
 	}
-	return ""
+	return "", 0
 }
 
 func isWordByte(c byte) bool {

@@ -141,23 +141,12 @@ func fieldID(field string) tsField {
 	return id
 }
 
-// namedKinds tells, by kind number, the named node kinds from the
-// anonymous ones (punctuation and keywords), which the walk skips: they
-// hold nothing to check, and each node costs calls into C.
-var namedKinds = func() []bool {
-	named := make([]bool, pythonLanguage.NodeKindCount())
-	for id := range named {
-		named[id] = pythonLanguage.NodeKindIsNamed(uint16(id))
-	}
-	return named
-}()
-
 // fieldKinds are the node kinds whose children's fields the checks read
 // (the object or attribute of an attribute, the function of a call, the
 // left of an assignment, the body of a loop...). Reading a field costs a
 // call into C, so other nodes get field 0.
 var fieldKinds = func() []bool {
-	kinds := make([]bool, len(namedKinds))
+	kinds := make([]bool, pythonLanguage.NodeKindCount())
 	for _, k := range []tsKind{pk.attribute, pk.call, pk.keywordArgument,
 		pk.assignment, pk.augmentedAssignment, pk.namedExpression,
 		pk.forStatement, pk.whileStatement, pk.forInClause, pk.exceptClause} {
@@ -165,12 +154,6 @@ var fieldKinds = func() []bool {
 	}
 	return kinds
 }()
-
-// isNamed reports whether nodes of kind k are named. ERROR, a named kind
-// outside the grammar's table, is.
-func isNamed(k tsKind) bool {
-	return int(k) >= len(namedKinds) || namedKinds[k]
-}
 
 // maxNesting is the deepest nesting of blocks and brackets that code may
 // have. CPython refuses a 100th level of indentation ("too many levels of
@@ -200,49 +183,89 @@ type pyFrame struct {
 	kind  tsKind
 	field tsField // the node's field in its parent: 0 for none, and unless the parent is of fieldKinds
 	nest  int     // levels of nesting (nestingStep) down to this node
+
+	// The walk's place among the node's named children.
+	next, count uint
+	kids        []sitter.Node // the children of a wide node, listed at once
+}
+
+// wideNode is the number of named children from which walkTree lists a
+// node's children in one pass of a cursor. Tree-sitter finds the i-th
+// child by counting from the first, so asking for each child in turn is
+// quadratic, but cheaper for the few children most nodes have.
+const wideNode = 16
+
+// fieldNames maps the names of the fields in pf to their numbers.
+var fieldNames = map[string]tsField{
+	"object": pf.object, "attribute": pf.attribute, "function": pf.function,
+	"arguments": pf.arguments, "name": pf.name, "alias": pf.alias,
+	"value": pf.value, "left": pf.left, "body": pf.body,
+	"condition": pf.condition, "argument": pf.argument,
+	"module_name": pf.moduleName, "alternative": pf.alternative, "type": pf.fieldType,
 }
 
 // walkTree visits root and every named node under it in document order.
 // visit gets the path from root to the node, the node last; it returns
 // false to skip the node's children, and stop set to true to end the walk.
-// Anonymous nodes are skipped with their children, which can only be
-// keywords ("not in").
+// Anonymous nodes (punctuation and keywords) are not visited: they hold
+// nothing to check, and every node costs calls into C.
 //
-// The walk is a loop, not a recursion: the cursor keeps the path in C
-// memory and path mirrors it, so no input can exhaust the goroutine stack.
-// path is reused across calls to save allocations, and returned.
+// The walk is a loop, not a recursion: path is the walk's stack, so no
+// input can exhaust the goroutine stack. path is reused across calls to
+// save allocations, and returned.
 func walkTree(root *sitter.Node, path []pyFrame, visit func(path []pyFrame) (descend, stop bool)) []pyFrame {
-	cur := root.Walk()
-	defer cur.Close()
-	path = path[:0]
-	for {
-		n := *cur.Node()
-		if kind := n.KindId(); isNamed(kind) {
-			f := pyFrame{node: n, kind: kind, nest: nestingStep(kind)}
-			if len(path) > 0 {
-				parent := &path[len(path)-1]
-				f.nest += parent.nest
-				if int(parent.kind) < len(fieldKinds) && fieldKinds[parent.kind] {
-					f.field = cur.FieldId()
-				}
-			}
-			path = append(path, f)
-			descend, stop := visit(path)
-			if stop {
-				return path
-			}
-			if descend && cur.GotoFirstChild() {
-				continue
-			}
-			path = path[:len(path)-1]
+	var cursor *sitter.TreeCursor // made for the first wide node
+	defer func() {
+		if cursor != nil {
+			cursor.Close()
 		}
-		for !cur.GotoNextSibling() {
-			if !cur.GotoParent() {
-				return path
+	}()
+	open := func(f *pyFrame) {
+		f.count = f.node.NamedChildCount()
+		if f.count >= wideNode {
+			if cursor == nil {
+				cursor = f.node.Walk()
 			}
-			path = path[:len(path)-1]
+			f.kids = f.node.NamedChildren(cursor)
 		}
 	}
+	kind := root.KindId()
+	path = append(path[:0], pyFrame{node: *root, kind: kind, nest: nestingStep(kind)})
+	if descend, stop := visit(path); stop || !descend {
+		return path
+	}
+	open(&path[0])
+	for len(path) > 0 {
+		top := &path[len(path)-1]
+		if top.next >= top.count {
+			path = path[:len(path)-1]
+			continue
+		}
+		i := top.next
+		top.next++
+		var n sitter.Node
+		if top.kids != nil {
+			n = top.kids[i]
+		} else {
+			n = *top.node.NamedChild(i)
+		}
+		f := pyFrame{node: n, kind: n.KindId(), nest: top.nest}
+		f.nest += nestingStep(f.kind)
+		if int(top.kind) < len(fieldKinds) && fieldKinds[top.kind] {
+			f.field = fieldNames[top.node.FieldNameForNamedChild(uint32(i))]
+		}
+		path = append(path, f)
+		descend, stop := visit(path)
+		if stop {
+			return path
+		}
+		if !descend {
+			path = path[:len(path)-1]
+			continue
+		}
+		open(&path[len(path)-1])
+	}
+	return path
 }
 
 // text returns the source of n.

@@ -130,9 +130,21 @@ func (r *pyReview) visit(path []pyFrame) (descend, stop bool) {
 	case pk.identifier:
 		r.identifier(path)
 		return false, false
+	case pk.str:
+		// Only the fields of an f-string hold code; a plain string is
+		// checked whole, which saves a call into C per part.
+		t := text(r.src, &f.node)
+		if prefix := t[:max(bytes.IndexAny(t, `'"`), 0)]; bytes.ContainsAny(prefix, "fFtT") {
+			return true, false
+		}
+		if r.msg == "" && !isDocstring(path) {
+			r.checkString(&f.node, t)
+		}
+		return false, false
 	case pk.strContent:
-		if r.msg == "" {
-			r.stringContent(path)
+		// Part of an f-string, path[len-2].
+		if r.msg == "" && !isDocstring(path[:len(path)-1]) {
+			r.checkString(&f.node, text(r.src, &f.node))
 		}
 		return false, false
 	case pk.comment, pk.integer, pk.float, pk.strStart:
@@ -345,21 +357,25 @@ func (r *pyReview) checkFormat(obj *sitter.Node, what, qual string, ln int) {
 	}
 }
 
-// stringContent checks the literal text of a string: it may not hold a
-// dunder name, which only a lookup by name (getattr, a format string, a
-// pandas method name) could use. Docstrings and other strings standing
-// alone as statements are never used, so they may.
-func (r *pyReview) stringContent(path []pyFrame) {
+// checkString checks the literal text t of a string, or of a part of an
+// f-string: it may not hold a dunder name, which only a lookup by name
+// (getattr, a format string, a pandas method name) could use.
+func (r *pyReview) checkString(n *sitter.Node, t []byte) {
+	if w, at := findDunder(t); w != "" {
+		ln := line(n) + bytes.Count(t[:at], []byte("\n"))
+		r.fail(fmt.Sprintf("forbidden string %q on line %d: %q is a dunder name", w, ln, w))
+	}
+}
+
+// isDocstring reports whether the string at the end of path stands alone
+// as a statement, as docstrings do. Such a string is never used, so it may
+// say anything.
+func isDocstring(path []pyFrame) bool {
 	i := len(path) - 1
-	if i >= 2 && path[i-2].kind == pk.expressionStatement {
-		return
+	if i >= 1 && path[i-1].kind == pk.expressionStatement {
+		return true
 	}
-	if i >= 3 && path[i-2].kind == pk.concatenatedString && path[i-3].kind == pk.expressionStatement {
-		return
-	}
-	if w := findDunder(text(r.src, &path[i].node)); w != "" {
-		r.fail(fmt.Sprintf("forbidden string %q on line %d: %q is a dunder name", w, line(&path[i].node), w))
-	}
+	return i >= 2 && path[i-1].kind == pk.concatenatedString && path[i-2].kind == pk.expressionStatement
 }
 
 // checkImport checks an import statement against the allow-list. The
