@@ -24,16 +24,21 @@ import (
 // shutil, importlib, ctypes, pickle, marshal, inspect, gc, threading,
 // multiprocessing, builtins, types, ast, time, uuid and every other module.
 var allowedImports = map[string]bool{
+	// pandas and the parts of it that do no I/O.
 	"pandas": true, "pandas.api": true, "pandas.api.types": true,
 	"pandas.api.extensions": true, "pandas.api.indexers": true,
 	"pandas.arrays": true, "pandas.errors": true, "pandas.tseries": true,
 	"pandas.tseries.offsets": true, "pandas.tseries.frequencies": true,
 	"pandas.tseries.holiday": true,
-	"numpy":                  true, "numpy.linalg": true, "numpy.fft": true,
+
+	// numpy and the parts of it that do no I/O.
+	"numpy": true, "numpy.linalg": true, "numpy.fft": true,
 	"numpy.random": true, "numpy.polynomial": true, "numpy.ma": true,
 	"numpy.emath": true, "numpy.typing": true, "numpy.exceptions": true,
 	"numpy.lib": true, "numpy.lib.stride_tricks": true,
 	"numpy.lib.recfunctions": true, "numpy.lib.scimath": true,
+
+	// The standard library's pure computation.
 	"math": true, "cmath": true, "statistics": true, "decimal": true,
 	"fractions": true, "numbers": true, "random": true, "datetime": true,
 	"calendar": true, "re": true, "json": true, "string": true,
@@ -101,9 +106,8 @@ var forbiddenNames = map[string]string{
 // x.system are refused alike, whatever pd, df or x turn out to be.
 var forbiddenAttrs = map[string]string{
 	// Code from strings, and lookups by name that get round the rules.
-	"eval": whyCode, "exec": whyCode, "query": whyCode,
-	"breakpoint": whyCode,
-	"getattr":    whyLookup, "setattr": whyLookup, "delattr": whyLookup,
+	"eval": whyCode, "exec": whyCode, "query": whyCode, "breakpoint": whyCode,
+	"getattr": whyLookup, "setattr": whyLookup, "delattr": whyLookup,
 	"vars": whyLookup, "globals": whyLookup, "locals": whyLookup,
 	"attrgetter": whyLookup, "methodcaller": whyLookup,
 	"Formatter": whyLookup, "get_field": whyLookup, "vformat": whyLookup,
@@ -117,10 +121,9 @@ var forbiddenAttrs = map[string]string{
 	"runctx": whyCode, "runcall": whyCode, "set_trace": whyCode,
 	"post_mortem": whyCode, "Timer": whyCode,
 	"CodeType": whyFrames, "FunctionType": whyFrames, "LambdaType": whyFrames,
-	"currentframe": whyFrames,
-	"modules":      whyModules,
-	"lookfor":      whyImport, "test": whyImport, "Tester": whyImport,
-	"add_newdoc": whyImport,
+	"currentframe": whyFrames, "modules": whyModules,
+	"lookfor": whyImport, "test": whyImport, "Tester": whyImport,
+	"add_newdoc": whyImport, "help": whyImport,
 	// as_strided makes an array over any memory, beyond its buffer.
 	"as_strided": whyMemory,
 	// pandas plots through a backend named by a string option, which it
@@ -170,21 +173,21 @@ var forbiddenAttrs = map[string]string{
 	"show_versions": whyEnv, "show_runtime": whyEnv,
 
 	// Files. read_* and most to_* are refused by prefix (forbiddenAttr).
-	"open": whyFiles, "FileIO": whyFiles, "fromfile": whyFiles, "tofile": whyFiles,
-	"fromregex": whyFiles, "load": whyFiles, "save": whyFiles,
-	"savez": whyFiles, "savez_compressed": whyFiles, "savetxt": whyFiles,
-	"loadtxt": whyFiles, "genfromtxt": whyFiles, "recfromcsv": whyFiles,
-	"recfromtxt": whyFiles, "ndfromtxt": whyFiles, "mafromtxt": whyFiles,
-	"memmap": whyFiles, "open_memmap": whyFiles, "DataSource": whyFiles,
-	"dump": whyFiles, "ExcelFile": whyFiles, "ExcelWriter": whyFiles,
-	"HDFStore": whyFiles, "style": whyFiles, "npyio": whyFiles,
-	"zipfile_factory": whyFiles,
-	"write_text":      whyFiles, "write_bytes": whyFiles, "unlink": whyFiles,
-	"rmdir": whyFiles, "mkdir": whyFiles, "makedirs": whyFiles,
-	"touch": whyFiles, "chmod": whyFiles, "chown": whyFiles,
-	"lchown": whyFiles, "symlink_to": whyFiles, "hardlink_to": whyFiles,
-	"iterdir": whyFiles, "rglob": whyFiles, "listdir": whyFiles,
-	"scandir": whyFiles, "walk": whyFiles,
+	"open": whyFiles, "FileIO": whyFiles, "fromfile": whyFiles,
+	"tofile": whyFiles, "fromregex": whyFiles, "load": whyFiles,
+	"save": whyFiles, "savez": whyFiles, "savez_compressed": whyFiles,
+	"savetxt": whyFiles, "loadtxt": whyFiles, "genfromtxt": whyFiles,
+	"recfromcsv": whyFiles, "recfromtxt": whyFiles, "ndfromtxt": whyFiles,
+	"mafromtxt": whyFiles, "memmap": whyFiles, "open_memmap": whyFiles,
+	"DataSource": whyFiles, "dump": whyFiles, "ExcelFile": whyFiles,
+	"ExcelWriter": whyFiles, "HDFStore": whyFiles, "style": whyFiles,
+	"npyio": whyFiles, "zipfile_factory": whyFiles, "write_text": whyFiles,
+	"write_bytes": whyFiles, "unlink": whyFiles, "rmdir": whyFiles,
+	"mkdir": whyFiles, "makedirs": whyFiles, "touch": whyFiles,
+	"chmod": whyFiles, "chown": whyFiles, "lchown": whyFiles,
+	"symlink_to": whyFiles, "hardlink_to": whyFiles, "iterdir": whyFiles,
+	"rglob": whyFiles, "listdir": whyFiles, "scandir": whyFiles,
+	"walk": whyFiles,
 }
 
 // toSafe are the to_* methods of pandas and numpy that never take a path.

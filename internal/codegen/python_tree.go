@@ -14,7 +14,7 @@ type tsField = uint16
 // pk holds the node kinds the review looks at. It is built once from the
 // grammar and never changed.
 var pk = struct {
-	errorNode, module, comment, lineContinuation                        tsKind
+	comment, lineContinuation                                           tsKind
 	identifier, attribute, call, argumentList, keywordArgument          tsKind
 	listSplat, dictionarySplat, parenthesizedListSplat                  tsKind
 	str, strStart, strContent, concatenatedString, interpolation        tsKind
@@ -32,8 +32,6 @@ var pk = struct {
 	dictPattern, classPattern, typeParameter                            tsKind
 	trueNode, falseNode, noneNode, integer, float, notOperator          tsKind
 }{
-	errorNode:               kindID("ERROR"),
-	module:                  kindID("module"),
 	comment:                 kindID("comment"),
 	lineContinuation:        kindID("line_continuation"),
 	identifier:              kindID("identifier"),
@@ -102,23 +100,20 @@ var pk = struct {
 
 // pf holds the fields the review looks at, built once like pk.
 var pf = struct {
-	object, attribute, function, arguments, name, alias, value          tsField
-	left, body, condition, argument, moduleName, alternative, fieldType tsField
+	object, attribute, function, arguments, name, alias tsField
+	left, body, condition, argument, moduleName         tsField
 }{
-	object:      fieldID("object"),
-	attribute:   fieldID("attribute"),
-	function:    fieldID("function"),
-	arguments:   fieldID("arguments"),
-	name:        fieldID("name"),
-	alias:       fieldID("alias"),
-	value:       fieldID("value"),
-	left:        fieldID("left"),
-	body:        fieldID("body"),
-	condition:   fieldID("condition"),
-	argument:    fieldID("argument"),
-	moduleName:  fieldID("module_name"),
-	alternative: fieldID("alternative"),
-	fieldType:   fieldID("type"),
+	object:     fieldID("object"),
+	attribute:  fieldID("attribute"),
+	function:   fieldID("function"),
+	arguments:  fieldID("arguments"),
+	name:       fieldID("name"),
+	alias:      fieldID("alias"),
+	left:       fieldID("left"),
+	body:       fieldID("body"),
+	condition:  fieldID("condition"),
+	argument:   fieldID("argument"),
+	moduleName: fieldID("module_name"),
 }
 
 // kindID returns the number of a named node kind, and panics if the
@@ -199,9 +194,9 @@ const wideNode = 16
 var fieldNames = map[string]tsField{
 	"object": pf.object, "attribute": pf.attribute, "function": pf.function,
 	"arguments": pf.arguments, "name": pf.name, "alias": pf.alias,
-	"value": pf.value, "left": pf.left, "body": pf.body,
+	"left": pf.left, "body": pf.body,
 	"condition": pf.condition, "argument": pf.argument,
-	"module_name": pf.moduleName, "alternative": pf.alternative, "type": pf.fieldType,
+	"module_name": pf.moduleName,
 }
 
 // walkTree visits root and every named node under it in document order.
