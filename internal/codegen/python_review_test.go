@@ -408,7 +408,7 @@ records = df.head().to_json(orient="records")
 csv_text = df.to_csv(index=False)
 md = df.head().to_markdown()
 result = {"text": text, "records": records, "csv": csv_text, "md": md, "rows": df.to_dict("records")}`},
-		{"to_* that take no path", `result = (df["date"].dt.to_period("M"), df["x"].to_numpy(), df.index.to_list(), pd.to_numeric(df["y"]), pd.to_timedelta(1, unit="D"))`},
+		{"to_* that take no path", `result = (df["date"].dt.to_period("M"), df["x"].to_numpy(), df.index.to_list(), pd.to_numeric(df["y"]), pd.to_timedelta(1, unit="D"), pd.Timestamp("2024-01-01").to_datetime64())`},
 		{"column named like a forbidden name", `result = (df["close"] - df["open"]) / df["open"] + df["load"] + df["system"].nunique()`},
 		{"names that are only words", `code = "A1"
 profile = df.describe()

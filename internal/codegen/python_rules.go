@@ -198,7 +198,7 @@ var toSafe = map[string]bool{
 	"to_pydatetime": true, "to_pytimedelta": true, "to_perioddelta": true,
 	"to_datetime": true, "to_numeric": true, "to_timedelta": true,
 	"to_offset": true, "to_tuples": true, "to_coo": true, "to_dense": true,
-	"to_native_types": true,
+	"to_native_types": true, "to_datetime64": true, "to_timedelta64": true,
 }
 
 // toText are the to_* methods that write to a path or buffer when given
