@@ -106,7 +106,9 @@ func TestGenerateShouldExtractAndReviewCode(t *testing.T) {
 		errorHas string
 	}{
 		{"python200Valid", "python", "Here you go:\n```python\nresult = df['sales'].sum()\n```\nDone.", "result = df['sales'].sum()", true, ""},
-		{"python200Unsafe", "python", "```python\nimport os\nos.system('rm -rf /')\nresult = 1\n```", "import os\nos.system('rm -rf /')\nresult = 1", false, "os.system"},
+		{"python200Unsafe", "python", "```python\nimport os\nos.system('rm -rf /')\nresult = 1\n```", "import os\nos.system('rm -rf /')\nresult = 1", false, `forbidden import "os" on line 1`},
+		{"python200AliasedOpen", "python", "```python\nf = open\nresult = f('/etc/passwd').read()\n```", "f = open\nresult = f('/etc/passwd').read()", false, `"open"`},
+		{"python200SyntaxError", "python", "```python\nresult = (1 +\n```", "result = (1 +", false, "syntax error: line 1"},
 		{"sql200Valid", "sql", "```sql\nSELECT region, SUM(sales) FROM data GROUP BY region\n```", "SELECT region, SUM(sales) FROM data GROUP BY region", true, ""},
 		{"sql200TwoStatements", "sql", "```sql\nSELECT 1; DROP TABLE data;\n```", "SELECT 1; DROP TABLE data;", false, "single read-only"},
 		{"sql200KeywordColumns", "sql", "```sql\nSELECT region, avg(load) FROM data GROUP BY region\n```", "SELECT region, avg(load) FROM data GROUP BY region", true, ""},

@@ -1,7 +1,8 @@
 // Package codegen is the code generator behind POST /generate: it asks the
 // LLM through the code_generator circuit for Python or SQL, extracts the
-// code from the reply, and reviews it. Python gets a static safety review,
-// then tree-sitter's parser. SQL is reviewed by DuckDB's own parser, in a
+// code from the reply, and reviews it. Python is parsed once by
+// tree-sitter, and that tree serves the syntax check and the allow-list
+// review. SQL is reviewed by DuckDB's own parser, in a
 // worker process (the guard of package dataset), against the dataset's
 // schema when one is named.
 package codegen
@@ -88,12 +89,8 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 		}
 		review = ReviewSQL(ctx, code, check)
 	} else {
+		// One tree-sitter parse: the syntax check and the rules.
 		review = ReviewCode(code, req.Language)
-		if review.IsValid {
-			if msg := g.parse(ctx, code, req.Language, sess); msg != "" {
-				review.IsValid, review.ErrorMessage = false, msg
-			}
-		}
 	}
 	return Result{
 		Code:     code,
@@ -102,17 +99,6 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 		Model:    resp.Model,
 		Circuit:  g.llm.Name(),
 	}, nil
-}
-
-// parse checks Python with a real parser and returns why it is invalid,
-// or "". SQL's review is all DuckDB's parser: see ReviewSQL.
-func (g *Generator) parse(ctx context.Context, code string, lang Language, sess *dataset.Session) string {
-	switch lang {
-	default:
-		// ReviewCode parsed Python once already and reported its syntax
-		// errors ("syntax error: line 3, column 5: ...").
-		return ""
-	}
 }
 
 func generatorPrompt(prompt string, lang Language, sess *dataset.Session) []infra.Message {
@@ -124,7 +110,9 @@ func generatorPrompt(prompt string, lang Language, sess *dataset.Session) []infr
 			"Reply with the query in a ```sql fenced block."
 	default:
 		system = "You write short, safe Python using pandas. Assign the final value to a variable named result. " +
-			"Do not read or write files, run processes, use the network, eval or exec. " +
+			"pd, np and df need no import; import only from: " + allowedImportList() + ". " +
+			"Do not read or write files, draw plots, run processes, use the network, eval or exec; " +
+			"filter with boolean indexing, not df.query or df.eval. " +
 			"Reply with the code in a ```python fenced block."
 	}
 	user := fmt.Sprintf("Task: %s", prompt)

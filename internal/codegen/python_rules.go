@@ -2,6 +2,7 @@ package codegen
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 )
 
@@ -310,4 +311,18 @@ func formatFieldWithAccess(s []byte) string {
 		}
 	}
 	return ""
+}
+
+// allowedImportList names the allowed top-level modules, sorted and
+// comma-separated, for the generator's prompt: the model is told the
+// rule it will be held to.
+func allowedImportList() string {
+	var top []string
+	for path := range allowedImports {
+		if !strings.Contains(path, ".") {
+			top = append(top, path)
+		}
+	}
+	slices.Sort(top)
+	return strings.Join(top, ", ")
 }

@@ -625,7 +625,3 @@ func isASCII(s []byte) bool {
 	return true
 }
 
-// isDigit reports whether c is an ASCII digit. The SQL review uses it; it
-// stays here, where the old Python lexer defined it, until that review is
-// rewritten.
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }
