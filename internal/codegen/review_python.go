@@ -624,4 +624,3 @@ func isASCII(s []byte) bool {
 	}
 	return true
 }
-
