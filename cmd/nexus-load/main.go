@@ -1,0 +1,48 @@
+// Command nexus-load measures Nexus's request path against the network's
+// own limit, all on loopback and in one process, in one run:
+//
+//   - direct: straight to a fast OpenAI-compatible upstream;
+//   - generate: POST /generate through Nexus (Python; the upstream answers a
+//     short ```python block at once);
+//   - open: the same /generate with the code_generator circuit forced open
+//     through the admin API (a 503);
+//   - bare: a bare net/http server answering a fixed JSON body.
+//
+// For each it prints the throughput at -conns connections and p50/p99 at
+// -latency-conns connections, then the ratios that issue 8's goals use.
+// Every measurement stops after -duration or -max-requests, whichever comes
+// first; -rounds repeats the set and reports medians, so that noise from
+// other work on the machine shows as spread rather than as a wrong figure.
+//
+//	go run ./cmd/nexus-load -rounds 3 -duration 2s
+//
+// -cpuprofile DIR writes one CPU profile per target, taken in the first
+// round's throughput measurement. Goroutines carry the pprof label part
+// (nexus, upstream, bare or client), so the server alone reads as
+//
+//	go tool pprof -tagfocus=part=nexus -top DIR/generate.pprof
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nexus/nexus/internal/infra/dataset"
+)
+
+func main() {
+	// Nexus's dataset store runs DuckDB in worker processes that re-execute
+	// this binary.
+	if dataset.IsWorker(os.Args) {
+		os.Exit(dataset.RunWorker(os.Args[2:]))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "nexus-load:", err)
+		os.Exit(1)
+	}
+}
