@@ -73,6 +73,10 @@ type nexus struct {
 	// shutdown ends the server (as SIGTERM does) and returns Run's error.
 	shutdown    func() error
 	stoppedByMe atomic.Bool
+	// returned is set once Run has returned; barriers counts logBarrier's
+	// requests.
+	returned *atomic.Bool
+	barriers atomic.Int64
 }
 
 // stop ends the server as SIGTERM does and returns Run's error; the test
@@ -108,8 +112,11 @@ func startNexus(t testing.TB, mutate ...func(*startOpts)) *nexus {
 	addrc := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	hup := make(chan struct{})
+	var returned atomic.Bool
 	go func() {
-		done <- app.Run(ctx, nil, func(k string) string { return env[k] }, logs, logs, func(a net.Addr) { addrc <- a }, hup)
+		err := app.Run(ctx, nil, func(k string) string { return env[k] }, logs, logs, func(a net.Addr) { addrc <- a }, hup)
+		returned.Store(true)
+		done <- err
 	}()
 	var addr net.Addr
 	select {
@@ -142,6 +149,8 @@ func startNexus(t testing.TB, mutate ...func(*startOpts)) *nexus {
 		client:     &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		ConfigPath: path, hup: hup, shutdown: stop,
 	}
+	n.returned = &returned
+	logs.barrier = n.logBarrier
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		if err := stop(); err != nil && !n.stoppedByMe.Load() {
@@ -308,6 +317,9 @@ func expectStats(t testing.TB, n *nexus, circuit string, want map[string]float64
 type syncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
+	// barrier, if set, returns once every line logged before it was
+	// called is in buf (see nexus.logBarrier).
+	barrier func()
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
@@ -316,22 +328,65 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	return b.buf.Write(p)
 }
 
+// String returns the output so far, after the barrier: the server writes
+// its log asynchronously.
 func (b *syncBuffer) String() string {
+	if b.barrier != nil {
+		b.barrier()
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
 
-// lines returns the JSON log lines whose msg is msg.
+// lines returns the JSON log lines whose msg is msg, leaving out the
+// barrier's own access lines.
 func (b *syncBuffer) lines(msg string) []map[string]any {
 	var out []map[string]any
 	for _, l := range strings.Split(b.String(), "\n") {
 		var m map[string]any
-		if json.Unmarshal([]byte(l), &m) == nil && m["message"] == msg {
+		if json.Unmarshal([]byte(l), &m) == nil && m["message"] == msg && !isBarrierLine(m) {
 			out = append(out, m)
 		}
 	}
 	return out
+}
+
+// barrierIDPrefix marks the request IDs of logBarrier's requests.
+const barrierIDPrefix = "log-barrier-"
+
+func isBarrierLine(m map[string]any) bool {
+	id, _ := m["request_id"].(string)
+	return strings.HasPrefix(id, barrierIDPrefix)
+}
+
+// logBarrier returns once every line the server logged before the call is
+// in the test's buffer. The server's log is asynchronous (a Sink in front
+// of stdout) but first in, first out: a request whose own access line has
+// arrived proves that every earlier line has too. Once Run has returned,
+// its log is closed and complete, and there is nothing to wait for.
+func (n *nexus) logBarrier() {
+	if n.returned.Load() {
+		return
+	}
+	id := fmt.Sprintf("%s%d", barrierIDPrefix, n.barriers.Add(1))
+	req, _ := http.NewRequest(http.MethodGet, n.URL+"/healthz", nil)
+	req.Header.Set("X-Request-ID", id)
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return // shutting down: the lines are as complete as they will get
+	}
+	_, _ = drain(resp)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && !n.returned.Load() {
+		n.logs.mu.Lock()
+		arrived := strings.Contains(n.logs.buf.String(), `"request_id":"`+id+`"`)
+		n.logs.mu.Unlock()
+		if arrived {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }

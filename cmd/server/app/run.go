@@ -15,15 +15,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/rs/zerolog"
-	slogzerolog "github.com/samber/slog-zerolog/v2"
-
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/agent"
 	"github.com/nexus/nexus/internal/api"
 	"github.com/nexus/nexus/internal/codegen"
 	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/logging"
 	"github.com/nexus/nexus/internal/infra/metrics"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
@@ -57,10 +55,16 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	apiKey := firstNonEmpty(opts.value(config.EnvAPIKey), getenv(cfg.LLM.APIKeyEnv))
 	adminToken := opts.value(config.EnvAdminToken)
 
-	logger, err := newLogger(stdout, firstNonEmpty(opts.value(config.EnvLogLevel), "info"))
+	// The log goes through a Sink, so that a slow stdout never stalls a
+	// request. Its close is deferred first, so it runs last: every line
+	// logged until Run returns is written, and the drops, if any, too.
+	logs := logging.NewSink(stdout, 0, 0)
+	logger, err := newLogger(logs, firstNonEmpty(opts.value(config.EnvLogLevel), "info"))
 	if err != nil {
+		_ = logs.Close()
 		return err
 	}
+	defer closeLog(logs, logger)
 	redactor := redact.New(apiKey, adminToken)
 	if loaded.defaults {
 		logger.Info("no config file; running on the built-in defaults",
@@ -86,6 +90,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return out
 	})
+	m.ObserveLogDrops(logs.Dropped)
 	alerts := newAlerter(cfg.Alerts, logger, m)
 	defer alerts.close()
 	circuits = infra.NewRegistry(cfg, llm, infra.Options{
@@ -248,19 +253,24 @@ func shutdown(srv *http.Server, errc <-chan error, accepting *atomic.Bool, activ
 	return nil
 }
 
-// newLogger builds the slog logger with zerolog behind it. slog-zerolog's
-// own timestamp follows zerolog's global TimeFieldFormat (whole seconds),
-// so it is turned off and a hook writes one "time" key in RFC 3339 with
-// nanoseconds instead, without touching the global.
+// newLogger builds the slog logger, zerolog behind it (see package
+// logging), at the named level.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", level, err)
 	}
-	zl := zerolog.New(w).Hook(zerolog.HookFunc(func(e *zerolog.Event, _ zerolog.Level, _ string) {
-		e.Str(zerolog.TimestampFieldName, time.Now().UTC().Format(time.RFC3339Nano))
-	}))
-	return slog.New(slogzerolog.Option{Level: lvl, Logger: &zl, NoTimestamp: true}.NewZerologHandler()), nil
+	return logging.New(w, lvl), nil
+}
+
+// closeLog writes out the log's last lines at shutdown, then reports how
+// many lines the log dropped because stdout could not keep up: exact once
+// closed, and written straight to stdout.
+func closeLog(logs *logging.Sink, log *slog.Logger) {
+	_ = logs.Close()
+	if n := logs.Dropped(); n > 0 {
+		log.Warn("log lines were dropped: stdout could not keep up", slog.Int64("dropped", n))
+	}
 }
 
 // logEffectiveConfig logs what is in force, with the API key reduced to

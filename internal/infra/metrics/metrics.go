@@ -119,6 +119,16 @@ func (m *Metrics) ObserveDatasets(stats func() DatasetStats) {
 	m.reg.MustRegister(&datasetCollector{stats: stats})
 }
 
+// ObserveLogDrops exports nexus_log_lines_dropped_total, read from
+// dropped at scrape time: log lines dropped because the log's output
+// (stdout) fell behind. dropped must never decrease.
+func (m *Metrics) ObserveLogDrops(dropped func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "nexus_log_lines_dropped_total",
+		Help: "Log lines dropped because the log's output (stdout) could not keep up.",
+	}, func() float64 { return float64(dropped()) }))
+}
+
 // killReasons are always exported, so a dashboard sees zeros before the
 // first kill.
 var killReasons = []string{"memory", "deadline", "crash", "cancelled"}

@@ -59,3 +59,23 @@ func TestScrapeShouldReadStateAtScrapeTime(t *testing.T) {
 	check("nexus_worker_kills_total", map[string]string{"reason": "deadline"}, 3)
 	check("nexus_worker_kills_total", map[string]string{"reason": "crash"}, 0)
 }
+
+// The log's drop count is read at scrape time.
+func TestScrapeShouldReportLogLinesDropped(t *testing.T) {
+	t.Parallel()
+	// Given a log that has dropped 7 lines
+	m := metrics.New(nil, func() []metrics.CircuitState { return nil })
+	dropped := int64(7)
+	m.ObserveLogDrops(func() int64 { return dropped })
+
+	// When it drops 5 more before the next scrape
+	if got, ok := metricstest.Value(t, m, "nexus_log_lines_dropped_total", nil); !ok || got != 7 {
+		t.Fatalf("nexus_log_lines_dropped_total = %v (present %v), want 7", got, ok)
+	}
+	dropped += 5
+
+	// Then the scrape shows 12
+	if got, _ := metricstest.Value(t, m, "nexus_log_lines_dropped_total", nil); got != 12 {
+		t.Fatalf("nexus_log_lines_dropped_total = %v, want 12", got)
+	}
+}
