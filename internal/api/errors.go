@@ -60,35 +60,42 @@ func errorHandler(log *slog.Logger, requestTimeout time.Duration) echo.HTTPError
 				fmt.Sprintf("the request took longer than the limit of %s and was stopped", requestTimeout), "")
 			return
 		}
-		var (
-			apiErr   *Error
-			inputErr *agent.InputError
-			llmErr   *infra.LLMError
-			echoErr  *echo.HTTPError
-			dataErr  *dataset.Error
-		)
-		switch {
-		case errors.Is(err, dataset.ErrNotFound):
+		// errors.AsType, unlike errors.As, does not move a target to the
+		// heap: this runs for every error response, the open circuit's
+		// 503 included.
+		if errors.Is(err, dataset.ErrNotFound) {
 			writeError(c, http.StatusNotFound, "dataset_not_found", "no dataset with that id", "")
-		case errors.As(err, &dataErr):
-			writeDatasetError(c, dataErr)
-		case errors.As(err, &apiErr):
-			writeError(c, apiErr.Status, apiErr.Code, apiErr.Message, apiErr.Field)
-		case errors.As(err, &inputErr):
-			writeError(c, http.StatusBadRequest, "invalid_request", inputErr.Message, inputErr.Field)
-		case errors.As(err, &llmErr):
-			writeLLMError(c, llmErr, err)
-		case errors.As(err, &echoErr):
-			writeEchoError(c, echoErr)
-		case errors.Is(err, context.Canceled) && connContext(c).Err() != nil:
-			c.Response().WriteHeader(StatusClientClosed)
-		default:
-			// The detail goes to the log only, still under the one
-			// redaction policy: an unexpected error may quote a URL.
-			log.ErrorContext(c.Request().Context(), "internal error",
-				slog.String("request_id", requestIDOf(c)), slog.String("error", redact.Text(err.Error())))
-			writeError(c, http.StatusInternalServerError, "internal_error", "internal server error", "")
+			return
 		}
+		if dataErr, ok := errors.AsType[*dataset.Error](err); ok {
+			writeDatasetError(c, dataErr)
+			return
+		}
+		if apiErr, ok := errors.AsType[*Error](err); ok {
+			writeError(c, apiErr.Status, apiErr.Code, apiErr.Message, apiErr.Field)
+			return
+		}
+		if inputErr, ok := errors.AsType[*agent.InputError](err); ok {
+			writeError(c, http.StatusBadRequest, "invalid_request", inputErr.Message, inputErr.Field)
+			return
+		}
+		if llmErr, ok := errors.AsType[*infra.LLMError](err); ok {
+			writeLLMError(c, llmErr, err)
+			return
+		}
+		if echoErr, ok := errors.AsType[*echo.HTTPError](err); ok {
+			writeEchoError(c, echoErr)
+			return
+		}
+		if errors.Is(err, context.Canceled) && connContext(c).Err() != nil {
+			c.Response().WriteHeader(StatusClientClosed)
+			return
+		}
+		// The detail goes to the log only, still under the one
+		// redaction policy: an unexpected error may quote a URL.
+		log.ErrorContext(c.Request().Context(), "internal error",
+			slog.String("request_id", requestIDOf(c)), slog.String("error", redact.Text(err.Error())))
+		writeError(c, http.StatusInternalServerError, "internal_error", "internal server error", "")
 	}
 }
 
@@ -189,8 +196,8 @@ func writeLLMError(c echo.Context, e *infra.LLMError, full error) {
 		Error:        errorDetail{Code: string(e.Kind), Message: e.Message},
 		Fallback:     fb,
 	}
-	var unavailable *agent.UnavailableError
-	if errors.As(full, &unavailable) {
+	unavailable, _ := errors.AsType[*agent.UnavailableError](full)
+	if unavailable != nil {
 		body.Profile = unavailable.Profile
 	}
 	if e.Circuit == config.CircuitCodeGenerator && unavailable == nil {

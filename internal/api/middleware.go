@@ -119,9 +119,9 @@ func timedOut(c echo.Context, err error) bool {
 	if !errors.Is(context.Cause(c.Request().Context()), errRequestTimeout) {
 		return false
 	}
-	var le *infra.LLMError
+	le, _ := errors.AsType[*infra.LLMError](err)
 	return errors.Is(err, errRequestTimeout) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, context.Canceled) || (errors.As(err, &le) && le.Kind == infra.KindCanceled)
+		errors.Is(err, context.Canceled) || (le != nil && le.Kind == infra.KindCanceled)
 }
 
 // stillWanted is checked before a handler answers 200: a request whose
