@@ -7,9 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
-	"github.com/failsafe-go/failsafe-go/timeout"
 
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/infra/redact"
@@ -114,7 +112,7 @@ type Circuit struct {
 	enabled    bool
 	logChanges bool
 	model      string
-	exec       failsafe.Executor[ChatResponse]
+	exec       callTimeout
 	cb         circuitbreaker.CircuitBreaker[ChatResponse]
 	forced     bool
 	// gen counts transitions and rebuilds; a permit records into the
@@ -166,7 +164,7 @@ func newCircuit(name string, cfg config.Circuit, enabled bool, model, target str
 // build (re)creates the breaker and timeout. Requires mu or exclusivity.
 func (c *Circuit) build(cfg config.Circuit, enabled bool, model string) {
 	c.cfg, c.enabled, c.model = cfg, enabled, model
-	c.exec = failsafe.With[ChatResponse](timeout.New[ChatResponse](cfg.Timeout.Duration()))
+	c.exec = callTimeout(cfg.Timeout.Duration())
 	c.cb = circuitbreaker.NewBuilder[ChatResponse]().
 		WithFailureThreshold(uint(cfg.FailureThreshold)).
 		WithSuccessThreshold(uint(cfg.SuccessThreshold)).
@@ -206,8 +204,8 @@ func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, 
 		}
 	}()
 	start := time.Now()
-	resp, err := exec.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[ChatResponse]) (ChatResponse, error) {
-		return c.llm.Chat(e.Context(), model, req)
+	resp, err := exec.get(ctx, func(ctx context.Context) (ChatResponse, error) {
+		return c.llm.Chat(ctx, model, req)
 	})
 	took := time.Since(start)
 	outcome, kind := Classify(ctx, err)
@@ -238,14 +236,14 @@ func (c *Circuit) emitCall(model, outcome string, d time.Duration) {
 	}
 }
 
-func (c *Circuit) acquire(override string) (permit, failsafe.Executor[ChatResponse], string, string, error) {
+func (c *Circuit) acquire(override string) (permit, callTimeout, string, string, error) {
 	c.mu.Lock()
 	model, label := c.model, c.model
 	if override != "" && override != c.model {
 		model, label = override, "other"
 	}
 	exec := c.exec
-	admit := func(p permit) (permit, failsafe.Executor[ChatResponse], string, string, error) {
+	admit := func(p permit) (permit, callTimeout, string, string, error) {
 		c.inFlight++
 		pending := c.takePendingLocked() // the lazy half-open this call found
 		c.mu.Unlock()
@@ -289,7 +287,7 @@ func (c *Circuit) acquire(override string) (permit, failsafe.Executor[ChatRespon
 	pending := c.takePendingLocked()
 	c.mu.Unlock()
 	c.flush(pending)
-	return permit{}, nil, model, label, &LLMError{
+	return permit{}, 0, model, label, &LLMError{
 		Circuit: c.name, Kind: KindCircuitOpen, State: state,
 		RetryAfter: remaining, Message: msg, Err: cause,
 	}
@@ -302,7 +300,7 @@ const busyRetryAfter = time.Second
 // refuseBusyLocked refuses a call that the breaker would admit because
 // max_concurrent calls are in flight. It is a rejection, not a failure:
 // the breaker's counts and state are untouched. It unlocks mu.
-func (c *Circuit) refuseBusyLocked(model, label string) (permit, failsafe.Executor[ChatResponse], string, string, error) {
+func (c *Circuit) refuseBusyLocked(model, label string) (permit, callTimeout, string, string, error) {
 	c.counts.rejected++
 	state := c.stateLocked()
 	msg := fmt.Sprintf("circuit %s already has %d calls in flight, its max_concurrent; no request was sent", c.name, c.cfg.MaxConcurrent)
@@ -310,7 +308,7 @@ func (c *Circuit) refuseBusyLocked(model, label string) (permit, failsafe.Execut
 	pending := c.takePendingLocked() // the lazy half-open, if it just became due
 	c.mu.Unlock()
 	c.flush(pending)
-	return permit{}, nil, model, label, &LLMError{
+	return permit{}, 0, model, label, &LLMError{
 		Circuit: c.name, Kind: KindCircuitBusy, State: state,
 		RetryAfter: busyRetryAfter, Message: msg, Err: ErrCircuitBusy,
 	}
