@@ -34,12 +34,13 @@ type settings struct {
 	latencyConns int
 	profileDir   string
 	logPath      string
+	stderr       io.Writer
 }
 
 func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs := flag.NewFlagSet("nexus-load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var s settings
+	s := settings{stderr: stderr}
 	fs.DurationVar(&s.duration, "duration", time.Second, "length of each measurement")
 	fs.DurationVar(&s.warmup, "warmup", 200*time.Millisecond, "unmeasured load before each measurement")
 	fs.Int64Var(&s.maxRequests, "max-requests", 1_000_000, "most requests per measurement")
@@ -181,6 +182,7 @@ func measure(ctx context.Context, t target, s settings, profile bool) (figures, 
 	}
 	warm(s.conns)
 	stopProfile := func() {}
+	profilePath := ""
 	if profile && s.profileDir != "" {
 		if err := os.MkdirAll(s.profileDir, 0o755); err != nil {
 			return figures{}, err
@@ -194,11 +196,16 @@ func measure(ctx context.Context, t target, s settings, profile bool) (figures, 
 			return figures{}, err
 		}
 		stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		profilePath = f.Name()
 	}
 	cpu0 := processCPU()
 	tput := hammer(ctx, t, phase{conns: s.conns, max: s.maxRequests, d: s.duration})
 	cpu := processCPU() - cpu0
 	stopProfile()
+	if profilePath != "" {
+		// To turn the profile's CPU per part into CPU per request.
+		fmt.Fprintf(s.stderr, "profile %s: %d requests\n", profilePath, tput.done)
+	}
 	if tput.errs > 0 {
 		return figures{}, fmt.Errorf("%s: %d of %d requests failed, first: %s", t.name, tput.errs, tput.errs+tput.done, tput.firstErr)
 	}
