@@ -34,12 +34,15 @@ type SQLChecker interface {
 type Generator struct {
 	llm Completer
 	sql SQLChecker
+	// pythonSystem is the system prompt for Python, built once: it names
+	// the allowed imports, which do not change.
+	pythonSystem string
 }
 
 // NewGenerator returns a generator calling the LLM through llm (the
 // code_generator circuit) and reviewing SQL with sql.
 func NewGenerator(llm Completer, sql SQLChecker) *Generator {
-	return &Generator{llm: llm, sql: sql}
+	return &Generator{llm: llm, sql: sql, pythonSystem: pythonSystemPrompt()}
 }
 
 // Request asks for code. DatasetID, if set, gives the LLM the dataset's
@@ -75,7 +78,7 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 	}
 	resp, err := g.llm.Complete(ctx, infra.ChatRequest{
 		Model:    req.Model,
-		Messages: generatorPrompt(req.Prompt, req.Language, sess),
+		Messages: g.prompt(req.Prompt, req.Language, sess),
 	})
 	if err != nil {
 		return Result{}, err
@@ -101,7 +104,16 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 	}, nil
 }
 
-func generatorPrompt(prompt string, lang Language, sess *dataset.Session) []infra.Message {
+// pythonSystemPrompt tells the model the rules its Python is held to.
+func pythonSystemPrompt() string {
+	return "You write short, safe Python using pandas. Assign the final value to a variable named result. " +
+		"pd, np and df need no import; import only from: " + allowedImportList() + ". " +
+		"Do not read or write files, draw plots, run processes, use the network, eval or exec; " +
+		"filter with boolean indexing, not df.query or df.eval. " +
+		"Reply with the code in a ```python fenced block."
+}
+
+func (g *Generator) prompt(prompt string, lang Language, sess *dataset.Session) []infra.Message {
 	var system string
 	switch lang {
 	case SQL:
@@ -109,11 +121,7 @@ func generatorPrompt(prompt string, lang Language, sess *dataset.Session) []infr
 			"Never modify data, read files or change settings. A PIVOT must list its values (ON col IN (...)). " +
 			"Reply with the query in a ```sql fenced block."
 	default:
-		system = "You write short, safe Python using pandas. Assign the final value to a variable named result. " +
-			"pd, np and df need no import; import only from: " + allowedImportList() + ". " +
-			"Do not read or write files, draw plots, run processes, use the network, eval or exec; " +
-			"filter with boolean indexing, not df.query or df.eval. " +
-			"Reply with the code in a ```python fenced block."
+		system = g.pythonSystem
 	}
 	user := fmt.Sprintf("Task: %s", prompt)
 	if sess != nil {

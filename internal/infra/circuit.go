@@ -81,7 +81,8 @@ type CircuitStatus struct {
 }
 
 // Circuit guards every LLM call of one named agent step with a failsafe-go
-// circuit breaker and a failsafe-go timeout, and, when max_concurrent is
+// circuit breaker and a call timeout (callTimeout: failsafe-go's timeout
+// semantics and error without its executor), and, when max_concurrent is
 // set, a bulkhead that refuses calls past that many in flight.
 //
 // failsafe-go records every error that its handle conditions do not match

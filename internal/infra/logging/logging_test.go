@@ -55,8 +55,10 @@ func TestNewShouldWriteOneJSONLinePerRecordWithOneTime(t *testing.T) {
 		first["status"] != 200.0 || first["duration_ms"] != 0.25 {
 		t.Fatalf("access line: %v", first)
 	}
+	// slog-zerolog writes an error as an object: {"error": "boom", ...}.
 	second := decodeLine(t, lines[1])
-	if second["level"] != "warn" || second["error"] != "boom" || second["forced"] != true {
+	errObj, _ := second["error"].(map[string]any)
+	if second["level"] != "warn" || errObj["error"] != "boom" || second["forced"] != true {
 		t.Fatalf("warning: %v", second)
 	}
 }
