@@ -568,27 +568,17 @@ func (s *Server) pickLocked(model string) Step {
 // must not be answered: the client went away (counted) or the server is
 // closing (the connection is aborted via panic(http.ErrAbortHandler)).
 func (s *Server) wait(r *http.Request, d time.Duration) bool {
-	var timeout <-chan time.Time
+	var ready chan struct{} // nil: never ready
 	if d >= 0 {
-		t := time.NewTimer(d)
+		ready = make(chan struct{})
+		t := time.AfterFunc(d, func() { close(ready) })
 		defer t.Stop()
-		timeout = t.C
 	}
-	select {
-	case <-timeout:
-		return true
-	case <-r.Context().Done():
-		s.mu.Lock()
-		s.canceled++
-		s.mu.Unlock()
-		return false
-	case <-s.done:
-		panic(http.ErrAbortHandler)
-	}
+	return s.waitUntil(r, ready)
 }
 
 // waitUntil blocks until release is closed (true) or the client goes away
-// (false, counted in Canceled).
+// (false, counted in Canceled). A nil release never is.
 func (s *Server) waitUntil(r *http.Request, release <-chan struct{}) bool {
 	select {
 	case <-release:
