@@ -64,6 +64,7 @@ func TestInvalidConfigShouldFailStartUpNamingThePath(t *testing.T) {
 		mutate func(m map[string]any)
 		raw    string
 		want   []string
+		not    []string // must not appear (secrets)
 	}{
 		{name: "typo in a circuit key", mutate: func(m map[string]any) {
 			c := circuitOf(m, "code_generator")
@@ -92,6 +93,9 @@ func TestInvalidConfigShouldFailStartUpNamingThePath(t *testing.T) {
 			want: []string{"circuit_breaker.circuits: must be an object"}},
 		{name: "bad base_url", mutate: func(m map[string]any) { m["llm"].(map[string]any)["base_url"] = "localhost:11434" },
 			want: []string{`llm.base_url: must start with http:// or https://, got "localhost:11434"`}},
+		{name: "bad base_url with a password", mutate: func(m map[string]any) {
+			m["llm"].(map[string]any)["base_url"] = "ftp://alice:s3cret@llm.example/v1?key=t0ken"
+		}, want: []string{`llm.base_url: must start with http:// or https://, got "ftp://llm.example"`}, not: []string{"s3cret", "t0ken"}},
 		{name: "several problems at once", mutate: func(m map[string]any) {
 			circuitOf(m, "data_analyst")["failure_threshold"] = 0
 			circuitOf(m, "code_generator")["timeout"] = -1
@@ -115,6 +119,11 @@ func TestInvalidConfigShouldFailStartUpNamingThePath(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			for _, secret := range tc.not {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error leaks %q:\n%v", secret, err)
 				}
 			}
 		})

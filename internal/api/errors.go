@@ -50,7 +50,7 @@ type errorDetail struct {
 
 // errorHandler is the one place where errors become HTTP responses.
 // requestTimeout is the limit requestDeadline enforces, for the message.
-func errorHandler(log *slog.Logger, requestTimeout time.Duration) echo.HTTPErrorHandler {
+func errorHandler(log *slog.Logger, redactor *redact.Redactor, requestTimeout time.Duration) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -92,9 +92,10 @@ func errorHandler(log *slog.Logger, requestTimeout time.Duration) echo.HTTPError
 			return
 		}
 		// The detail goes to the log only, still under the one
-		// redaction policy: an unexpected error may quote a URL.
+		// redaction routine: an unexpected error may quote a URL or a
+		// configured secret.
 		log.ErrorContext(c.Request().Context(), "internal error",
-			slog.String("request_id", requestIDOf(c)), slog.String("error", redact.Text(err.Error())))
+			slog.String("request_id", requestIDOf(c)), slog.String("error", redactor.Redact(err.Error())))
 		writeError(c, http.StatusInternalServerError, "internal_error", "internal server error", "")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nexus/nexus/internal/codegen"
 	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // Analyzer answers questions about data; *agent.Analyst is the real one.
@@ -64,6 +65,10 @@ type Config struct {
 	Metrics Metrics
 	// AdminToken enables the admin API; empty means its routes answer 404.
 	AdminToken string
+	// Redactor hides the configured secrets (the API key, the admin token)
+	// and applies the URL policy to error text bound for the log; nil
+	// still applies the policy.
+	Redactor *redact.Redactor
 	// Reload re-reads the config file; POST /api/config/reload calls it.
 	Reload func(ctx context.Context) error
 	// Ready reports whether the server takes new work; /readyz answers 503
@@ -100,7 +105,7 @@ func NewServer(cfg Config) http.Handler {
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true
-	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.RequestTimeout)
+	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.Redactor, cfg.RequestTimeout)
 	e.Use(requestID(), accessLog(cfg.Logger, cfg.Metrics), recoverPanics(cfg.Logger))
 	routes(e, cfg)
 	return e

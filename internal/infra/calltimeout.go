@@ -8,14 +8,15 @@ import (
 	"github.com/failsafe-go/failsafe-go/timeout"
 )
 
-// callTimeout bounds one guarded LLM call. It does exactly what
-// failsafe-go's timeout policy did here, with a context and a timer: when
-// the limit fires the call's context is cancelled (the call sees
-// context.Canceled), and if the limit fired before the caller's own
-// context ended the result is timeout.ErrExceeded, which Classify counts
-// as a timeout. failsafe-go's executor, built around the policy, cost
-// about twenty allocations and 2 µs per call (BenchmarkCircuitOverhead);
-// the circuit breaker itself is driven by hand and needs no executor.
+// callTimeout bounds one guarded LLM call as failsafe-go's timeout policy
+// did here: when the limit fires the call's context is cancelled (the call
+// sees context.Canceled, as under failsafe-go, not a deadline of its own,
+// which is why this is not context.WithTimeoutCause), and if the limit
+// fired before the caller's own context ended the result is
+// timeout.ErrExceeded, which Classify counts as a timeout. failsafe-go's
+// executor, built around the policy, cost about twenty allocations and
+// 1–2 µs per call (BenchmarkCircuitOverhead); the circuit breaker itself
+// is driven by hand and needs no executor.
 type callTimeout time.Duration
 
 func (t callTimeout) get(ctx context.Context, call func(context.Context) (ChatResponse, error)) (ChatResponse, error) {

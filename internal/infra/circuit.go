@@ -113,7 +113,7 @@ type Circuit struct {
 	enabled    bool
 	logChanges bool
 	model      string
-	exec       callTimeout
+	limit      callTimeout
 	cb         circuitbreaker.CircuitBreaker[ChatResponse]
 	forced     bool
 	// gen counts transitions and rebuilds; a permit records into the
@@ -162,10 +162,10 @@ func newCircuit(name string, cfg config.Circuit, enabled bool, model, target str
 	return c
 }
 
-// build (re)creates the breaker and timeout. Requires mu or exclusivity.
+// build (re)creates the breaker and the call limit. Requires mu or exclusivity.
 func (c *Circuit) build(cfg config.Circuit, enabled bool, model string) {
 	c.cfg, c.enabled, c.model = cfg, enabled, model
-	c.exec = callTimeout(cfg.Timeout.Duration())
+	c.limit = callTimeout(cfg.Timeout.Duration())
 	c.cb = circuitbreaker.NewBuilder[ChatResponse]().
 		WithFailureThreshold(uint(cfg.FailureThreshold)).
 		WithSuccessThreshold(uint(cfg.SuccessThreshold)).
@@ -190,7 +190,7 @@ func (c *Circuit) Model() string {
 // Complete sends req to the LLM through the circuit. Every error is an
 // *LLMError; a rejection by an open circuit makes no upstream request.
 func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, error) {
-	p, exec, model, label, err := c.acquire(req.Model)
+	p, limit, model, label, err := c.acquire(req.Model)
 	if err != nil {
 		c.emitCall(label, CallRejected, 0)
 		return ChatResponse{}, err
@@ -205,7 +205,7 @@ func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, 
 		}
 	}()
 	start := time.Now()
-	resp, err := exec.get(ctx, func(ctx context.Context) (ChatResponse, error) {
+	resp, err := limit.get(ctx, func(ctx context.Context) (ChatResponse, error) {
 		return c.llm.Chat(ctx, model, req)
 	})
 	took := time.Since(start)
@@ -243,13 +243,13 @@ func (c *Circuit) acquire(override string) (permit, callTimeout, string, string,
 	if override != "" && override != c.model {
 		model, label = override, "other"
 	}
-	exec := c.exec
+	limit := c.limit
 	admit := func(p permit) (permit, callTimeout, string, string, error) {
 		c.inFlight++
 		pending := c.takePendingLocked() // the lazy half-open this call found
 		c.mu.Unlock()
 		c.flush(pending)
-		return p, exec, model, label, nil
+		return p, limit, model, label, nil
 	}
 	if !c.enabled {
 		return admit(permit{gen: c.gen})

@@ -2,5 +2,5 @@
 // (go-openai) and a failsafe-go circuit breaker plus a call timeout per
 // named circuit, with one predicate (Classify) deciding which failures count.
 // Nothing outside this package calls the LLM, and it imports nothing of ours
-// but config and httpx.
+// but config, httpx and redact.
 package infra

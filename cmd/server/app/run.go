@@ -47,7 +47,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	loaded, err := loadConfig(opts)
 	if err != nil {
-		return err
+		// A bad value is quoted, and llm.base_url may carry a secret.
+		return errors.New(redact.Text(err.Error()))
 	}
 	cfg := loaded.cfg
 	// The one read outside config.EnvVars: its name is configured, and -h
@@ -132,7 +133,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var accepting atomic.Bool
 	accepting.Store(true)
 	handler := api.NewServer(api.Config{
-		Logger: logger,
+		Logger:   logger,
+		Redactor: redactor,
 		Analyst: agent.NewAnalyst(agent.Config{
 			Answerer:        circuits.Circuit(config.CircuitDataAnalyst),
 			Planner:         circuits.Circuit(config.CircuitCodeGenerator),

@@ -96,6 +96,11 @@ func maskURL(m string) string {
 		}
 		break
 	}
+	if strings.HasSuffix(m[:end], "://") {
+		// A bare scheme ("must start with http:// or https://") names
+		// no address and holds nothing to hide.
+		return m
+	}
 	return URL(m[:end]) + m[end:]
 }
 

@@ -53,6 +53,7 @@ func TestRedactShouldHideSecretsTokensAndURLParts(t *testing.T) {
 		{"several URLs", "from http://a.example/x?k=1 to https://b.example/y?k=2", "from http://a.example to https://b.example"},
 		{"secret inside a URL", "GET https://h.example/?key=my-secret-key failed", "GET https://h.example failed"},
 		{"URL without a host", "read file:///etc/passwd", "read " + redact.BadURL},
+		{"bare schemes name no address", "must start with http:// or https://, got x", "must start with http:// or https://, got x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
