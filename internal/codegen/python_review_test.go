@@ -598,3 +598,60 @@ func TestReviewPythonShouldBeSafeForConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// The string rules read a literal's value, as Python does: escapes
+// decoded and implicitly concatenated parts joined.
+func TestReviewPythonShouldReadStringValuesNotTheirSource(t *testing.T) {
+	t.Parallel()
+	checkRefusals(t, []refusal{
+		{"hex escapes spell a dunder", `df.agg('\x5f\x5freduce\x5f\x5f')`,
+			`forbidden string "__reduce__" on line 1: "__reduce__" is a dunder name`},
+		{"unicode escapes spell a dunder", `x = "\u005f\U0000005fclass__"`,
+			`forbidden string "__class__" on line 1: "__class__" is a dunder name`},
+		{"octal escapes spell a dunder", `x = '\137\137class\137_'`,
+			`forbidden string "__class__" on line 1: "__class__" is a dunder name`},
+		{"bytes hex escapes spell a dunder", `x = b'\x5f_class__'`,
+			`forbidden string "__class__" on line 1: "__class__" is a dunder name`},
+		{"concatenation spells a dunder", `df.agg('__red' 'uce__')`,
+			`forbidden string "__reduce__" on line 1: "__reduce__" is a dunder name`},
+		{"concatenation over lines spells a dunder", "x = ('a.'\n     '__red'\n     'uce__')",
+			`forbidden string "__reduce__" on line 2: "__reduce__" is a dunder name`},
+		{"line continuation inside a dunder", "x = '__cl\\\nass__'",
+			`forbidden string "__class__" on line 1: "__class__" is a dunder name`},
+		{"f-string part and plain part spell a dunder", `x = f'{y}__cl' 'ass__'`,
+			`forbidden string "__class__" on line 1: "__class__" is a dunder name`},
+		{"escapes in an f-string's text", `x = f'{y}\x5f_class__'`,
+			`forbidden string "__class__" on line 1: "__class__" is a dunder name`},
+		{"concatenated format field", `"{0" ".real}".format(1)`,
+			`forbidden format field "{0.real}" on line 1: format fields may not read attributes or items`},
+		{"concatenated format field with escapes", `"{0" ".\x5f\x5fclass\x5f\x5f}".format(1)`,
+			`forbidden string "__class__" on line 1: "__class__" is a dunder name`},
+		{"escaped dot in a format field", `result = '{0\x2ereal}'.format(1)`,
+			`forbidden format field "{0.real}" on line 1: format fields may not read attributes or items`},
+		{"escaped bracket in a format field", `result = '{0\u005b0]}'.format([1])`,
+			`forbidden format field "{0[0]}" on line 1: format fields may not read attributes or items`},
+		{"named escapes", `x = '\N{LOW LINE}\N{LOW LINE}class\N{LOW LINE}\N{LOW LINE}'`,
+			`forbidden string escape "\\N{LOW LINE}" on line 1: named escapes (\N{...}) are not allowed; write the character itself`},
+		{"named escape in an f-string", `x = f'\N{LOW LINE}{y}'`,
+			`forbidden string escape "\\N{LOW LINE}" on line 1: named escapes (\N{...}) are not allowed; write the character itself`},
+		{"named escape in a concatenation", "x = ('a'\n     '\\N{LOW LINE}')",
+			`forbidden string escape "\\N{LOW LINE}" on line 2: named escapes (\N{...}) are not allowed; write the character itself`},
+	})
+}
+
+func TestReviewPythonShouldAcceptStringsWhoseValueIsHarmless(t *testing.T) {
+	t.Parallel()
+	for _, code := range []string{
+		`result = r'\N{LOW LINE}' + r'\x5f\x5fclass\x5f\x5f'`,
+		`result = b'\N{LOW LINE}'`,
+		`result = "a\tb\n" 'c\\d' "\x41\u00e9\101"`,
+		`result = f"{{x}}\n{1 + 2}" + "{}".format(3)`,
+		`result = "{0}" "{1:>{2}}".format(1, 2, 3)`,
+		"def f():\n    \"\"\"Docs may say \\x5f\\x5fclass\\x5f\\x5f or \\N{LOW LINE}.\"\"\"\n    return 1\nresult = f()",
+	} {
+		got := codegen.ReviewCode(code, codegen.Python)
+		if !got.IsValid {
+			t.Errorf("ReviewCode refused valid code: %q\n%s", got.ErrorMessage, code)
+		}
+	}
+}

@@ -3,7 +3,9 @@ package codegen
 import (
 	"bytes"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The Python review is an allow-list for imports and a short list of names
@@ -266,7 +268,9 @@ func forbiddenAttr(name []byte) string {
 }
 
 // findDunder returns the first __x__ word in s and its offset, or "". A
-// word is a run of letters, digits and underscores.
+// word is a run of letters, digits and underscores. s must be a string's
+// value (appendStringValue), not its source: '\x5f\x5fclass\x5f\x5f'
+// and '__cl' 'ass__' are both "__class__".
 func findDunder(s []byte) (string, int) {
 	for i := 0; i < len(s); {
 		if !isWordByte(s[i]) {
@@ -290,9 +294,10 @@ func isWordByte(c byte) bool {
 }
 
 // formatFieldWithAccess returns the first replacement field of the format
-// string s (str.format syntax, as written in the source) whose field name
-// reads an attribute or an item, such as "{0.__class__}" or "{x[key]}", or
-// holds an escape that could spell "." or "[" ("{0\x2ereal}"), or "".
+// string s (str.format syntax; s is the string's value, with its parts
+// joined and its escapes decoded) whose field name reads an attribute or
+// an item, such as "{0.__class__}" or "{x[key]}", or holds a backslash,
+// or "".
 func formatFieldWithAccess(s []byte) string {
 	for i := 0; i < len(s); i++ {
 		if s[i] != '{' {
@@ -325,4 +330,110 @@ func allowedImportList() string {
 	}
 	slices.Sort(top)
 	return strings.Join(top, ", ")
+}
+
+// appendStringValue appends to dst the value of s, the text of one
+// string_content part of a string literal as written in the source, and
+// returns it. raw, isBytes and isF come from the literal's prefix. When
+// offs is not nil, the source offset (base plus the index in s) of the
+// escape or character each byte of the value comes from is appended to
+// it. named is the source offset of the first named escape (\N{...}) of a
+// str literal, which Python resolves through the Unicode database and the
+// review cannot, or -1.
+//
+// Escapes follow CPython: \newline, \\, \', \", \a \b \f \n \r \t \v,
+// octal \o \oo \ooo, \xhh, and in str literals \uhhhh and \Uhhhhhhhh; any
+// other backslash stays as written. In an f-string "{{" and "}}" are "{"
+// and "}".
+func appendStringValue(dst []byte, offs []int, s []byte, base int, raw, isBytes, isF bool) (value []byte, offsets []int, named int) {
+	named = -1
+	emit := func(at int, b ...byte) {
+		dst = append(dst, b...)
+		if offs != nil {
+			for range b {
+				offs = append(offs, base+at)
+			}
+		}
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if isF && (c == '{' || c == '}') && i+1 < len(s) && s[i+1] == c {
+			emit(i, c)
+			i += 2
+			continue
+		}
+		if c != '\\' || raw || i+1 >= len(s) {
+			emit(i, c)
+			i++
+			continue
+		}
+		e := s[i+1]
+		switch e {
+		case '\n':
+			i += 2
+			continue
+		case '\\', '\'', '"':
+			emit(i, e)
+			i += 2
+			continue
+		case 'a', 'b', 'f', 'n', 'r', 't', 'v':
+			emit(i, "\a\b\f\n\r\t\v"[strings.IndexByte("abfnrtv", e)])
+			i += 2
+			continue
+		case 'x', 'u', 'U':
+			digits := 2
+			switch e {
+			case 'u':
+				digits = 4
+			case 'U':
+				digits = 8
+			}
+			if e != 'x' && isBytes {
+				break
+			}
+			if i+2+digits > len(s) {
+				break
+			}
+			v, err := strconv.ParseUint(string(s[i+2:i+2+digits]), 16, 32)
+			if err != nil {
+				break
+			}
+			if e == 'x' && isBytes {
+				emit(i, byte(v))
+			} else {
+				emit(i, utf8.AppendRune(nil, rune(v))...)
+			}
+			i += 2 + digits
+			continue
+		case 'N':
+			if isBytes {
+				break
+			}
+			if named < 0 {
+				named = base + i
+			}
+			emit(i, '\\', 'N')
+			i += 2
+			continue
+		}
+		if e >= '0' && e <= '7' {
+			j, v := i+1, 0
+			for j < len(s) && j < i+4 && s[j] >= '0' && s[j] <= '7' {
+				v = v*8 + int(s[j]-'0')
+				j++
+			}
+			if isBytes {
+				emit(i, byte(v))
+			} else {
+				emit(i, utf8.AppendRune(nil, rune(v))...)
+			}
+			i = j
+			continue
+		}
+		// Not an escape: the backslash stays, and the next character is
+		// read on its own.
+		emit(i, c)
+		i++
+	}
+	return dst, offs, named
 }

@@ -130,22 +130,31 @@ func (r *pyReview) visit(path []pyFrame) (descend, stop bool) {
 	case pk.identifier:
 		r.identifier(path)
 		return false, false
-	case pk.str:
-		// Only the fields of an f-string hold code; a plain string is
-		// checked whole, which saves a call into C per part.
-		t := text(r.src, &f.node)
-		if prefix := t[:max(bytes.IndexAny(t, `'"`), 0)]; bytes.ContainsAny(prefix, "fFtT") {
-			return true, false
-		}
+	case pk.concatenatedString:
+		// Python joins the parts before anything reads the string, so
+		// the rules read the joined value; the parts are not checked
+		// again, but the fields of f-string parts are code.
 		if r.msg == "" && !isDocstring(path) {
-			r.checkString(&f.node, t)
+			r.checkStringValue(&f.node)
 		}
-		return false, false
+		return true, false
+	case pk.str:
+		t := text(r.src, &f.node)
+		isF := bytes.ContainsAny(t[:max(bytes.IndexAny(t, `'"`), 0)], "fFtT")
+		inConcat := len(path) >= 2 && path[len(path)-2].kind == pk.concatenatedString
+		if r.msg == "" && !inConcat && !isDocstring(path) {
+			if !isF && bytes.IndexByte(t, '\\') < 0 {
+				// No escapes: the text is the value, which saves calls
+				// into C for the parts.
+				r.checkString(&f.node, t)
+			} else {
+				r.checkStringValue(&f.node)
+			}
+		}
+		// Only the fields of an f-string hold code.
+		return isF, false
 	case pk.strContent:
-		// Part of an f-string, path[len-2].
-		if r.msg == "" && !isDocstring(path[:len(path)-1]) {
-			r.checkString(&f.node, text(r.src, &f.node))
-		}
+		// Part of an f-string, checked with its string.
 		return false, false
 	case pk.comment, pk.integer, pk.float, pk.strStart:
 		return false, false
@@ -322,39 +331,102 @@ func noTopLevel(args *sitter.Node, src []byte) bool {
 // fields read neither attributes nor items.
 func (r *pyReview) checkFormat(obj *sitter.Node, what, qual string, ln int) {
 	notLiteral := fmt.Sprintf("forbidden %s %q on line %d: \"format\" is allowed only as a method of a string literal", what, qual, ln)
-	var strs []*sitter.Node
-	switch {
-	case obj == nil:
-	case obj.KindId() == pk.str:
-		strs = append(strs, obj)
-	case obj.KindId() == pk.concatenatedString:
-		for j := uint(0); j < obj.NamedChildCount(); j++ {
-			if s := obj.NamedChild(j); s.KindId() == pk.str {
-				strs = append(strs, s)
-			}
-		}
-	}
-	if len(strs) == 0 {
+	if obj == nil || (obj.KindId() != pk.str && obj.KindId() != pk.concatenatedString) {
 		r.fail(notLiteral)
 		return
 	}
-	for _, s := range strs {
+	v := r.stringValue(obj, false)
+	switch {
+	case v.fstring:
+		r.fail(notLiteral)
+	case v.named >= 0:
+		// Refused where the string was visited.
+	default:
+		if field := formatFieldWithAccess(v.b); field != "" {
+			r.fail(fmt.Sprintf("forbidden format field %q on line %d: format fields may not read attributes or items", field, ln))
+		}
+	}
+}
+
+// strValue is the value of a string literal, as stringValue computes it.
+type strValue struct {
+	b []byte
+	// offs holds the source offset each byte of b comes from, if asked.
+	offs []int
+	// named is the source offset of the first \N{...} escape, or -1.
+	named int
+	// fstring reports an f-string (or t-string) part; in b each of its
+	// fields reads as one NUL byte, which ends a word.
+	fstring bool
+}
+
+// stringValue returns the value of n, a string or a concatenated_string:
+// its parts joined and their escapes decoded, as Python reads it. With
+// track set, the value's source offsets are returned too.
+func (r *pyReview) stringValue(n *sitter.Node, track bool) strValue {
+	v := strValue{named: -1}
+	if track {
+		v.offs = []int{}
+	}
+	add := func(s *sitter.Node) {
+		var raw, isBytes, isF bool
 		for j := uint(0); j < s.NamedChildCount(); j++ {
 			part := s.NamedChild(j)
 			switch part.KindId() {
 			case pk.strStart:
-				if strings.ContainsAny(string(text(r.src, part)), "fFtT") {
-					r.fail(notLiteral)
-					return
-				}
+				p := strings.ToLower(string(text(r.src, part)))
+				raw, isBytes = strings.Contains(p, "r"), strings.Contains(p, "b")
+				isF = strings.ContainsAny(p, "ft")
+				v.fstring = v.fstring || isF
 			case pk.strContent:
-				if field := formatFieldWithAccess(text(r.src, part)); field != "" {
-					r.fail(fmt.Sprintf("forbidden format field %q on line %d: format fields may not read attributes or items", field, ln))
-					return
+				var named int
+				v.b, v.offs, named = appendStringValue(v.b, v.offs, text(r.src, part), int(part.StartByte()), raw, isBytes, isF)
+				if v.named < 0 {
+					v.named = named
+				}
+			case pk.interpolation:
+				v.b = append(v.b, 0)
+				if v.offs != nil {
+					v.offs = append(v.offs, int(part.StartByte()))
 				}
 			}
 		}
 	}
+	if n.KindId() == pk.str {
+		add(n)
+		return v
+	}
+	for j := uint(0); j < n.NamedChildCount(); j++ {
+		if s := n.NamedChild(j); s.KindId() == pk.str {
+			add(s)
+		}
+	}
+	return v
+}
+
+// checkStringValue checks the value of n, a string or a
+// concatenated_string (stringValue), as checkString checks plain text,
+// and refuses named escapes, whose value the review cannot know.
+func (r *pyReview) checkStringValue(n *sitter.Node) {
+	v := r.stringValue(n, false)
+	if v.named >= 0 {
+		esc := r.src[v.named:]
+		if end := bytes.IndexByte(esc, '}'); end >= 0 && end < 80 {
+			esc = esc[:end+1]
+		} else {
+			esc = esc[:2]
+		}
+		ln := line(n) + bytes.Count(r.src[n.StartByte():v.named], []byte("\n"))
+		r.fail(fmt.Sprintf("forbidden string escape %q on line %d: named escapes (\\N{...}) are not allowed; write the character itself", esc, ln))
+		return
+	}
+	w, at := findDunder(v.b)
+	if w == "" {
+		return
+	}
+	v = r.stringValue(n, true)
+	ln := line(n) + bytes.Count(r.src[n.StartByte():v.offs[at]], []byte("\n"))
+	r.fail(fmt.Sprintf("forbidden string %q on line %d: %q is a dunder name", w, ln, w))
 }
 
 // checkString checks the literal text t of a string, or of a part of an
