@@ -655,3 +655,118 @@ func TestReviewPythonShouldAcceptStringsWhoseValueIsHarmless(t *testing.T) {
 		}
 	}
 }
+
+// pandas calls the method a string names (df.agg("sum") calls df.sum), so
+// a string passed to agg, apply and the like is a method name, held to
+// the rules for attributes.
+func TestReviewPythonShouldRefuseForbiddenMethodsNamedInStrings(t *testing.T) {
+	t.Parallel()
+	checkRefusals(t, []refusal{
+		{"agg to_pickle", `df.agg("to_pickle", "/tmp/x")`,
+			`forbidden method name "to_pickle" passed to agg() on line 1: "to_pickle" reads or writes files`},
+		{"apply to_csv", `df.apply("to_csv", path_or_buf="/tmp/x")`,
+			`forbidden method name "to_csv" passed to apply() on line 1: "to_csv" is a to_* method, which may write a file, and the arguments of a method named in a string cannot be checked`},
+		{"transform to_parquet", `df.transform("to_parquet", "/tmp/x.parquet")`,
+			`forbidden method name "to_parquet" passed to transform() on line 1: "to_parquet" is a to_* method, which may write a file, and the arguments of a method named in a string cannot be checked`},
+		{"agg query", `df.agg("query", "a > 1")`,
+			`forbidden method name "query" passed to agg() on line 1: "query" runs code from a string`},
+		{"agg eval", `df.agg("eval", "a + 1")`,
+			`forbidden method name "eval" passed to agg() on line 1: "eval" runs code from a string`},
+		{"agg plot", `df.agg("plot", backend="antigravity")`,
+			`forbidden method name "plot" passed to agg() on line 1: "plot" imports modules by name`},
+		{"dict value", `df.groupby("g").agg({"a": "to_csv"})`,
+			`forbidden method name "to_csv" passed to agg() on line 1: "to_csv" is a to_* method, which may write a file, and the arguments of a method named in a string cannot be checked`},
+		{"list in a dict value", `df.groupby("g").agg({"a": ["sum", "to_json"]})`,
+			`forbidden method name "to_json" passed to agg() on line 1: "to_json" is a to_* method, which may write a file, and the arguments of a method named in a string cannot be checked`},
+		{"relabelling pair", `df.groupby("g").agg(total=("a", "to_pickle"))`,
+			`forbidden method name "to_pickle" passed to agg() on line 1: "to_pickle" reads or writes files`},
+		{"pivot_table aggfunc", `df.pivot_table(values="a", index="g", aggfunc="query")`,
+			`forbidden method name "query" passed to pivot_table() on line 1: "query" runs code from a string`},
+		{"NamedAgg", `pd.NamedAgg(column="a", aggfunc="to_csv")`,
+			`forbidden method name "to_csv" passed to NamedAgg() on line 1: "to_csv" is a to_* method, which may write a file, and the arguments of a method named in a string cannot be checked`},
+		{"crosstab aggfunc", `pd.crosstab(df.a, df.b, values=df.c, aggfunc="style")`,
+			`forbidden method name "style" passed to crosstab() on line 1: "style" reads or writes files`},
+		{"private method", `df.apply("_repr_html_")`,
+			`forbidden method name "_repr_html_" passed to apply() on line 1: "_repr_html_" is private`},
+		{"read_ method", `s.map("read_csv")`,
+			`forbidden method name "read_csv" passed to map() on line 1: "read_csv" reads or writes files`},
+		{"numpy fallback", `s.apply("load")`,
+			`forbidden method name "load" passed to apply() on line 1: "load" reads or writes files`},
+		{"info", `df.agg("info")`,
+			`forbidden method name "info" passed to agg() on line 1: "info" imports the module named by its toplevel argument; pass at most the object and the width`},
+		{"module name", `df.pipe(f, "os")`,
+			`forbidden method name "os" passed to pipe() on line 1: "os" is not an allowed module`},
+		{"func keyword", `df.agg(func="to_pickle")`,
+			`forbidden method name "to_pickle" passed to agg() on line 1: "to_pickle" reads or writes files`},
+		{"unpacked list", `df.agg(*["to_pickle"], "/tmp/x")`,
+			`forbidden method name "to_pickle" passed to agg() on line 1: "to_pickle" reads or writes files`},
+		{"unpacked dict", `df.agg(**{"func": "to_pickle"})`,
+			`forbidden method name "to_pickle" passed to agg() on line 1: "to_pickle" reads or writes files`},
+		{"conditional", `df.agg("sum" if x else "to_pickle")`,
+			`forbidden method name "to_pickle" passed to agg() on line 1: "to_pickle" reads or writes files`},
+		{"escaped", `df.agg("to\x5fpickle", "/tmp/x")`,
+			`forbidden method name "to_pickle" passed to agg() on line 1: "to_pickle" reads or writes files`},
+		{"concatenated", `df.agg("to_" "pickle", "/tmp/x")`,
+			`forbidden method name "to_pickle" passed to agg() on line 1: "to_pickle" reads or writes files`},
+		{"f-string without fields", `df.agg(f"to_pickle", "/tmp/x")`,
+			`forbidden method name "to_pickle" passed to agg() on line 1: "to_pickle" reads or writes files`},
+		{"dunder keeps the string message", `df.agg('__reduce__')`,
+			`forbidden string "__reduce__" on line 1: "__reduce__" is a dunder name`},
+
+		// Names built at run time.
+		{"sum of strings", `df.agg("to_" + kind, "/tmp/x")`,
+			`forbidden method name "\"to_\" + kind" passed to agg() on line 1: a method name built at run time cannot be checked`},
+		{"f-string", `df.apply(f"to_{kind}", "/tmp/x")`,
+			`forbidden method name "f\"to_{kind}\"" passed to apply() on line 1: a method name built at run time cannot be checked`},
+		{"percent", `df.transform("to_%s" % kind)`,
+			`forbidden method name "\"to_%s\" % kind" passed to transform() on line 1: a method name built at run time cannot be checked`},
+		{"format", `df.agg(func="to_{}".format(kind))`,
+			`forbidden method name "\"to_{}\".format(kind)" passed to agg() on line 1: a method name built at run time cannot be checked`},
+		{"join", `df.agg("_".join(["to", "pickle"]), "/tmp/x")`,
+			`forbidden method name "\"_\".join([\"to\", \"pickle\"])" passed to agg() on line 1: a method name built at run time cannot be checked`},
+		{"aggfunc built", `df.pivot_table(values="a", index="g", aggfunc="me" + "an")`,
+			`forbidden method name "\"me\" + \"an\"" passed to pivot_table() on line 1: a method name built at run time cannot be checked`},
+		{"in a dict value", `df.agg({"a": "to_" + kind})`,
+			`forbidden method name "\"to_\" + kind" passed to agg() on line 1: a method name built at run time cannot be checked`},
+		{"in a relabelling pair", `df.groupby("g").agg(t=("a", "to_" + kind))`,
+			`forbidden method name "\"to_\" + kind" passed to agg() on line 1: a method name built at run time cannot be checked`},
+		{"NamedAgg built", `pd.NamedAgg("a", "to_" + kind)`,
+			`forbidden method name "\"to_\" + kind" passed to NamedAgg() on line 1: a method name built at run time cannot be checked`},
+	})
+}
+
+func TestReviewPythonShouldAcceptMethodNamesThatAreReductions(t *testing.T) {
+	t.Parallel()
+	for _, code := range []string{
+		`result = df.agg("sum")`,
+		`result = df.agg(["sum", "mean", "count", "nunique", "first", "cumsum"])`,
+		`result = df.groupby("g").agg({"a": "sum", "b": ["min", "max"]})`,
+		`result = df.groupby("g").agg(total=("a", "sum"))`,
+		`result = df.groupby("g").agg(o=("open", "first"), c=("close", "last"))`,
+		`result = df.groupby("g").agg({"open": "first", "query": "count"})`,
+		`result = df.pivot_table(values="a", index="g", aggfunc="mean")`,
+		`result = df.pivot_table(values="open", index="region", columns="month", aggfunc=["sum", "mean"])`,
+		`result = pd.NamedAgg(column="open", aggfunc="max")`,
+		`result = pd.NamedAgg("open", "max")`,
+		`result = pd.crosstab(df.region, df.month, values=df.sales, aggfunc="sum", rownames=["load"])`,
+		`result = df.apply(lambda r: r.a + 1, axis=1)`,
+		`result = df.apply(lambda r: r["open"] - r["close"], axis=1, result_type="expand")`,
+		`result = df["a"].map({"x": 1})`,
+		`result = df["a"].map("{}!".format)`,
+		`result = df["a"].map(str.upper, na_action="ignore")`,
+		`result = df.agg(np.sum)`,
+		`result = df.agg(func)`,
+		`result = df.transform(lambda s: s - s.mean())`,
+		`result = df.pipe(f, "sales")`,
+		`result = df.agg(make_func("x" + y))`,
+		`result = df.apply(f, args=(f"{x}",))`,
+		`result = df.pivot(index="date", columns="region", values="sales")`,
+		`result = df.set_index("to_csv")`,
+		`result = list(map(str, range(3)))`,
+	} {
+		got := codegen.ReviewCode(code, codegen.Python)
+		if !got.IsValid {
+			t.Errorf("ReviewCode refused valid code: %q\n%s", got.ErrorMessage, code)
+		}
+	}
+}

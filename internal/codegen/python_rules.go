@@ -437,3 +437,75 @@ func appendStringValue(dst []byte, offs []int, s []byte, base int, raw, isBytes,
 	}
 	return dst, offs, named
 }
+
+// dispatcher describes a pandas method or function that calls a method
+// named in a string argument: df.agg("sum") calls df.sum, and so would
+// df.agg("to_pickle", path) call df.to_pickle. Every string literal in
+// the arguments of such a call is read as a method name (checkDispatch),
+// whatever the object the call is made on.
+type dispatcher struct {
+	// funcArgs are the positions of the arguments that name the function
+	// to call; an argument there may not be a string built at run time.
+	// The keywords func, arg and aggfunc are such arguments too.
+	funcArgs []int
+	// columnArgs are the positions of arguments that are column labels,
+	// never method names.
+	columnArgs []int
+	// relabels reports agg's keyword form, total=("column", "sum"): the
+	// first item of a pair is a column, the second a method name.
+	relabels bool
+}
+
+// dispatchers are the callables that dispatch on a method name, by the
+// name they are called by.
+var dispatchers = map[string]dispatcher{
+	"agg":       {funcArgs: []int{0}, relabels: true},
+	"aggregate": {funcArgs: []int{0}, relabels: true},
+	"apply":     {funcArgs: []int{0}},
+	"applymap":  {funcArgs: []int{0}},
+	"map":       {funcArgs: []int{0}},
+	"transform": {funcArgs: []int{0}},
+	"pipe":      {},
+	"pivot":     {},
+	// df.pivot_table(values, index, columns, aggfunc) and
+	// pd.pivot_table(data, values, index, columns, aggfunc).
+	"pivot_table": {funcArgs: []int{3, 4}},
+	// pd.crosstab(index, columns, values, rownames, colnames, aggfunc).
+	"crosstab": {funcArgs: []int{5}},
+	"NamedAgg": {funcArgs: []int{1}, columnArgs: []int{0}},
+}
+
+// dispatchFuncKeywords name the function a dispatcher calls.
+var dispatchFuncKeywords = map[string]bool{"func": true, "arg": true, "aggfunc": true}
+
+// dispatchLabelKeywords are keywords of the dispatchers whose values are
+// column or index labels or options, which pandas never calls.
+var dispatchLabelKeywords = map[string]bool{
+	"column": true, "columns": true, "index": true, "values": true,
+	"by": true, "level": true, "axis": true, "result_type": true,
+	"na_action": true, "margins_name": true, "rownames": true,
+	"colnames": true,
+}
+
+// whyDispatchedTo is why a to_* method may not be named in a string.
+const whyDispatchedTo = "is a to_* method, which may write a file, and the arguments of a method named in a string cannot be checked"
+
+// forbiddenMethodName returns why name, a string passed to a dispatcher,
+// may not be called as a method, or "": for the attributes that
+// forbiddenAttr refuses, every to_* method (whose arguments cannot be
+// checked here as they are for a call), and info, which numpy's version
+// turns into an import.
+func forbiddenMethodName(name []byte) string {
+	if why := forbiddenAttr(name); why != "" {
+		return why
+	}
+	switch {
+	case bytes.HasPrefix(name, []byte("to_")):
+		return whyDispatchedTo
+	case string(name) == "info":
+		return whyTopLevel
+	case string(name) == "format" || string(name) == "format_map":
+		return whyLookup
+	}
+	return ""
+}

@@ -31,6 +31,7 @@ var pk = struct {
 	dictionaryComprehension, generatorExpression, parameters            tsKind
 	dictPattern, classPattern, typeParameter                            tsKind
 	trueNode, falseNode, noneNode, integer, float, notOperator          tsKind
+	pair, conditionalExpression, booleanOperator, binaryOperator        tsKind
 }{
 	comment:                 kindID("comment"),
 	lineContinuation:        kindID("line_continuation"),
@@ -96,12 +97,16 @@ var pk = struct {
 	integer:                 kindID("integer"),
 	float:                   kindID("float"),
 	notOperator:             kindID("not_operator"),
+	pair:                    kindID("pair"),
+	conditionalExpression:   kindID("conditional_expression"),
+	booleanOperator:         kindID("boolean_operator"),
+	binaryOperator:          kindID("binary_operator"),
 }
 
 // pf holds the fields the review looks at, built once like pk.
 var pf = struct {
 	object, attribute, function, arguments, name, alias tsField
-	left, body, condition, argument, moduleName         tsField
+	left, body, condition, argument, moduleName, value  tsField
 }{
 	object:     fieldID("object"),
 	attribute:  fieldID("attribute"),
@@ -114,6 +119,7 @@ var pf = struct {
 	condition:  fieldID("condition"),
 	argument:   fieldID("argument"),
 	moduleName: fieldID("module_name"),
+	value:      fieldID("value"),
 }
 
 // kindID returns the number of a named node kind, and panics if the

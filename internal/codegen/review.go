@@ -51,12 +51,17 @@ type Review struct {
 // private or frame attributes, no pandas or numpy file I/O. See
 // python_rules.go for the lists and why each entry is there. Comments
 // and string literals neither trigger nor hide rules, but f-string
-// fields are code and are checked.
+// fields are code and are checked. String literals are read by their
+// value (escapes decoded, implicitly concatenated parts joined): they may
+// not hold a dunder name, and a string passed to a pandas method that
+// calls the method it names (agg, apply, transform, pivot_table...) may
+// not name a method refused as an attribute, nor be built at run time
+// ("to_" + kind).
 //
-// The review cannot prove code safe: a method name computed at run time
-// and passed to pandas (df.agg(name)) is not seen, for example. Execution
-// must still happen in a sandbox. An unknown language is reported as
-// invalid.
+// The review cannot prove code safe: a method name held in a variable
+// and passed to pandas (name = "to_pickle"; df.agg(name, path)) is not
+// seen, for example. Execution must still happen in a sandbox. An
+// unknown language is reported as invalid.
 //
 // SQL is reviewed by DuckDB's own parser, which runs in a worker process
 // that ReviewCode cannot reach: use ReviewSQL. ReviewCode(code, SQL) never

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -161,6 +162,10 @@ func (r *pyReview) visit(path []pyFrame) (descend, stop bool) {
 	case pk.whileStatement:
 		if r.msg == "" {
 			r.checkLoop(&f.node)
+		}
+	case pk.call:
+		if r.msg == "" {
+			r.checkDispatch(&f.node)
 		}
 	}
 	return true, false
@@ -427,6 +432,149 @@ func (r *pyReview) checkStringValue(n *sitter.Node) {
 	v = r.stringValue(n, true)
 	ln := line(n) + bytes.Count(r.src[n.StartByte():v.offs[at]], []byte("\n"))
 	r.fail(fmt.Sprintf("forbidden string %q on line %d: %q is a dunder name", w, ln, w))
+}
+
+// checkDispatch checks a call to a pandas dispatcher (dispatchers), such
+// as df.agg(...): the string literals in its arguments are method names
+// that pandas looks up and calls, so none may name a method that the
+// review refuses as an attribute (forbiddenMethodName), and the argument
+// that names the function may not be a string built at run time. Dict
+// keys and label arguments (dispatchLabelKeywords, columnArgs, the column
+// of a relabelling pair) are column names and are not checked.
+func (r *pyReview) checkDispatch(call *sitter.Node) {
+	fn := call.ChildByFieldId(pf.function)
+	if fn != nil && fn.KindId() == pk.attribute {
+		fn = fn.ChildByFieldId(pf.attribute)
+	}
+	if fn == nil || fn.KindId() != pk.identifier {
+		return
+	}
+	name := string(text(r.src, fn))
+	d, ok := dispatchers[name]
+	if !ok {
+		return
+	}
+	args := call.ChildByFieldId(pf.arguments)
+	if args == nil || args.KindId() != pk.argumentList {
+		return // f(x for x in y): a generator is no method name
+	}
+	pos := 0
+	for j := uint(0); j < args.NamedChildCount() && r.msg == ""; j++ {
+		a := args.NamedChild(j)
+		switch a.KindId() {
+		case pk.comment:
+		case pk.keywordArgument:
+			kw, v := a.ChildByFieldId(pf.name), a.ChildByFieldId(pf.value)
+			if kw == nil || v == nil {
+				continue
+			}
+			k := string(text(r.src, kw))
+			switch {
+			case dispatchFuncKeywords[k]:
+				r.dispatchArg(name, v, true)
+			case dispatchLabelKeywords[k]:
+			case d.relabels && v.KindId() == pk.tuple && v.NamedChildCount() == 2:
+				r.dispatchArg(name, v.NamedChild(1), true)
+			default:
+				r.dispatchArg(name, v, false)
+			}
+		case pk.listSplat, pk.dictionarySplat, pk.parenthesizedListSplat:
+			// Unpacked arguments land in positions unknown here.
+			r.dispatchArg(name, a, true)
+		default:
+			if !slices.Contains(d.columnArgs, pos) {
+				r.dispatchArg(name, a, slices.Contains(d.funcArgs, pos))
+			}
+			pos++
+		}
+	}
+}
+
+// dispatchArg checks n, in the arguments of a call to the dispatcher fn:
+// its string literals, in containers, dict values and both branches of
+// conditionals, may not name forbidden methods. When isFunc is set, n
+// names the function to call and may not hold a string built at run
+// time either. Lambdas, names, attributes, subscripts and calls are not
+// looked into: pandas calls them, it does not look them up.
+func (r *pyReview) dispatchArg(fn string, n *sitter.Node, isFunc bool) {
+	if r.msg != "" {
+		return
+	}
+	switch n.KindId() {
+	case pk.str, pk.concatenatedString:
+		v := r.stringValue(n, false)
+		switch {
+		case v.fstring && bytes.IndexByte(v.b, 0) >= 0:
+			if isFunc {
+				r.failBuilt(fn, n)
+			}
+		case v.named >= 0, isDunder(v.b):
+			// The string check refuses these, with its own message.
+		default:
+			if why := forbiddenMethodName(v.b); why != "" {
+				r.fail(fmt.Sprintf("forbidden method name %q passed to %s() on line %d: %q %s", v.b, fn, line(n), v.b, why))
+			}
+		}
+	case pk.pair:
+		if v := n.ChildByFieldId(pf.value); v != nil {
+			r.dispatchArg(fn, v, isFunc)
+		}
+	case pk.list, pk.tuple, pk.set, pk.dictionary, pk.parenthesizedExpression,
+		pk.expressionList, pk.conditionalExpression, pk.booleanOperator,
+		pk.listSplat, pk.dictionarySplat, pk.parenthesizedListSplat,
+		pk.listComprehension, pk.setComprehension, pk.generatorExpression,
+		pk.dictionaryComprehension:
+		for j := uint(0); j < n.NamedChildCount(); j++ {
+			r.dispatchArg(fn, n.NamedChild(j), isFunc)
+		}
+	case pk.binaryOperator:
+		// "to_" + name, "%s" % name.
+		if isFunc && holdsString(n) {
+			r.failBuilt(fn, n)
+		}
+	case pk.call:
+		// "{}".format(x), "".join(parts), "X".lower(): methods of strings.
+		if !isFunc {
+			return
+		}
+		f := n.ChildByFieldId(pf.function)
+		if f == nil || f.KindId() != pk.attribute {
+			return
+		}
+		obj, attr := f.ChildByFieldId(pf.object), f.ChildByFieldId(pf.attribute)
+		switch {
+		case obj != nil && (obj.KindId() == pk.str || obj.KindId() == pk.concatenatedString):
+			r.failBuilt(fn, n)
+		case attr != nil && strBuilders[string(text(r.src, attr))]:
+			r.failBuilt(fn, n)
+		}
+	}
+}
+
+// strBuilders are the methods that build a string however they are
+// called: a method name built by them cannot be checked.
+var strBuilders = map[string]bool{"format": true, "format_map": true, "join": true}
+
+// holdsString reports whether n, an operand of a binary operator, holds a
+// string literal: "a" + b, ("%s" % b) + c.
+func holdsString(n *sitter.Node) bool {
+	switch n.KindId() {
+	case pk.str, pk.concatenatedString:
+		return true
+	case pk.binaryOperator, pk.parenthesizedExpression:
+		for j := uint(0); j < n.NamedChildCount(); j++ {
+			if holdsString(n.NamedChild(j)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// failBuilt refuses n, a method name for the dispatcher fn built at run
+// time.
+func (r *pyReview) failBuilt(fn string, n *sitter.Node) {
+	r.fail(fmt.Sprintf("forbidden method name %q passed to %s() on line %d: a method name built at run time cannot be checked", exprText(text(r.src, n)), fn, line(n)))
 }
 
 // checkString checks the literal text t of a string, or of a part of an
