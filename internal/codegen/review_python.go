@@ -493,11 +493,13 @@ func (r *pyReview) checkDispatch(call *sitter.Node) {
 // dispatchArg checks n, in the arguments of a call to the dispatcher fn:
 // its string literals, in containers, dict values and both branches of
 // conditionals, may not name forbidden methods. When isFunc is set, n
-// names the function to call and may not hold a string built at run
-// time either. Lambdas, names, attributes, subscripts and calls are not
-// looked into: pandas calls them, it does not look them up.
+// names the function to call, so it may not hold a string built at run
+// time, and the review looks into the calls and subscripts in it too,
+// whose results may be strings (str("to_pickle"), ["to_pickle"][0]).
+// Lambdas, names and attribute references are callables, which pandas
+// calls, not looks up, and dict keys and subscript keys are labels.
 func (r *pyReview) dispatchArg(fn string, n *sitter.Node, isFunc bool) {
-	if r.msg != "" {
+	if r.msg != "" || n == nil {
 		return
 	}
 	switch n.KindId() {
@@ -515,39 +517,62 @@ func (r *pyReview) dispatchArg(fn string, n *sitter.Node, isFunc bool) {
 				r.fail(fmt.Sprintf("forbidden method name %q passed to %s() on line %d: %q %s", v.b, fn, line(n), v.b, why))
 			}
 		}
-	case pk.pair:
-		if v := n.ChildByFieldId(pf.value); v != nil {
-			r.dispatchArg(fn, v, isFunc)
-		}
+	case pk.pair, pk.keywordArgument:
+		r.dispatchArg(fn, n.ChildByFieldId(pf.value), isFunc)
 	case pk.list, pk.tuple, pk.set, pk.dictionary, pk.parenthesizedExpression,
 		pk.expressionList, pk.conditionalExpression, pk.booleanOperator,
 		pk.listSplat, pk.dictionarySplat, pk.parenthesizedListSplat,
 		pk.listComprehension, pk.setComprehension, pk.generatorExpression,
 		pk.dictionaryComprehension:
-		for j := uint(0); j < n.NamedChildCount(); j++ {
-			r.dispatchArg(fn, n.NamedChild(j), isFunc)
-		}
+		r.dispatchArgs(fn, n, isFunc)
 	case pk.binaryOperator:
-		// "to_" + name, "%s" % name.
+		// "to_" + name, "%s" % name; ["sum"] + ["to_pickle"].
 		if isFunc && holdsString(n) {
 			r.failBuilt(fn, n)
 		}
+		r.dispatchArgs(fn, n, isFunc)
+	case pk.subscript:
+		if isFunc {
+			r.dispatchArg(fn, n.ChildByFieldId(pf.value), isFunc)
+		}
+	case pk.attribute:
+		if isFunc {
+			r.dispatchArg(fn, n.ChildByFieldId(pf.object), isFunc)
+		}
 	case pk.call:
-		// "{}".format(x), "".join(parts), "X".lower(): methods of strings.
 		if !isFunc {
 			return
 		}
+		// "{}".format(x), "".join(parts), "X".lower(): methods of strings.
 		f := n.ChildByFieldId(pf.function)
-		if f == nil || f.KindId() != pk.attribute {
-			return
+		for f != nil && f.KindId() == pk.parenthesizedExpression && f.NamedChildCount() == 1 {
+			f = f.NamedChild(0)
 		}
-		obj, attr := f.ChildByFieldId(pf.object), f.ChildByFieldId(pf.attribute)
-		switch {
-		case obj != nil && (obj.KindId() == pk.str || obj.KindId() == pk.concatenatedString):
-			r.failBuilt(fn, n)
-		case attr != nil && strBuilders[string(text(r.src, attr))]:
-			r.failBuilt(fn, n)
+		if f != nil && f.KindId() == pk.attribute {
+			obj, attr := f.ChildByFieldId(pf.object), f.ChildByFieldId(pf.attribute)
+			switch {
+			case obj != nil && (obj.KindId() == pk.str || obj.KindId() == pk.concatenatedString):
+				r.failBuilt(fn, n)
+			case attr != nil && strBuilders[string(text(r.src, attr))]:
+				r.failBuilt(fn, n)
+			}
 		}
+		if f != nil && f.KindId() == pk.lambda {
+			// (lambda: "to_pickle")(): the lambda's value is the name.
+			r.dispatchArg(fn, f.ChildByFieldId(pf.body), isFunc)
+		} else {
+			r.dispatchArg(fn, f, isFunc)
+		}
+		if args := n.ChildByFieldId(pf.arguments); args != nil && args.KindId() == pk.argumentList {
+			r.dispatchArgs(fn, args, isFunc)
+		}
+	}
+}
+
+// dispatchArgs checks each named child of n with dispatchArg.
+func (r *pyReview) dispatchArgs(fn string, n *sitter.Node, isFunc bool) {
+	for j := uint(0); j < n.NamedChildCount() && r.msg == ""; j++ {
+		r.dispatchArg(fn, n.NamedChild(j), isFunc)
 	}
 }
 
