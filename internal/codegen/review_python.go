@@ -136,7 +136,7 @@ func (r *pyReview) visit(path []pyFrame) (descend, stop bool) {
 		// the rules read the joined value; the parts are not checked
 		// again, but the fields of f-string parts are code.
 		if r.msg == "" && !isDocstring(path) {
-			r.checkStringValue(&f.node)
+			r.checkStringValue(path, &f.node)
 		}
 		return true, false
 	case pk.str:
@@ -148,8 +148,11 @@ func (r *pyReview) visit(path []pyFrame) (descend, stop bool) {
 				// No escapes: the text is the value, which saves calls
 				// into C for the parts.
 				r.checkString(&f.node, t)
+				if v, ok := plainValue(t); ok {
+					r.checkMethodString(path, &f.node, v)
+				}
 			} else {
-				r.checkStringValue(&f.node)
+				r.checkStringValue(path, &f.node)
 			}
 		}
 		// Only the fields of an f-string hold code.
@@ -412,7 +415,7 @@ func (r *pyReview) stringValue(n *sitter.Node, track bool) strValue {
 // checkStringValue checks the value of n, a string or a
 // concatenated_string (stringValue), as checkString checks plain text,
 // and refuses named escapes, whose value the review cannot know.
-func (r *pyReview) checkStringValue(n *sitter.Node) {
+func (r *pyReview) checkStringValue(path []pyFrame, n *sitter.Node) {
 	v := r.stringValue(n, false)
 	if v.named >= 0 {
 		esc := r.src[v.named:]
@@ -427,6 +430,9 @@ func (r *pyReview) checkStringValue(n *sitter.Node) {
 	}
 	w, at := findDunder(v.b)
 	if w == "" {
+		if t := text(r.src, n); !bytes.ContainsAny(t[:max(bytes.IndexAny(t, `'"`), 0)], "fFtTbB") {
+			r.checkMethodString(path, n, v.b)
+		}
 		return
 	}
 	v = r.stringValue(n, true)
@@ -610,6 +616,92 @@ func (r *pyReview) checkString(n *sitter.Node, t []byte) {
 		ln := line(n) + bytes.Count(t[:at], []byte("\n"))
 		r.fail(fmt.Sprintf("forbidden string %q on line %d: %q is a dunder name", w, ln, w))
 	}
+}
+
+// checkMethodString refuses a string literal whose whole value names a
+// pandas method that writes or reads files, runs code or imports by name
+// (dispatchable) and that the review refuses as an attribute
+// (forbiddenMethodName), wherever the string stands:
+// pandas calls a method named in a string (df.agg(name, ...)), and a
+// name held in a variable first (m = "to_pickle"; df.agg(m, path)) is
+// out of checkDispatch's sight. Dict keys and subscript keys are column
+// names and are exempt, and so are private-looking names ("_merge"), which
+// the attribute rule refuses for another reason.
+func (r *pyReview) checkMethodString(path []pyFrame, n *sitter.Node, v []byte) {
+	if r.msg != "" || len(v) == 0 || v[0] == '_' || !isASCIIIdentifier(v) {
+		return
+	}
+	if !dispatchable(v) {
+		return
+	}
+	why := forbiddenMethodName(v)
+	if why == "" || isKey(path) {
+		return
+	}
+	r.fail(fmt.Sprintf("forbidden string %q on line %d: pandas calls methods named in strings, and %q %s", v, line(n), v, why))
+}
+
+// dispatchable reports whether name is one of the pandas methods that a
+// string may not name anywhere: to_* and read_* (files), query and eval
+// (code), plot, hist, boxplot and style (imports by name), info. Other
+// names the attribute rule refuses ("open", "sys") are common column
+// names, and stay refused only where pandas takes a method name
+// (checkDispatch).
+func dispatchable(name []byte) bool {
+	switch string(name) {
+	case "query", "eval", "plot", "hist", "boxplot", "style", "info":
+		return true
+	}
+	return bytes.HasPrefix(name, []byte("to_")) || bytes.HasPrefix(name, []byte("read_"))
+}
+
+// plainValue is the value of a string literal's text t without escapes
+// or fields: the text between its quotes. It reports false for bytes and
+// f-strings, whose values are no method names.
+func plainValue(t []byte) ([]byte, bool) {
+	q := bytes.IndexAny(t, `'"`)
+	if q < 0 || bytes.ContainsAny(t[:q], "fFtTbB") {
+		return nil, false
+	}
+	ql := 1
+	if len(t) >= q+6 && t[q+1] == t[q] && t[q+2] == t[q] {
+		ql = 3
+	}
+	if len(t) < q+2*ql {
+		return nil, false
+	}
+	return t[q+ql : len(t)-ql], true
+}
+
+// isASCIIIdentifier reports whether b is a Python identifier in ASCII.
+func isASCIIIdentifier(b []byte) bool {
+	for i, c := range b {
+		switch {
+		case c == '_', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// isKey reports whether the string at the end of path is a dict key or a
+// subscript's key: a column name, never called.
+func isKey(path []pyFrame) bool {
+	if len(path) < 2 {
+		return false
+	}
+	self, parent := &path[len(path)-1].node, &path[len(path)-2]
+	switch parent.kind {
+	case pk.pair:
+		k := parent.node.NamedChild(0)
+		return k != nil && k.StartByte() == self.StartByte()
+	case pk.subscript:
+		v := parent.node.NamedChild(0)
+		return v != nil && v.StartByte() != self.StartByte()
+	}
+	return false
 }
 
 // isDocstring reports whether the string at the end of path stands alone
