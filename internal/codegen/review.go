@@ -1,6 +1,10 @@
 package codegen
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
 
 // Language is a supported code-generation target. The review rules differ
 // completely per language, so callers must pass the language the code was
@@ -83,4 +87,16 @@ func ReviewCode(code string, lang Language) Review {
 		warnings = []string{}
 	}
 	return Review{IsValid: msg == "", ErrorMessage: msg, Warnings: warnings}
+}
+
+// bounds returns why code, called what in the message ("code", "SQL"), is
+// empty or longer than MaxCodeLength characters, or "".
+func bounds(code, what string) string {
+	if strings.TrimSpace(code) == "" {
+		return what + " is empty"
+	}
+	if n := utf8.RuneCountInString(code); n > MaxCodeLength {
+		return fmt.Sprintf("%s is too long: %d characters (limit %d)", what, n, MaxCodeLength)
+	}
+	return ""
 }

@@ -21,11 +21,8 @@ import (
 // reported before a rule, because on a tree that error recovery had to
 // patch up a rule can fire on what the author meant as a string.
 func reviewPython(code string) (string, []string) {
-	if strings.TrimSpace(code) == "" {
-		return "code is empty", nil
-	}
-	if n := utf8.RuneCountInString(code); n > MaxCodeLength {
-		return fmt.Sprintf("code is too long: %d characters (limit %d)", n, MaxCodeLength), nil
+	if msg := bounds(code, "code"); msg != "" {
+		return msg, nil
 	}
 	// CPython refuses both; a parser that read them otherwise could see
 	// code where CPython sees none, or the reverse.

@@ -3,9 +3,6 @@ package codegen
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/nexus/nexus/internal/infra/dataset"
 )
@@ -35,15 +32,7 @@ func ReviewSQL(ctx context.Context, code string, check SQLCheck) Review {
 }
 
 // sqlBounds returns why code is out of bounds, or "".
-func sqlBounds(code string) string {
-	if strings.TrimSpace(code) == "" {
-		return "SQL is empty"
-	}
-	if n := utf8.RuneCountInString(code); n > MaxCodeLength {
-		return fmt.Sprintf("SQL is too long: %d characters (limit %d)", n, MaxCodeLength)
-	}
-	return ""
-}
+func sqlBounds(code string) string { return bounds(code, "SQL") }
 
 // sqlVerdict turns a check's error into a review message, or "". A
 // refusal by the guard speaks for itself; anything else DuckDB said
