@@ -140,7 +140,9 @@ func withBombLimits(o *startOpts) {
 // the run step degrades (no LLM circuit counts it), the server's own
 // memory stays flat, and the kill shows in metrics and health.
 func TestPlannerBombShouldBeKilledAndTheAnalystDegrade(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the RSS it bounds is this whole test process's, so
+	// no other test may be running (Go runs sequential tests before it
+	// releases the parallel ones).
 	n := startNexus(t, withBombLimits)
 	baseline := selfRSSMB(t)
 	peak := watchRSS(t)
@@ -188,7 +190,9 @@ func TestGenerateSQLCheckBombShouldBeKilled(t *testing.T) {
 // its request deadline, the server's own memory stays bounded, and
 // /generate for another user is served meanwhile.
 func TestConcurrentBombsShouldNotStarveOtherUsers(t *testing.T) {
-	t.Parallel()
+	// Not parallel: the RSS it bounds is this whole test process's, so
+	// no other test may be running (Go runs sequential tests before it
+	// releases the parallel ones).
 	n := startNexus(t, withBombLimits, func(o *startOpts) {
 		o.cfg.Datasets.StatementTimeout = 1
 		o.cfg.Datasets.MaxInlineLoads = 8
