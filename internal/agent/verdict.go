@@ -23,7 +23,7 @@ const (
 // parseVerdict reads the critic's reply. The verdict is the first word of
 // the reply, VALID or INVALID in any case, optionally wrapped in Markdown
 // or brackets ("**INVALID**", "[VALID]") and optionally labelled
-// ("Verdict: INVALID"). Only the whole word counts: "VALIDATED" and
+// ("Verdict: INVALID"); "NOT VALID" reads as INVALID. Only the whole word counts: "VALIDATED" and
 // "INVALIDATE" are not verdicts, and neither is either word later in the
 // reply, so "VALID. No invalid numbers." is valid. The critique is the
 // rest of the reply, after the token's closing marks and separators.
@@ -39,6 +39,12 @@ func parseVerdict(reply string) (verdict, critique string) {
 		word, rest = leadingWord(strings.TrimLeftFunc(rest, func(r rune) bool {
 			return unicode.IsSpace(r) || strings.ContainsRune(openMarks+closeMarks, r)
 		}))
+	}
+	if strings.EqualFold(word, "not") {
+		// "NOT VALID: ..." is a verdict of invalid, not a chatty opener.
+		if next, after := leadingWord(strings.TrimLeft(rest, " \t")); strings.EqualFold(next, "valid") {
+			return verdictInvalid, critiqueAfter(after)
+		}
 	}
 	switch {
 	case strings.EqualFold(word, "valid"):

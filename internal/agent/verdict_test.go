@@ -12,6 +12,9 @@ func TestParseVerdictShouldReadOnlyTheTokenAtTheStart(t *testing.T) {
 	}{
 		{"bare valid", "VALID", "valid", ""},
 		{"bare invalid", "INVALID", "invalid", ""},
+		{"not valid reads as invalid", "Not valid: North has 160, not 200.", "invalid", "North has 160, not 200."},
+		{"NOT VALID in bold", "**NOT VALID** - wrong total", "invalid", "wrong total"},
+		{"not a verdict after not", "Not sure, but it looks fine.", "valid", "Not sure, but it looks fine."},
 		{"valid then text naming invalid numbers (issue 8)", "VALID. No invalid numbers.", "valid", "No invalid numbers."},
 		{"valid then INVALID in the text", "VALID — nothing INVALID here", "valid", "nothing INVALID here"},
 		{"invalid then critique after a colon", "INVALID: the result shows North with 160, not South.", "invalid", "the result shows North with 160, not South."},
