@@ -29,9 +29,7 @@ import (
 
 func TestMain(m *testing.M) {
 	// Store workers are this test binary, started with dataset.WorkerArg.
-	if dataset.IsWorker(os.Args) {
-		os.Exit(dataset.RunWorker(os.Args[2:]))
-	}
+	dataset.RunIfWorker()
 	goleak.VerifyTestMain(m)
 }
 

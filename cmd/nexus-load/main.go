@@ -36,9 +36,7 @@ import (
 func main() {
 	// Nexus's dataset store runs DuckDB in worker processes that re-execute
 	// this binary.
-	if dataset.IsWorker(os.Args) {
-		os.Exit(dataset.RunWorker(os.Args[2:]))
-	}
+	dataset.RunIfWorker()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {

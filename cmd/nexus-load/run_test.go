@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +15,7 @@ import (
 func TestMain(m *testing.M) {
 	// Nexus's DuckDB workers are this test binary, started with
 	// dataset.WorkerArg.
-	if dataset.IsWorker(os.Args) {
-		os.Exit(dataset.RunWorker(os.Args[2:]))
-	}
+	dataset.RunIfWorker()
 	goleak.VerifyTestMain(m)
 }
 

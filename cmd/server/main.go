@@ -16,9 +16,7 @@ import (
 func main() {
 	// The same binary runs the DuckDB worker processes that the dataset
 	// store supervises.
-	if dataset.IsWorker(os.Args) {
-		os.Exit(dataset.RunWorker(os.Args[2:]))
-	}
+	dataset.RunIfWorker()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

@@ -1,7 +1,6 @@
 package codegen_test
 
 import (
-	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -12,8 +11,6 @@ import (
 func TestMain(m *testing.M) {
 	// The SQL review runs in dataset.Store workers: this test binary,
 	// started with dataset.WorkerArg.
-	if dataset.IsWorker(os.Args) {
-		os.Exit(dataset.RunWorker(os.Args[2:]))
-	}
+	dataset.RunIfWorker()
 	goleak.VerifyTestMain(m)
 }

@@ -58,7 +58,7 @@ type Config struct {
 	// the address space DuckDB reserves (not in race-detector builds).
 	WorkerMemoryMB int
 	// WorkerCommand starts a worker; the default is this executable with
-	// WorkerArg. Its main must dispatch on IsWorker first.
+	// WorkerArg. Its main must call RunIfWorker first.
 	WorkerCommand []string
 	// MaxJSONDepth caps the nesting of JSON input, checked by a streaming
 	// scan before DuckDB reads it.

@@ -19,12 +19,21 @@ import (
 )
 
 // WorkerArg is the hidden first argument that turns the Nexus binary (or a
-// test binary) into a DuckDB worker. A main function calls
-// IsWorker(os.Args) first and, if true, os.Exit(RunWorker(os.Args[2:])).
+// test binary) into a DuckDB worker. A main function (or TestMain) that
+// starts a Store calls RunIfWorker first.
 const WorkerArg = "__nexus-duckdb-worker"
 
 // IsWorker reports whether args (os.Args) start a worker.
 func IsWorker(args []string) bool { return len(args) > 1 && args[1] == WorkerArg }
+
+// RunIfWorker returns at once unless this process was started as a
+// worker (IsWorker(os.Args)); then it serves as one and exits with
+// RunWorker's code, never returning.
+func RunIfWorker() {
+	if IsWorker(os.Args) {
+		os.Exit(RunWorker(os.Args[2:]))
+	}
+}
 
 // RunWorker serves jobs on fds 3 (in) and 4 (out) until the supervisor
 // closes its end, and returns the exit code. args are the flags after
