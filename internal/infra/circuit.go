@@ -162,9 +162,12 @@ func newCircuit(name string, cfg config.Circuit, enabled bool, model, target str
 	return c
 }
 
-// build (re)creates the breaker and the call limit. Requires mu or exclusivity.
+// build (re)creates the breaker and the call limit, and zeroes the failure
+// streak, since the new breaker has counted nothing yet. Requires mu or
+// exclusivity.
 func (c *Circuit) build(cfg config.Circuit, enabled bool, model string) {
 	c.cfg, c.enabled, c.model = cfg, enabled, model
+	c.counts.consecutive = 0
 	c.limit = callTimeout(cfg.Timeout.Duration())
 	c.cb = circuitbreaker.NewBuilder[ChatResponse]().
 		WithFailureThreshold(uint(cfg.FailureThreshold)).

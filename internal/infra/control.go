@@ -93,7 +93,6 @@ func (c *Circuit) closeLocked(reason string) {
 		c.noteTransition(Transition{Circuit: c.name, From: from, To: StateClosed, Reason: reason, At: c.now(), Forced: true})
 	}
 	c.build(c.cfg, c.enabled, c.model)
-	c.counts.consecutive = 0
 }
 
 // control runs a forced breaker change so that the listener marks the
@@ -136,7 +135,6 @@ func (c *Circuit) reconfigure(cfg config.Circuit, enabled, logChanges bool, mode
 	c.syncLocked()
 	from := c.stateLocked()
 	c.build(cfg, enabled, model)
-	c.counts.consecutive = 0 // the new breaker has counted nothing yet
 	to := c.stateLocked()
 	now := c.now()
 	c.events.add(Event{At: now, Type: EventReconfig, Reason: "settings changed by a config reload"})
