@@ -14,13 +14,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
-// Completer is a guarded LLM call; *infra.Circuit provides it.
+// Completer is a guarded LLM call; *circuit.Circuit provides it.
 type Completer interface {
-	Complete(ctx context.Context, req infra.ChatRequest) (infra.ChatResponse, error)
+	Complete(ctx context.Context, req llm.ChatRequest) (llm.ChatResponse, error)
 	Name() string
 }
 
@@ -161,7 +162,7 @@ func (r *run) step(name, circuit, outcome string, attempts int, started time.Tim
 
 // Analyze answers req. A malformed inline dataset is an *InputError; an
 // unknown dataset wraps dataset.ErrNotFound; when no answer can be had at
-// all the error is the last *infra.LLMError, wrapped in *UnavailableError
+// all the error is the last *circuit.LLMError, wrapped in *UnavailableError
 // when there was data.
 func (a *Analyst) Analyze(ctx context.Context, req Request) (Answer, error) {
 	start := time.Now()
@@ -185,7 +186,7 @@ func (r *run) direct(ctx context.Context) error {
 	r.step(StepPlan, r.a.cfg.Planner.Name(), OutcomeSkipped, 0, time.Now(), "no data to query")
 	r.step(StepRun, "", OutcomeSkipped, 0, time.Now(), "no data to query")
 	t := time.Now()
-	resp, err := r.a.cfg.Answerer.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: directPrompt(r.req.Query)})
+	resp, err := r.a.cfg.Answerer.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: directPrompt(r.req.Query)})
 	if err != nil {
 		return err
 	}
@@ -212,7 +213,7 @@ func (r *run) withData(ctx context.Context) error {
 	t := time.Now()
 	if ok {
 		r.out.Columns, r.out.Rows, r.out.RowCount, r.out.Truncated = res.Columns, res.Rows, res.RowCount, res.Truncated
-		resp, err := r.a.cfg.Answerer.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: answerPrompt(r.req.Query, r.out.SQL, res)})
+		resp, err := r.a.cfg.Answerer.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: answerPrompt(r.req.Query, r.out.SQL, res)})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -227,7 +228,7 @@ func (r *run) withData(ctx context.Context) error {
 		// The seed's direct_llm_fallback: answer from the profile and
 		// sample alone.
 		r.out.Columns, r.out.Rows = []dataset.Column{}, [][]any{}
-		resp, err := r.a.cfg.Answerer.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: profilePrompt(r.req.Query, facts)})
+		resp, err := r.a.cfg.Answerer.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: profilePrompt(r.req.Query, facts)})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -289,7 +290,7 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string) (datase
 	var runTook time.Duration
 	var lastErr string
 	for attempt := 1; attempt <= r.a.cfg.MaxSQLAttempts; attempt++ {
-		resp, err := planner.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: msgs})
+		resp, err := planner.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: msgs})
 		if err != nil {
 			// Any LLM failure here, a 400 included, degrades like an
 			// open circuit: the question can still be answered.
@@ -304,7 +305,7 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string) (datase
 			}
 			return dataset.Result{}, false
 		}
-		sql := infra.ExtractFenced(resp.Content, []string{"sql", "duckdb"})
+		sql := llm.ExtractFenced(resp.Content, []string{"sql", "duckdb"})
 		t := time.Now()
 		res, qerr := table.Query(ctx, sql)
 		runTook += time.Since(t)
@@ -320,8 +321,8 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string) (datase
 		}
 		lastErr = queryError(qerr)
 		msgs = append(msgs,
-			infra.Message{Role: "assistant", Content: resp.Content},
-			infra.Message{Role: "user", Content: fmt.Sprintf("That query failed: %s\nWrite one corrected DuckDB SELECT over the table data, in a ```sql block.", lastErr)})
+			llm.Message{Role: "assistant", Content: resp.Content},
+			llm.Message{Role: "user", Content: fmt.Sprintf("That query failed: %s\nWrite one corrected DuckDB SELECT over the table data, in a ```sql block.", lastErr)})
 	}
 	r.steps = append(r.steps, Step{Step: StepPlan, Circuit: planner.Name(), Outcome: OutcomeOK,
 		Attempts: r.a.cfg.MaxSQLAttempts, Duration: time.Since(planStart) - runTook})
@@ -342,7 +343,7 @@ func queryError(err error) string {
 
 // llmReason describes an LLM failure for a step's detail.
 func llmReason(err error) string {
-	var le *infra.LLMError
+	var le *circuit.LLMError
 	if errors.As(err, &le) {
 		return string(le.Kind) + ": " + le.Message
 	}
@@ -364,7 +365,7 @@ func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
 	attempts := 0
 	for {
 		attempts++
-		resp, err := critic.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: criticPrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer)})
+		resp, err := critic.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: criticPrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer)})
 		if err != nil {
 			rv.Verdict, rv.Critique = verdictSkipped, ""
 			r.step(StepReview, critic.Name(), OutcomeFallback, attempts, t, "unreviewed answer: "+llmReason(err))
@@ -376,7 +377,7 @@ func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
 			r.step(StepReview, critic.Name(), OutcomeOK, attempts, t, "")
 			return
 		}
-		again, err := r.a.cfg.Answerer.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: revisePrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer, critique)})
+		again, err := r.a.cfg.Answerer.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: revisePrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer, critique)})
 		if err != nil {
 			// The critic's verdict stands, but the answer it judged
 			// invalid could not be fixed: the review degraded.

@@ -13,8 +13,9 @@ import (
 	"testing"
 
 	"github.com/nexus/nexus/internal/agent"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 const question = "Which region sells most?"
@@ -73,7 +74,7 @@ func TestAnalyzeShouldPlanQueryAndAnswer(t *testing.T) {
 			if got := r.answerer.lastMessage(t, 0); !strings.HasPrefix(got, "SQL:\n"+bySales+"\nResult: 3 rows\nregion | total\nNorth | 160\n") {
 				t.Errorf("answer prompt:\n%s", got)
 			}
-			for _, c := range [][]infra.ChatRequest{r.planner.calls, r.answerer.calls} {
+			for _, c := range [][]llm.ChatRequest{r.planner.calls, r.answerer.calls} {
 				if c[0].Model != "llama3.1" {
 					t.Errorf("request model %q, want the caller's", c[0].Model)
 				}
@@ -101,8 +102,8 @@ func TestAnalyzeShouldSendTheSQLErrorBackAndUseTheCorrectedQuery(t *testing.T) {
 		t.Fatalf("queries: %q", r.table.queries)
 	}
 	retry := append(r.planner.calls[0].Messages,
-		infra.Message{Role: "assistant", Content: "Here you go:\n```sql\n" + bad + "\n```"},
-		infra.Message{Role: "user", Content: "That query failed: Binder Error: Referenced column \"regoin\" not found\n" +
+		llm.Message{Role: "assistant", Content: "Here you go:\n```sql\n" + bad + "\n```"},
+		llm.Message{Role: "user", Content: "That query failed: Binder Error: Referenced column \"regoin\" not found\n" +
 			"Write one corrected DuckDB SELECT over the table data, in a ```sql block."})
 	if !reflect.DeepEqual(r.planner.calls[1].Messages, retry) {
 		t.Fatalf("retry prompt:\n got  %q\n want %q", r.planner.calls[1].Messages, retry)
@@ -190,7 +191,7 @@ func TestAnalyzeShouldAnswerFromTheProfileWhenThePlannerIsAway(t *testing.T) {
 			run:         fellBack(1, "no query succeeded: no a"),
 			wantQueries: 1, wantDegraded: []string{agent.StepPlan, agent.StepRun}, wantPlanCalls: 2},
 		{name: "a rejected request degrades like an open circuit",
-			planner: []llmStep{fails(&infra.LLMError{Circuit: "code_generator", Kind: infra.KindRejected, Status: 400, Message: "context length exceeded"})},
+			planner: []llmStep{fails(&circuit.LLMError{Circuit: "code_generator", Kind: llm.KindRejected, Status: 400, Message: "context length exceeded"})},
 			plan:    fellBack(1, "llm_rejected_request: context length exceeded"),
 			run:     skipped("no query was written"), wantDegraded: []string{agent.StepPlan}, wantPlanCalls: 1},
 	}
@@ -256,7 +257,7 @@ func TestAnalyzeShouldBeUnavailableWithTheProfileWhenNoPathIsLeft(t *testing.T) 
 
 	// Then the error carries the analyst's error and the dataset's profile
 	var ue *agent.UnavailableError
-	if !errors.As(err, &ue) || ue.Err != answererErr || !errors.Is(err, infra.ErrCircuitOpen) {
+	if !errors.As(err, &ue) || ue.Err != answererErr || !errors.Is(err, circuit.ErrCircuitOpen) {
 		t.Fatalf("err = %#v, want an *UnavailableError wrapping the data_analyst error", err)
 	}
 	if ue.Profile == nil || !reflect.DeepEqual(*ue.Profile, r.table.profile) {
@@ -276,7 +277,7 @@ func TestAnalyzeShouldReturnTheAnalystErrorForADirectQuestion(t *testing.T) {
 
 	ans, err := r.analyze(context.Background(), agent.Request{Query: "What is a median?"})
 
-	var le *infra.LLMError
+	var le *circuit.LLMError
 	if !errors.As(err, &le) || le != answererErr {
 		t.Fatalf("err = %#v, want the data_analyst error itself", err)
 	}
@@ -320,7 +321,7 @@ func TestAnalyzeShouldReturnTheContextErrorWhenTheCallerHangsUp(t *testing.T) {
 	r.table.script = []query{{res: salesResult()}}
 	r.answerer.then(func(context.Context) (string, error) {
 		cancel()
-		return "", &infra.LLMError{Circuit: "data_analyst", Kind: infra.KindCanceled, Message: "the caller went away", Err: context.Canceled}
+		return "", &circuit.LLMError{Circuit: "data_analyst", Kind: llm.KindCanceled, Message: "the caller went away", Err: context.Canceled}
 	})
 
 	// When the question is asked

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 const vegaLiteSchema = "https://vega.github.io/schema/vega-lite/v5.json"
@@ -27,7 +27,7 @@ func (r *run) chart(ctx context.Context, res *dataset.Result) {
 		r.step(StepChart, charter.Name(), OutcomeSkipped, 0, t, "no query result to chart")
 		return
 	}
-	resp, err := charter.Complete(ctx, infra.ChatRequest{Model: r.req.Model, Messages: chartPrompt(r.req.Query, *res)})
+	resp, err := charter.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: chartPrompt(r.req.Query, *res)})
 	var why string
 	if err != nil {
 		why = llmReason(err)
@@ -51,7 +51,7 @@ func (r *run) chart(ctx context.Context, res *dataset.Result) {
 // result columns, keeping only what renders from inline data (see
 // inlineOnly).
 func parseSpec(reply string, cols []dataset.Column) (map[string]any, string) {
-	text := infra.ExtractFenced(reply, []string{"json", "vega-lite", "vegalite"})
+	text := llm.ExtractFenced(reply, []string{"json", "vega-lite", "vegalite"})
 	var spec map[string]any
 	if err := json.Unmarshal([]byte(text), &spec); err != nil {
 		return nil, "not valid JSON"

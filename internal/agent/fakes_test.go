@@ -14,8 +14,9 @@ import (
 	"testing"
 
 	"github.com/nexus/nexus/internal/agent"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 // llmStep is one scripted reply of a fakeLLM.
@@ -40,7 +41,7 @@ type fakeLLM struct {
 	tb     testing.TB
 	name   string
 	script []llmStep
-	calls  []infra.ChatRequest
+	calls  []llm.ChatRequest
 }
 
 func newLLM(tb testing.TB, name string) *fakeLLM { return &fakeLLM{tb: tb, name: name} }
@@ -56,19 +57,19 @@ func (f *fakeLLM) then(steps ...llmStep) *fakeLLM {
 
 func (f *fakeLLM) Name() string { return f.name }
 
-func (f *fakeLLM) Complete(ctx context.Context, req infra.ChatRequest) (infra.ChatResponse, error) {
+func (f *fakeLLM) Complete(ctx context.Context, req llm.ChatRequest) (llm.ChatResponse, error) {
 	req.Messages = slices.Clone(req.Messages) // as sent, whatever the caller does next
 	f.calls = append(f.calls, req)
 	n := len(f.calls)
 	if n > len(f.script) {
 		f.tb.Errorf("%s: unscripted call %d", f.name, n)
-		return infra.ChatResponse{}, &infra.LLMError{Circuit: f.name, Kind: infra.KindUnavailable, Message: "unscripted call"}
+		return llm.ChatResponse{}, &circuit.LLMError{Circuit: f.name, Kind: llm.KindUnavailable, Message: "unscripted call"}
 	}
 	content, err := f.script[n-1](ctx)
 	if err != nil {
-		return infra.ChatResponse{}, err
+		return llm.ChatResponse{}, err
 	}
-	return infra.ChatResponse{Content: content, Model: f.model()}, nil
+	return llm.ChatResponse{Content: content, Model: f.model()}, nil
 }
 
 // lastMessage is the last message of the i-th request (from 0).
@@ -82,9 +83,9 @@ func (f *fakeLLM) lastMessage(t *testing.T, i int) string {
 }
 
 // circuitOpen is what a circuit returns when it refuses a call.
-func circuitOpen(name string) *infra.LLMError {
-	return &infra.LLMError{Circuit: name, Kind: infra.KindCircuitOpen, State: "open",
-		Message: "circuit " + name + " is open after repeated LLM failures; no request was sent", Err: infra.ErrCircuitOpen}
+func circuitOpen(name string) *circuit.LLMError {
+	return &circuit.LLMError{Circuit: name, Kind: llm.KindCircuitOpen, State: "open",
+		Message: "circuit " + name + " is open after repeated LLM failures; no request was sent", Err: circuit.ErrCircuitOpen}
 }
 
 // query is one scripted reply of a fakeTable's Query.

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 // Limits on what of the data goes into a prompt.
@@ -16,11 +16,11 @@ const (
 	promptCellChars = 80
 )
 
-func system(text string) infra.Message { return infra.Message{Role: "system", Content: text} }
-func user(text string) infra.Message   { return infra.Message{Role: "user", Content: text} }
+func system(text string) llm.Message { return llm.Message{Role: "system", Content: text} }
+func user(text string) llm.Message   { return llm.Message{Role: "user", Content: text} }
 
-func directPrompt(query string) []infra.Message {
-	return []infra.Message{
+func directPrompt(query string) []llm.Message {
+	return []llm.Message{
 		system("You are a careful data analyst. Answer the user's question concisely and say when you would need data to be sure."),
 		user(query),
 	}
@@ -106,8 +106,8 @@ func cell(v any) string {
 	return strings.ReplaceAll(s, "\n", " ")
 }
 
-func planPrompt(query, facts string) []infra.Message {
-	return []infra.Message{
+func planPrompt(query, facts string) []llm.Message {
+	return []llm.Message{
 		system("You write exactly one read-only DuckDB SQL query (a single SELECT, or WITH … SELECT) that answers the user's question. " +
 			"The data is in a table named data; use only the columns listed. Never modify data, read files or change settings. " +
 			"Reply with the query alone in a ```sql fenced block."),
@@ -123,16 +123,16 @@ func resultText(sql string, res dataset.Result) string {
 	return fmt.Sprintf("SQL:\n%s\nResult: %d rows%s\n%s", sql, res.RowCount, note, table(res.Columns, res.Rows, promptRows))
 }
 
-func answerPrompt(query, sql string, res dataset.Result) []infra.Message {
-	return []infra.Message{
+func answerPrompt(query, sql string, res dataset.Result) []llm.Message {
+	return []llm.Message{
 		system("You are a careful data analyst. Answer the user's question in plain language from the query result below, " +
 			"citing the numbers it shows. Do not invent numbers that are not in the result."),
 		user(fmt.Sprintf("%s\nQuestion: %s", resultText(sql, res), query)),
 	}
 }
 
-func profilePrompt(query, facts string) []infra.Message {
-	return []infra.Message{
+func profilePrompt(query, facts string) []llm.Message {
+	return []llm.Message{
 		system("You are a careful data analyst. No query could be run, so answer from the table profile and sample below. " +
 			"Cite only numbers that appear there, and say what would need a query to be certain."),
 		user(fmt.Sprintf("%s\nQuestion: %s", facts, query)),
@@ -150,24 +150,24 @@ func evidence(sql string, res *dataset.Result, facts string) string {
 	}
 }
 
-func criticPrompt(query, sql string, res *dataset.Result, facts, answer string) []infra.Message {
-	return []infra.Message{
+func criticPrompt(query, sql string, res *dataset.Result, facts, answer string) []llm.Message {
+	return []llm.Message{
 		system("You are a strict reviewer. Check the answer against the evidence: every number it cites must be supported, " +
 			"and it must answer the question. Reply with VALID, or with INVALID followed by the specific problems."),
 		user(fmt.Sprintf("%s\nQuestion: %s\nAnswer to review:\n%s", evidence(sql, res, facts), query, answer)),
 	}
 }
 
-func revisePrompt(query, sql string, res *dataset.Result, facts, answer, critique string) []infra.Message {
-	return []infra.Message{
+func revisePrompt(query, sql string, res *dataset.Result, facts, answer, critique string) []llm.Message {
+	return []llm.Message{
 		system("You are a careful data analyst. A reviewer found problems in your previous answer. Write a corrected answer " +
 			"from the evidence, citing its numbers."),
 		user(fmt.Sprintf("%s\nQuestion: %s\nPrevious answer:\n%s\nReviewer's critique:\n%s", evidence(sql, res, facts), query, answer, critique)),
 	}
 }
 
-func chartPrompt(query string, res dataset.Result) []infra.Message {
-	return []infra.Message{
+func chartPrompt(query string, res dataset.Result) []llm.Message {
+	return []llm.Message{
 		system("You propose one Vega-Lite v5 chart for a query result. Reply with a JSON object in a ```json block, with " +
 			"\"mark\" and \"encoding\" using only the result's column names as fields; omit \"data\", which is added for you."),
 		user(fmt.Sprintf("Question: %s\nResult columns and first rows:\n%s", query, table(res.Columns, res.Rows, 10))),

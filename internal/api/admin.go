@@ -11,7 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 )
 
 // Admin actions on a circuit.
@@ -45,45 +45,45 @@ func adminOnly(token string, log *slog.Logger) echo.MiddlewareFunc {
 	}
 }
 
-func lookupCircuit(r CircuitReporter, c echo.Context) (*infra.Circuit, error) {
-	circuit, err := r.Lookup(c.Param("name"))
-	if errors.Is(err, infra.ErrUnknownCircuit) {
+func lookupCircuit(r CircuitReporter, c echo.Context) (*circuit.Circuit, error) {
+	cb, err := r.Lookup(c.Param("name"))
+	if errors.Is(err, circuit.ErrUnknownCircuit) {
 		return nil, &Error{Status: http.StatusNotFound, Code: "unknown_circuit", Message: err.Error(), Field: "name"}
 	}
-	return circuit, err
+	return cb, err
 }
 
 func handleCircuitAction(r CircuitReporter, log *slog.Logger, action string) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		circuit, err := lookupCircuit(r, c)
+		cb, err := lookupCircuit(r, c)
 		if err != nil {
 			return err
 		}
 		reason := "forced " + action + " by an operator"
-		log.Info("admin action", slog.String("action", action), slog.String("circuit", circuit.Name()),
+		log.Info("admin action", slog.String("action", action), slog.String("circuit", cb.Name()),
 			slog.String("request_id", requestIDOf(c)), slog.String("remote", c.RealIP()))
 		switch action {
 		case actionOpen:
-			if err := circuit.ForceOpen(reason); errors.Is(err, infra.ErrDisabled) {
+			if err := cb.ForceOpen(reason); errors.Is(err, circuit.ErrDisabled) {
 				return &Error{Status: http.StatusConflict, Code: "circuit_breakers_disabled",
 					Message: "circuit_breaker.enabled is false: there is no circuit to open"}
 			}
 		case actionClose:
-			circuit.Close(reason)
+			cb.Close(reason)
 		case actionReset:
-			circuit.Reset(reason)
+			cb.Reset(reason)
 		}
-		return c.JSON(http.StatusOK, circuitHealthFrom(circuit.Status()))
+		return c.JSON(http.StatusOK, circuitHealthFrom(cb.Status()))
 	}
 }
 
 func handleCircuitEvents(r CircuitReporter) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		circuit, err := lookupCircuit(r, c)
+		cb, err := lookupCircuit(r, c)
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, map[string]any{"circuit": circuit.Name(), "events": circuit.Events()})
+		return c.JSON(http.StatusOK, map[string]any{"circuit": cb.Name(), "events": cb.Events()})
 	}
 }
 

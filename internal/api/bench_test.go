@@ -13,7 +13,8 @@ import (
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/api"
 	"github.com/nexus/nexus/internal/codegen"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
+	"github.com/nexus/nexus/internal/infra/llm"
 	"github.com/nexus/nexus/internal/infra/logging"
 	"github.com/nexus/nexus/internal/infra/metrics"
 )
@@ -47,8 +48,8 @@ func BenchmarkGenerateHandler(b *testing.B) {
 			Review: codegen.Review{IsValid: true}, Model: "llama3.1", Circuit: config.CircuitCodeGenerator}, nil
 	})
 	open := generatorFunc(func(context.Context, codegen.Request) (codegen.Result, error) {
-		return codegen.Result{}, &infra.LLMError{Circuit: config.CircuitCodeGenerator, Kind: infra.KindCircuitOpen,
-			State: infra.StateOpen, RetryAfter: 45 * time.Second, Err: infra.ErrCircuitOpen,
+		return codegen.Result{}, &circuit.LLMError{Circuit: config.CircuitCodeGenerator, Kind: llm.KindCircuitOpen,
+			State: circuit.StateOpen, RetryAfter: 45 * time.Second, Err: circuit.ErrCircuitOpen,
 			Message: "circuit code_generator is held open by an operator; no request was sent"}
 	})
 	floor := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -14,8 +14,9 @@ import (
 
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/agent"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/llm"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
 
@@ -79,7 +80,7 @@ func errorHandler(log *slog.Logger, redactor *redact.Redactor, requestTimeout ti
 			writeError(c, http.StatusBadRequest, "invalid_request", inputErr.Message, inputErr.Field)
 			return
 		}
-		if llmErr, ok := errors.AsType[*infra.LLMError](err); ok {
+		if llmErr, ok := errors.AsType[*circuit.LLMError](err); ok {
 			writeLLMError(c, llmErr, err)
 			return
 		}
@@ -179,12 +180,12 @@ func writeDatasetError(c echo.Context, e *dataset.Error) {
 
 // writeLLMError answers for an LLM that could not answer. full is the whole
 // error chain, which may carry the dataset profile.
-func writeLLMError(c echo.Context, e *infra.LLMError, full error) {
+func writeLLMError(c echo.Context, e *circuit.LLMError, full error) {
 	switch e.Kind {
-	case infra.KindRejected:
+	case llm.KindRejected:
 		writeError(c, http.StatusUnprocessableEntity, string(e.Kind), "the LLM rejected the request: "+e.Message, "")
 		return
-	case infra.KindCanceled:
+	case llm.KindCanceled:
 		c.Response().WriteHeader(StatusClientClosed)
 		return
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/nexus/nexus/config"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 )
 
 // fallbackService is what a circuit's fallback tells the user: the service
@@ -41,14 +41,14 @@ var fallbackServices = map[string]fallbackService{
 // away, and when to come back. A circuit held open by an operator does not
 // recover on its own, so its message says who holds it and how it is
 // released, instead of promising a retry time.
-func fallbackFor(e *infra.LLMError, retry int) fallbackInfo {
+func fallbackFor(e *circuit.LLMError, retry int) fallbackInfo {
 	svc, known := fallbackServices[e.Circuit]
 	if !known {
 		svc = fallbackService{name: "The AI service", alternatives: []string{}}
 	}
 	fb := fallbackInfo{RetryAfterSeconds: retry, Alternatives: svc.alternatives}
 	switch {
-	case errors.Is(e, infra.ErrCircuitForcedOpen):
+	case errors.Is(e, circuit.ErrCircuitForcedOpen):
 		fb.Message = fmt.Sprintf("%s is switched off: an operator holds its circuit (%s) open. "+
 			"It stays off until an operator releases it with POST /api/circuits/%s/close or /reset; it does not recover on its own.",
 			svc.name, e.Circuit, e.Circuit)

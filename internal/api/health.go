@@ -8,7 +8,7 @@ import (
 
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/agent"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
 )
 
@@ -56,7 +56,7 @@ type circuitHealth struct {
 	RemainingDelaySeconds float64        `json:"remaining_delay_seconds"`
 	InFlight              int            `json:"in_flight"`
 	RecentTransitions     []transition   `json:"recent_transitions"`
-	Statistics            infra.Stats    `json:"statistics"`
+	Statistics            circuit.Stats  `json:"statistics"`
 }
 
 // guardedRoute is one route whose LLM calls a circuit guards.
@@ -131,7 +131,7 @@ func handleHealthStatus(r CircuitReporter, store DatasetStore, settings Settings
 	}
 }
 
-func circuitHealthFrom(s infra.CircuitStatus) circuitHealth {
+func circuitHealthFrom(s circuit.CircuitStatus) circuitHealth {
 	ts := make([]transition, 0, len(s.RecentTransitions))
 	for _, t := range s.RecentTransitions {
 		ts = append(ts, transition{From: t.From, To: t.To, At: t.At.UTC(), Reason: t.Reason, Forced: t.Forced})
@@ -164,9 +164,9 @@ func circuitHealthFrom(s infra.CircuitStatus) circuitHealth {
 
 func circuitHealthOf(state string) string {
 	switch state {
-	case infra.StateOpen:
+	case circuit.StateOpen:
 		return healthUnhealthy
-	case infra.StateHalfOpen:
+	case circuit.StateHalfOpen:
 		return healthDegraded
 	default:
 		return healthHealthy
@@ -175,13 +175,13 @@ func circuitHealthOf(state string) string {
 
 // overallHealth is healthy when every circuit is closed or disabled,
 // unhealthy when every circuit is open, and degraded otherwise.
-func overallHealth(statuses []infra.CircuitStatus) string {
+func overallHealth(statuses []circuit.CircuitStatus) string {
 	open, fine := 0, 0
 	for _, s := range statuses {
 		switch s.State {
-		case infra.StateOpen:
+		case circuit.StateOpen:
 			open++
-		case infra.StateClosed, infra.StateDisabled:
+		case circuit.StateClosed, circuit.StateDisabled:
 			fine++
 		}
 	}

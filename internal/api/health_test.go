@@ -3,15 +3,15 @@ package api
 import (
 	"testing"
 
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 )
 
 // overallHealth is exercised end to end in test/; the all-open case needs
 // every circuit open, and two of the four have no endpoint yet.
 func TestOverallHealth(t *testing.T) {
 	t.Parallel()
-	st := func(states ...string) []infra.CircuitStatus {
-		out := make([]infra.CircuitStatus, len(states))
+	st := func(states ...string) []circuit.CircuitStatus {
+		out := make([]circuit.CircuitStatus, len(states))
 		for i, s := range states {
 			out[i].State = s
 		}
@@ -19,7 +19,7 @@ func TestOverallHealth(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		states []infra.CircuitStatus
+		states []circuit.CircuitStatus
 		want   string
 	}{
 		{"all closed", st("closed", "closed", "closed", "closed"), "healthy"},

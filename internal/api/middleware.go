@@ -12,7 +12,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 const requestIDKey = "request_id"
@@ -119,9 +120,9 @@ func timedOut(c echo.Context, err error) bool {
 	if !errors.Is(context.Cause(c.Request().Context()), errRequestTimeout) {
 		return false
 	}
-	le, _ := errors.AsType[*infra.LLMError](err)
+	le, _ := errors.AsType[*circuit.LLMError](err)
 	return errors.Is(err, errRequestTimeout) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, context.Canceled) || (le != nil && le.Kind == infra.KindCanceled)
+		errors.Is(err, context.Canceled) || (le != nil && le.Kind == llm.KindCanceled)
 }
 
 // stillWanted is checked before a handler answers 200: a request whose

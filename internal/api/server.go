@@ -14,7 +14,7 @@ import (
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/agent"
 	"github.com/nexus/nexus/internal/codegen"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
@@ -29,12 +29,12 @@ type CodeGenerator interface {
 	Generate(ctx context.Context, req codegen.Request) (codegen.Result, error)
 }
 
-// CircuitReporter reports and controls circuits; *infra.Registry is the
+// CircuitReporter reports and controls circuits; *circuit.Registry is the
 // real one.
 type CircuitReporter interface {
 	Enabled() bool
-	Statuses() []infra.CircuitStatus
-	Lookup(name string) (*infra.Circuit, error)
+	Statuses() []circuit.CircuitStatus
+	Lookup(name string) (*circuit.Circuit, error)
 }
 
 // Settings is the configuration in force, which a reload may change;

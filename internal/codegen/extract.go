@@ -1,6 +1,6 @@
 package codegen
 
-import "github.com/nexus/nexus/internal/infra"
+import "github.com/nexus/nexus/internal/infra/llm"
 
 // languageFenceTags lists, per language, the fence info-string tags
 // (lower-case, first word only) that mark a block as written in that
@@ -13,8 +13,8 @@ var languageFenceTags = map[Language][]string{
 // ExtractCode returns the code from an LLM reply so it can be reviewed: the
 // first fenced block tagged with lang ("python"/"py" for Python, "sql" for
 // SQL), else the first fenced block, else the whole reply, dedented and
-// trimmed (see infra.ExtractFenced). It does no validation: always pass the
+// trimmed (see llm.ExtractFenced). It does no validation: always pass the
 // result to ReviewCode.
 func ExtractCode(reply string, lang Language) string {
-	return infra.ExtractFenced(reply, languageFenceTags[lang])
+	return llm.ExtractFenced(reply, languageFenceTags[lang])
 }

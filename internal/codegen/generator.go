@@ -12,14 +12,14 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
-// Completer is the guarded LLM call the generator needs; *infra.Circuit
+// Completer is the guarded LLM call the generator needs; *circuit.Circuit
 // provides it.
 type Completer interface {
-	Complete(ctx context.Context, req infra.ChatRequest) (infra.ChatResponse, error)
+	Complete(ctx context.Context, req llm.ChatRequest) (llm.ChatResponse, error)
 	Name() string
 }
 
@@ -65,7 +65,7 @@ type Result struct {
 }
 
 // Generate asks the LLM for code. An unknown dataset wraps
-// dataset.ErrNotFound; LLM failures are the circuit's *infra.LLMError.
+// dataset.ErrNotFound; LLM failures are the circuit's *circuit.LLMError.
 func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 	var sess *dataset.Session
 	if req.DatasetID != "" {
@@ -76,7 +76,7 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 		defer s.Close()
 		sess = s
 	}
-	resp, err := g.llm.Complete(ctx, infra.ChatRequest{
+	resp, err := g.llm.Complete(ctx, llm.ChatRequest{
 		Model:    req.Model,
 		Messages: g.prompt(req.Prompt, req.Language, sess),
 	})
@@ -113,7 +113,7 @@ func pythonSystemPrompt() string {
 		"Reply with the code in a ```python fenced block."
 }
 
-func (g *Generator) prompt(prompt string, lang Language, sess *dataset.Session) []infra.Message {
+func (g *Generator) prompt(prompt string, lang Language, sess *dataset.Session) []llm.Message {
 	var system string
 	switch lang {
 	case SQL:
@@ -135,7 +135,7 @@ func (g *Generator) prompt(prompt string, lang Language, sess *dataset.Session) 
 		}
 		user = fmt.Sprintf("The data is %s with columns: %s.\n%s", where, strings.Join(cols, ", "), user)
 	}
-	return []infra.Message{
+	return []llm.Message{
 		{Role: "system", Content: system},
 		{Role: "user", Content: user},
 	}

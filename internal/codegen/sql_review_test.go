@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/nexus/nexus/internal/codegen"
-	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 // keywordCSV is a dataset whose column names are SQL keywords, several of
@@ -52,8 +52,8 @@ func mustDataset(tb testing.TB, s *dataset.Store) string {
 // replies with its SQL in a fenced block, as a model would.
 type answer string
 
-func (a answer) Complete(context.Context, infra.ChatRequest) (infra.ChatResponse, error) {
-	return infra.ChatResponse{Content: "Here it is:\n```sql\n" + string(a) + "\n```", Model: "stub"}, nil
+func (a answer) Complete(context.Context, llm.ChatRequest) (llm.ChatResponse, error) {
+	return llm.ChatResponse{Content: "Here it is:\n```sql\n" + string(a) + "\n```", Model: "stub"}, nil
 }
 
 func (answer) Name() string { return "code_generator" }

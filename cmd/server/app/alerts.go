@@ -6,8 +6,8 @@ import (
 	"sync"
 
 	"github.com/nexus/nexus/config"
-	"github.com/nexus/nexus/internal/infra"
 	"github.com/nexus/nexus/internal/infra/alert"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/metrics"
 )
 
@@ -60,8 +60,8 @@ func (a *alerter) build(cfg config.Alerts) *alert.Notifier {
 
 // notify queues an alert for transitions to open and back to closed. It
 // never blocks.
-func (a *alerter) notify(t infra.Transition) {
-	if (t.To != infra.StateOpen && t.To != infra.StateClosed) || t.From == infra.StateDisabled {
+func (a *alerter) notify(t circuit.Transition) {
+	if (t.To != circuit.StateOpen && t.To != circuit.StateClosed) || t.From == circuit.StateDisabled {
 		// Turning circuit breakers back on is not a recovery.
 		return
 	}

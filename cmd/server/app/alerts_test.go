@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/config"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/metrics"
 	"github.com/nexus/nexus/internal/infra/metrics/metricstest"
 )
@@ -106,10 +106,10 @@ func TestAlerterLosesNoAlertWhileUpdating(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			for !done.Load() {
-				a.notify(infra.Transition{
+				a.notify(circuit.Transition{
 					Circuit: fmt.Sprintf("g%d-%d", g, raised[g]),
-					From:    infra.StateClosed,
-					To:      infra.StateOpen,
+					From:    circuit.StateClosed,
+					To:      circuit.StateOpen,
 					At:      time.Now(),
 				})
 				raised[g]++
@@ -153,7 +153,7 @@ func TestAlerterUpdateAfterCloseLeavesNothingRunning(t *testing.T) {
 	a := newAlerter(cfg, slog.New(slog.DiscardHandler), m)
 	a.close()
 	a.update(cfg)
-	a.notify(infra.Transition{Circuit: "late", From: infra.StateClosed, To: infra.StateOpen, At: time.Now()})
+	a.notify(circuit.Transition{Circuit: "late", From: circuit.StateClosed, To: circuit.StateOpen, At: time.Now()})
 	if got := sink.received(); len(got) != 0 {
 		t.Fatalf("an alert went out after close: %v", got)
 	}
@@ -221,8 +221,8 @@ func TestAlerterUpdateShouldNotWaitForTheOldNotifierToDrain(t *testing.T) {
 	cfg := config.Alerts{WebhookURL: hook.srv.URL + "/old", QueueSize: 8, Attempts: 1, Timeout: 30}
 	m := metrics.New(nil, func() []metrics.CircuitState { return nil })
 	a := newAlerter(cfg, slog.New(slog.DiscardHandler), m)
-	open := func(circuit string) infra.Transition {
-		return infra.Transition{Circuit: circuit, From: infra.StateClosed, To: infra.StateOpen, At: time.Now()}
+	open := func(name string) circuit.Transition {
+		return circuit.Transition{Circuit: name, From: circuit.StateClosed, To: circuit.StateOpen, At: time.Now()}
 	}
 	a.notify(open("first"))
 	hook.expectArrival(t, "first")

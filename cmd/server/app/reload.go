@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/config"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
 
@@ -22,7 +22,7 @@ import (
 // for reading and applying the file.
 type reloader struct {
 	live     *config.Live
-	circuits *infra.Registry
+	circuits *circuit.Registry
 	alerts   *alerter
 	log      *slog.Logger
 	opts     options

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/config"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/metrics"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
@@ -50,7 +50,7 @@ func mustReloader(tb testing.TB, opts options) (*reloader, *syncBuffer) {
 	tb.Cleanup(alerts.close)
 	return newReloader(reloader{
 		live:     config.NewLive(opts.configPath, l.cfg, time.Now()),
-		circuits: infra.NewRegistry(l.cfg, nil, infra.Options{Logger: log}),
+		circuits: circuit.NewRegistry(l.cfg, nil, circuit.Options{Logger: log}),
 		alerts:   alerts,
 		log:      log,
 		opts:     opts,

@@ -19,8 +19,9 @@ import (
 	"github.com/nexus/nexus/internal/agent"
 	"github.com/nexus/nexus/internal/api"
 	"github.com/nexus/nexus/internal/codegen"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/llm"
 	"github.com/nexus/nexus/internal/infra/logging"
 	"github.com/nexus/nexus/internal/infra/metrics"
 	"github.com/nexus/nexus/internal/infra/redact"
@@ -75,7 +76,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logEffectiveConfig(logger, loaded, opts, apiKey != "", adminToken != "")
 	live := config.NewLive(opts.configPath, cfg, started)
 
-	llm := infra.NewLLMClient(infra.LLMConfig{
+	llm := llm.NewClient(llm.Config{
 		BaseURL:             cfg.LLM.BaseURL,
 		APIKey:              apiKey,
 		MaxIdleConnsPerHost: cfg.LLM.MaxIdleConnsPerHost,
@@ -83,7 +84,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	defer llm.Close()
 
-	var circuits *infra.Registry
+	var circuits *circuit.Registry
 	m := metrics.New(config.CircuitNames(), func() []metrics.CircuitState {
 		var out []metrics.CircuitState
 		for _, s := range circuits.Statuses() {
@@ -94,15 +95,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	m.ObserveLogDrops(logs.Dropped)
 	alerts := newAlerter(cfg.Alerts, logger, m)
 	defer alerts.close()
-	circuits = infra.NewRegistry(cfg, llm, infra.Options{
+	circuits = circuit.NewRegistry(cfg, llm, circuit.Options{
 		Logger:            logger,
 		Redactor:          redactor,
 		LogCircuitChanges: cfg.CircuitBreaker.LogCircuitChanges,
-		OnTransition: func(t infra.Transition) {
+		OnTransition: func(t circuit.Transition) {
 			m.ObserveTransition(t.Circuit, t.From, t.To)
 			alerts.notify(t)
 		},
-		OnCall: func(e infra.CallEvent) { m.ObserveCall(e.Circuit, e.Model, e.Outcome, e.Duration) },
+		OnCall: func(e circuit.CallEvent) { m.ObserveCall(e.Circuit, e.Model, e.Outcome, e.Duration) },
 	})
 
 	store, err := dataset.Open(dataset.Config{

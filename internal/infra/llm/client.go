@@ -1,4 +1,4 @@
-package infra
+package llm
 
 import (
 	"context"
@@ -36,8 +36,8 @@ type ChatResponse struct {
 	Model string
 }
 
-// LLMConfig configures the OpenAI-compatible client.
-type LLMConfig struct {
+// Config configures the OpenAI-compatible client.
+type Config struct {
 	BaseURL             string
 	APIKey              string
 	MaxIdleConnsPerHost int
@@ -48,18 +48,18 @@ type LLMConfig struct {
 	MaxResponseBytes int64
 }
 
-// LLMClient talks to any OpenAI-compatible endpoint through go-openai. It is
+// Client talks to any OpenAI-compatible endpoint through go-openai. It is
 // the only code that calls the LLM, and only circuits call it.
-type LLMClient struct {
+type Client struct {
 	client    *openai.Client
 	transport *http.Transport
 }
 
-// NewLLMClient builds a client with its own tuned transport: Go's default
+// NewClient builds a client with its own tuned transport: Go's default
 // keeps two idle connections per host, which throttles the service under
 // load. Its transport also captures Retry-After, which go-openai drops,
 // and caps reply bodies, which go-openai reads whole.
-func NewLLMClient(cfg LLMConfig) *LLMClient {
+func NewClient(cfg Config) *Client {
 	limit := cfg.MaxResponseBytes
 	if limit <= 0 {
 		limit = DefaultMaxResponseBytes
@@ -80,15 +80,15 @@ func NewLLMClient(cfg LLMConfig) *LLMClient {
 	oc := openai.DefaultConfig(cfg.APIKey)
 	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	oc.HTTPClient = &http.Client{Transport: retryAfterTransport{base: bodyCapTransport{base: tr, max: limit}}}
-	return &LLMClient{client: openai.NewClientWithConfig(oc), transport: tr}
+	return &Client{client: openai.NewClientWithConfig(oc), transport: tr}
 }
 
 // Close releases idle connections.
-func (c *LLMClient) Close() { c.transport.CloseIdleConnections() }
+func (c *Client) Close() { c.transport.CloseIdleConnections() }
 
 // Chat sends one chat completion. Errors are go-openai's, wrapped in a
 // *retryAfterError when the upstream sent Retry-After.
-func (c *LLMClient) Chat(ctx context.Context, model string, req ChatRequest) (ChatResponse, error) {
+func (c *Client) Chat(ctx context.Context, model string, req ChatRequest) (ChatResponse, error) {
 	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
 	for i, m := range req.Messages {
 		msgs[i] = openai.ChatCompletionMessage{Role: m.Role, Content: m.Content}
@@ -162,7 +162,7 @@ type retryAfterError struct {
 func (e *retryAfterError) Error() string { return e.err.Error() }
 func (e *retryAfterError) Unwrap() error { return e.err }
 
-func upstreamRetryAfter(err error) time.Duration {
+func RetryAfter(err error) time.Duration {
 	var ra *retryAfterError
 	if errors.As(err, &ra) {
 		return ra.after

@@ -1,4 +1,4 @@
-package infra_test
+package circuit_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/timeout"
 
 	"github.com/nexus/nexus/config"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 // BenchmarkCircuitOverhead compares a guarded call with a direct call of
@@ -18,7 +18,7 @@ import (
 // Target: < 2 µs and < 10 allocations per call.
 func BenchmarkCircuitOverhead(b *testing.B) {
 	ctx := context.Background()
-	req := infra.ChatRequest{Messages: []infra.Message{{Role: "user", Content: "hi"}}}
+	req := llm.ChatRequest{Messages: []llm.Message{{Role: "user", Content: "hi"}}}
 	b.Run("direct", func(b *testing.B) {
 		b.ReportAllocs()
 		var fn chatFunc = ok
@@ -55,11 +55,11 @@ func BenchmarkCircuitOverhead(b *testing.B) {
 // twenty allocations a call). It stays as the figure that decision rests on.
 func BenchmarkFailsafeTimeoutExecutor(b *testing.B) {
 	ctx := context.Background()
-	exec := failsafe.With[infra.ChatResponse](timeout.New[infra.ChatResponse](30 * time.Second))
+	exec := failsafe.With[llm.ChatResponse](timeout.New[llm.ChatResponse](30 * time.Second))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := exec.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[infra.ChatResponse]) (infra.ChatResponse, error) {
-			return ok(e.Context(), "m", infra.ChatRequest{})
+		if _, err := exec.WithContext(ctx).GetWithExecution(func(e failsafe.Execution[llm.ChatResponse]) (llm.ChatResponse, error) {
+			return ok(e.Context(), "m", llm.ChatRequest{})
 		}); err != nil {
 			b.Fatal(err)
 		}

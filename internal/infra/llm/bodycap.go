@@ -1,4 +1,4 @@
-package infra
+package llm
 
 import (
 	"fmt"
@@ -7,7 +7,7 @@ import (
 	"sync"
 )
 
-// DefaultMaxResponseBytes is the reply body cap used when LLMConfig leaves
+// DefaultMaxResponseBytes is the reply body cap used when Config leaves
 // MaxResponseBytes at zero; it matches llm.max_response_bytes' default.
 const DefaultMaxResponseBytes int64 = 4 << 20
 

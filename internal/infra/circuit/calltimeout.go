@@ -1,6 +1,8 @@
-package infra
+package circuit
 
 import (
+	"github.com/nexus/nexus/internal/infra/llm"
+
 	"context"
 	"errors"
 	"time"
@@ -13,13 +15,13 @@ import (
 // sees context.Canceled, as under failsafe-go, not a deadline of its own,
 // which is why this is not context.WithTimeoutCause), and if the limit
 // fired before the caller's own context ended the result is
-// timeout.ErrExceeded, which Classify counts as a timeout. failsafe-go's
+// timeout.ErrExceeded, which llm.Classify counts as a timeout. failsafe-go's
 // executor, built around the policy, cost about twenty allocations and
 // 1–2 µs per call (BenchmarkCircuitOverhead); the circuit breaker itself
 // is driven by hand and needs no executor.
 type callTimeout time.Duration
 
-func (t callTimeout) get(ctx context.Context, call func(context.Context) (ChatResponse, error)) (ChatResponse, error) {
+func (t callTimeout) get(ctx context.Context, call func(context.Context) (llm.ChatResponse, error)) (llm.ChatResponse, error) {
 	callCtx, cancel := context.WithCancelCause(ctx)
 	timer := time.AfterFunc(time.Duration(t), func() { cancel(timeout.ErrExceeded) })
 	defer func() {
@@ -29,7 +31,7 @@ func (t callTimeout) get(ctx context.Context, call func(context.Context) (ChatRe
 	resp, err := call(callCtx)
 	if err != nil && errors.Is(context.Cause(callCtx), timeout.ErrExceeded) {
 		// Whatever the call returned, it ended because the limit fired.
-		return ChatResponse{}, timeout.ErrExceeded
+		return llm.ChatResponse{}, timeout.ErrExceeded
 	}
 	return resp, err
 }

@@ -1,4 +1,4 @@
-package infra
+package llm
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/failsafe-go/failsafe-go/timeout"
 	openai "github.com/sashabaranov/go-openai"
 )
@@ -59,39 +58,8 @@ const (
 	KindCanceled    Kind = "client_canceled"
 )
 
-// ErrCircuitOpen is returned (inside an *LLMError) when a circuit refuses a
-// call without contacting the LLM. It wraps failsafe-go's ErrOpen.
-var ErrCircuitOpen = fmt.Errorf("circuit open: %w", circuitbreaker.ErrOpen)
-
-// ErrCircuitBusy is returned (inside an *LLMError) when a circuit refuses a
-// call because max_concurrent calls are already in flight.
-var ErrCircuitBusy = errors.New("circuit busy: max_concurrent calls in flight")
-
 // ErrEmptyCompletion means the upstream answered 200 with no usable choice.
 var ErrEmptyCompletion = errors.New("upstream returned no choices")
-
-// LLMError is every error that leaves a guarded LLM call. Callers switch on
-// Kind; RetryAfter and State are what a 503 needs to tell the client.
-type LLMError struct {
-	Circuit string
-	Kind    Kind
-	// State is the circuit's effective state right after the call.
-	State string
-	// Status is the upstream HTTP status, or 0 when there was no response.
-	Status int
-	// RetryAfter is the larger of the circuit's remaining open delay and the
-	// upstream's own Retry-After header.
-	RetryAfter time.Duration
-	// Message is a redacted, human-readable description of the cause.
-	Message string
-	Err     error
-}
-
-func (e *LLMError) Error() string {
-	return fmt.Sprintf("%s: %s: %s", e.Circuit, e.Kind, e.Message)
-}
-
-func (e *LLMError) Unwrap() error { return e.Err }
 
 // Classify is the one predicate that decides how an LLM call's error counts.
 // callerCtx is the caller's own context (not the per-attempt one), and err is
@@ -115,7 +83,7 @@ func Classify(callerCtx context.Context, err error) (Outcome, Kind) {
 		// status of an error body it could not read).
 		return Failure, KindUnavailable
 	}
-	if status := upstreamStatus(err); status != 0 {
+	if status := HTTPStatus(err); status != 0 {
 		switch {
 		case status == http.StatusBadRequest, status == http.StatusUnprocessableEntity:
 			return Neutral, KindRejected
@@ -131,9 +99,9 @@ func Classify(callerCtx context.Context, err error) (Outcome, Kind) {
 	return Failure, KindUnavailable
 }
 
-// upstreamStatus extracts the HTTP status from go-openai's two error types:
+// HTTPStatus extracts the HTTP status from go-openai's two error types:
 // *APIError when the error body was JSON, *RequestError when it was not.
-func upstreamStatus(err error) int {
+func HTTPStatus(err error) int {
 	var apiErr *openai.APIError
 	if errors.As(err, &apiErr) {
 		return apiErr.HTTPStatusCode
@@ -148,7 +116,7 @@ func upstreamStatus(err error) int {
 // describe renders err for humans: the upstream's status and message where
 // there was one, else the error text. Its result can be as long as the
 // upstream's message; Circuit.finish passes it through redact.Redactor.Scrub.
-func describe(kind Kind, err error, limit time.Duration) string {
+func Describe(kind Kind, err error, limit time.Duration) string {
 	switch kind {
 	case KindTimeout:
 		return fmt.Sprintf("LLM call exceeded the %s timeout", limit)

@@ -1,4 +1,4 @@
-package infra
+package circuit
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 var ErrDisabled = errors.New("circuit breakers are disabled")
 
 // ErrCircuitForcedOpen is returned (inside an *LLMError of kind
-// KindCircuitOpen) when the circuit refusing the call is held open by an
+// llm.KindCircuitOpen) when the circuit refusing the call is held open by an
 // operator: it does not recover on its own. It wraps ErrCircuitOpen, so
 // errors.Is(err, ErrCircuitOpen) holds for every open rejection.
 var ErrCircuitForcedOpen = fmt.Errorf("held open by an operator: %w", ErrCircuitOpen)

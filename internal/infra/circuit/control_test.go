@@ -1,4 +1,4 @@
-package infra_test
+package circuit_test
 
 import (
 	"context"
@@ -9,7 +9,8 @@ import (
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 
 	"github.com/nexus/nexus/config"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 // A call in flight when an operator forces a change records nothing into
@@ -20,7 +21,7 @@ func TestCallInFlightAcrossAForcedChangeShouldNotRecord(t *testing.T) {
 	started := make(chan struct{})
 	var once sync.Once
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 5}, true,
-		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+		func(ctx context.Context, m string, r llm.ChatRequest) (llm.ChatResponse, error) {
 			once.Do(func() { close(started) })
 			<-release
 			return fail(ctx, m, r)
@@ -33,11 +34,11 @@ func TestCallInFlightAcrossAForcedChangeShouldNotRecord(t *testing.T) {
 	}
 	c.Close("test")
 	close(release)
-	if kindOf(<-done) != infra.KindUnavailable {
+	if kindOf(<-done) != llm.KindUnavailable {
 		t.Fatal("the in-flight call should still fail for its caller")
 	}
 	st := c.Status()
-	if st.State != infra.StateClosed {
+	if st.State != circuit.StateClosed {
 		t.Fatalf("a stale failure opened the circuit: %s", st.State)
 	}
 	if st.Stats.FailureCount != 1 || st.Stats.ConsecutiveFailures != 0 {
@@ -55,13 +56,13 @@ func TestCloseShouldStartTheFailureCountAfresh(t *testing.T) {
 		before int // failures before the close
 		state  string
 	}{
-		{name: "from closed with two failures", before: 2, state: infra.StateClosed},
-		{name: "from open", before: 3, state: infra.StateOpen},
+		{name: "from closed with two failures", before: 2, state: circuit.StateClosed},
+		{name: "from open", before: 3, state: circuit.StateOpen},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			llm, count := numbered(func(int) chatFunc { return fail })
-			c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, llm)
+			up, count := numbered(func(int) chatFunc { return fail })
+			c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, up)
 			for i := 0; i < tc.before; i++ {
 				_ = call(c)
 			}
@@ -69,20 +70,20 @@ func TestCloseShouldStartTheFailureCountAfresh(t *testing.T) {
 				t.Fatalf("before the close: %s, %+v", st.State, st.Stats)
 			}
 			c.Close("test")
-			if st := c.Status(); st.State != infra.StateClosed || st.Stats.ConsecutiveFailures != 0 || st.Stats.FailureCount != int64(tc.before) {
+			if st := c.Status(); st.State != circuit.StateClosed || st.Stats.ConsecutiveFailures != 0 || st.Stats.FailureCount != int64(tc.before) {
 				t.Fatalf("after the close: %s, %+v", st.State, st.Stats)
 			}
 			for i := 1; i <= 3; i++ {
 				_ = call(c)
-				want := infra.StateClosed
+				want := circuit.StateClosed
 				if i == 3 {
-					want = infra.StateOpen
+					want = circuit.StateOpen
 				}
 				if st := c.Status(); st.State != want || st.Stats.ConsecutiveFailures != int64(i) {
 					t.Fatalf("after %d failures: %s, %+v; want %s", i, st.State, st.Stats, want)
 				}
 			}
-			if kindOf(call(c)) != infra.KindCircuitOpen || count() != tc.before+3 {
+			if kindOf(call(c)) != llm.KindCircuitOpen || count() != tc.before+3 {
 				t.Fatalf("the call after the opening reached the LLM: %d calls", count())
 			}
 		})
@@ -97,7 +98,7 @@ func TestCloseShouldZeroTheStreakWhenDisabled(t *testing.T) {
 	_ = call(c)
 	_ = call(c)
 	c.Close("test")
-	if st := c.Status(); st.State != infra.StateDisabled || st.Stats.ConsecutiveFailures != 0 || st.Stats.FailureCount != 2 {
+	if st := c.Status(); st.State != circuit.StateDisabled || st.Stats.ConsecutiveFailures != 0 || st.Stats.FailureCount != 2 {
 		t.Fatalf("after close: %s, %+v", st.State, st.Stats)
 	}
 }
@@ -109,12 +110,12 @@ func TestResetShouldZeroStatisticsAndKeepEvents(t *testing.T) {
 	_ = call(c)
 	c.Reset("test")
 	st := c.Status()
-	if st.State != infra.StateClosed || st.Stats.TotalCalls != 0 || st.Stats.FailureCount != 0 ||
+	if st.State != circuit.StateClosed || st.Stats.TotalCalls != 0 || st.Stats.FailureCount != 0 ||
 		st.Stats.RejectedCount != 0 || st.Stats.ConsecutiveFailures != 0 || st.Stats.LastError != nil {
 		t.Fatalf("after reset: %+v", st)
 	}
 	ev := c.Events()
-	if len(ev) == 0 || ev[len(ev)-1].Type != infra.EventReset {
+	if len(ev) == 0 || ev[len(ev)-1].Type != circuit.EventReset {
 		t.Fatalf("events: %+v", ev)
 	}
 }
@@ -126,15 +127,15 @@ func TestForcedOpenRejectionShouldWrapErrCircuitOpen(t *testing.T) {
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, fail)
 	_ = call(c)
 	tripped := call(c)
-	if !errors.Is(tripped, infra.ErrCircuitOpen) || errors.Is(tripped, infra.ErrCircuitForcedOpen) {
+	if !errors.Is(tripped, circuit.ErrCircuitOpen) || errors.Is(tripped, circuit.ErrCircuitForcedOpen) {
 		t.Fatalf("tripped rejection: %v", tripped)
 	}
 	if err := c.ForceOpen("test"); err != nil {
 		t.Fatal(err)
 	}
 	forced := call(c)
-	if kindOf(forced) != infra.KindCircuitOpen || !errors.Is(forced, infra.ErrCircuitForcedOpen) ||
-		!errors.Is(forced, infra.ErrCircuitOpen) || !errors.Is(forced, circuitbreaker.ErrOpen) {
+	if kindOf(forced) != llm.KindCircuitOpen || !errors.Is(forced, circuit.ErrCircuitForcedOpen) ||
+		!errors.Is(forced, circuit.ErrCircuitOpen) || !errors.Is(forced, circuitbreaker.ErrOpen) {
 		t.Fatalf("forced rejection: %v", forced)
 	}
 }
@@ -142,7 +143,7 @@ func TestForcedOpenRejectionShouldWrapErrCircuitOpen(t *testing.T) {
 func TestForceOpenShouldRefuseWhenDisabled(t *testing.T) {
 	t.Parallel()
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, false, ok)
-	if err := c.ForceOpen("test"); err != infra.ErrDisabled {
+	if err := c.ForceOpen("test"); err != circuit.ErrDisabled {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -156,9 +157,9 @@ func TestApplyShouldRebuildOnlyChangedCircuits(t *testing.T) {
 		cc.FailureThreshold = 1
 		cfg.CircuitBreaker.Circuits[name] = cc
 	}
-	r := infra.NewRegistry(cfg, chatFunc(fail), infra.Options{})
+	r := circuit.NewRegistry(cfg, chatFunc(fail), circuit.Options{})
 	for _, name := range []string{config.CircuitDataAnalyst, config.CircuitCodeGenerator} {
-		_, _ = r.Circuit(name).Complete(context.Background(), infra.ChatRequest{})
+		_, _ = r.Circuit(name).Complete(context.Background(), llm.ChatRequest{})
 	}
 	next := config.Default()
 	next.CircuitBreaker.Circuits = config.Circuits{}
@@ -173,11 +174,11 @@ func TestApplyShouldRebuildOnlyChangedCircuits(t *testing.T) {
 	if len(changed) != 1 || changed[0] != config.CircuitCodeGenerator {
 		t.Fatalf("changed = %v", changed)
 	}
-	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.State != infra.StateOpen {
+	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.State != circuit.StateOpen {
 		t.Fatalf("unchanged circuit: %s", s.State)
 	}
 	s := r.Circuit(config.CircuitCodeGenerator).Status()
-	if s.State != infra.StateClosed || s.Config.FailureThreshold != 4 || s.Stats.FailureCount != 1 || s.Stats.ConsecutiveFailures != 0 {
+	if s.State != circuit.StateClosed || s.Config.FailureThreshold != 4 || s.Stats.FailureCount != 1 || s.Stats.ConsecutiveFailures != 0 {
 		t.Fatalf("rebuilt circuit: %+v", s)
 	}
 	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.Stats.ConsecutiveFailures != 1 {
@@ -187,7 +188,7 @@ func TestApplyShouldRebuildOnlyChangedCircuits(t *testing.T) {
 	if changed := r.Apply(next); len(changed) != 4 || r.Enabled() {
 		t.Fatalf("disabling changed %v", changed)
 	}
-	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.State != infra.StateDisabled {
+	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.State != circuit.StateDisabled {
 		t.Fatalf("after disabling: %s", s.State)
 	}
 }
@@ -201,7 +202,7 @@ func TestResetShouldForgetFailuresOfAClosedCircuit(t *testing.T) {
 	_ = call(c)
 	c.Reset("test")
 	_ = call(c)
-	if st := c.Status(); st.State != infra.StateClosed {
+	if st := c.Status(); st.State != circuit.StateClosed {
 		t.Fatalf("one failure after a reset opened the circuit: %s", st.State)
 	}
 }
@@ -214,7 +215,7 @@ func TestHalfOpenShouldAdmitAtMostSuccessThresholdTrials(t *testing.T) {
 	calls := 0
 	failing := true
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 2, RecoveryTimeout: 0.05, Timeout: 1}, true,
-		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+		func(ctx context.Context, m string, r llm.ChatRequest) (llm.ChatResponse, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			calls++
@@ -224,7 +225,7 @@ func TestHalfOpenShouldAdmitAtMostSuccessThresholdTrials(t *testing.T) {
 			return ok(ctx, m, r)
 		})
 	_ = call(c)
-	waitState(t, c, infra.StateHalfOpen)
+	waitState(t, c, circuit.StateHalfOpen)
 	mu.Lock()
 	failing, calls = false, 0
 	mu.Unlock()
@@ -234,7 +235,7 @@ func TestHalfOpenShouldAdmitAtMostSuccessThresholdTrials(t *testing.T) {
 	if err := call(c); err != nil {
 		t.Fatal(err)
 	}
-	if st := c.Status(); st.State != infra.StateClosed {
+	if st := c.Status(); st.State != circuit.StateClosed {
 		t.Fatalf("two successes did not close: %s", st.State)
 	}
 	mu.Lock()

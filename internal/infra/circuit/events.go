@@ -1,6 +1,10 @@
-package infra
+package circuit
 
-import "time"
+import (
+	"time"
+
+	"github.com/nexus/nexus/internal/infra/llm"
+)
 
 const (
 	maxEvents            = 100
@@ -49,7 +53,7 @@ func (l *eventLog) add(e Event) {
 
 // rejected records a refused call, summarising a run of refusals of the
 // same kind (circuit_open or circuit_busy) in one entry.
-func (l *eventLog) rejected(at time.Time, kind Kind, reason string) {
+func (l *eventLog) rejected(at time.Time, kind llm.Kind, reason string) {
 	if n := len(l.events); n > 0 && l.events[n-1].Type == EventRejected && l.events[n-1].Kind == string(kind) {
 		last := &l.events[n-1]
 		last.Count++

@@ -1,6 +1,8 @@
-package infra
+package circuit
 
 import (
+	"github.com/nexus/nexus/internal/infra/llm"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -24,7 +26,7 @@ const (
 // Chatter is the LLM transport that a circuit guards. *LLMClient is the
 // real one.
 type Chatter interface {
-	Chat(ctx context.Context, model string, req ChatRequest) (ChatResponse, error)
+	Chat(ctx context.Context, model string, req llm.ChatRequest) (llm.ChatResponse, error)
 }
 
 // Transition is one change of a circuit's state.
@@ -114,7 +116,7 @@ type Circuit struct {
 	logChanges bool
 	model      string
 	limit      callTimeout
-	cb         circuitbreaker.CircuitBreaker[ChatResponse]
+	cb         circuitbreaker.CircuitBreaker[llm.ChatResponse]
 	forced     bool
 	// gen counts transitions and rebuilds; a permit records into the
 	// breaker only if nothing changed since it was taken, so a call
@@ -169,7 +171,7 @@ func (c *Circuit) build(cfg config.Circuit, enabled bool, model string) {
 	c.cfg, c.enabled, c.model = cfg, enabled, model
 	c.counts.consecutive = 0
 	c.limit = callTimeout(cfg.Timeout.Duration())
-	c.cb = circuitbreaker.NewBuilder[ChatResponse]().
+	c.cb = circuitbreaker.NewBuilder[llm.ChatResponse]().
 		WithFailureThreshold(uint(cfg.FailureThreshold)).
 		WithSuccessThreshold(uint(cfg.SuccessThreshold)).
 		WithDelay(cfg.RecoveryTimeout.Duration()).
@@ -192,11 +194,11 @@ func (c *Circuit) Model() string {
 
 // Complete sends req to the LLM through the circuit. Every error is an
 // *LLMError; a rejection by an open circuit makes no upstream request.
-func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, error) {
+func (c *Circuit) Complete(ctx context.Context, req llm.ChatRequest) (llm.ChatResponse, error) {
 	p, limit, model, label, err := c.acquire(req.Model)
 	if err != nil {
 		c.emitCall(label, CallRejected, 0)
-		return ChatResponse{}, err
+		return llm.ChatResponse{}, err
 	}
 	finished := false
 	defer func() {
@@ -204,30 +206,30 @@ func (c *Circuit) Complete(ctx context.Context, req ChatRequest) (ChatResponse, 
 			// The LLM client panicked: the call ends as neutral, so that
 			// neither its bulkhead slot nor its half-open trial slot is
 			// lost; the panic goes on up.
-			_ = c.finish(p, Neutral, "", nil)
+			_ = c.finish(p, llm.Neutral, "", nil)
 		}
 	}()
 	start := time.Now()
-	resp, err := limit.get(ctx, func(ctx context.Context) (ChatResponse, error) {
+	resp, err := limit.get(ctx, func(ctx context.Context) (llm.ChatResponse, error) {
 		return c.llm.Chat(ctx, model, req)
 	})
 	took := time.Since(start)
-	outcome, kind := Classify(ctx, err)
+	outcome, kind := llm.Classify(ctx, err)
 	c.emitCall(label, callLabel(outcome, kind), took)
 	finished = true
 	if ferr := c.finish(p, outcome, kind, err); ferr != nil {
-		return ChatResponse{}, ferr
+		return llm.ChatResponse{}, ferr
 	}
 	return resp, nil
 }
 
-func callLabel(o Outcome, k Kind) string {
+func callLabel(o llm.Outcome, k llm.Kind) string {
 	switch {
-	case o == Success:
+	case o == llm.Success:
 		return CallSuccess
-	case o == Neutral:
+	case o == llm.Neutral:
 		return CallNeutral
-	case k == KindTimeout:
+	case k == llm.KindTimeout:
 		return CallTimeout
 	default:
 		return CallFailure
@@ -287,12 +289,12 @@ func (c *Circuit) acquire(override string) (permit, callTimeout, string, string,
 	case state == StateHalfOpen:
 		msg = fmt.Sprintf("circuit %s is half-open and its trial calls are in flight; no request was sent", c.name)
 	}
-	c.events.rejected(c.now(), KindCircuitOpen, "calls rejected without contacting the LLM")
+	c.events.rejected(c.now(), llm.KindCircuitOpen, "calls rejected without contacting the LLM")
 	pending := c.takePendingLocked()
 	c.mu.Unlock()
 	c.flush(pending)
 	return permit{}, 0, model, label, &LLMError{
-		Circuit: c.name, Kind: KindCircuitOpen, State: state,
+		Circuit: c.name, Kind: llm.KindCircuitOpen, State: state,
 		RetryAfter: remaining, Message: msg, Err: cause,
 	}
 }
@@ -308,22 +310,22 @@ func (c *Circuit) refuseBusyLocked(model, label string) (permit, callTimeout, st
 	c.counts.rejected++
 	state := c.stateLocked()
 	msg := fmt.Sprintf("circuit %s already has %d calls in flight, its max_concurrent; no request was sent", c.name, c.cfg.MaxConcurrent)
-	c.events.rejected(c.now(), KindCircuitBusy, "calls refused: max_concurrent calls already in flight")
+	c.events.rejected(c.now(), llm.KindCircuitBusy, "calls refused: max_concurrent calls already in flight")
 	pending := c.takePendingLocked() // the lazy half-open, if it just became due
 	c.mu.Unlock()
 	c.flush(pending)
 	return permit{}, 0, model, label, &LLMError{
-		Circuit: c.name, Kind: KindCircuitBusy, State: state,
+		Circuit: c.name, Kind: llm.KindCircuitBusy, State: state,
 		RetryAfter: busyRetryAfter, Message: msg, Err: ErrCircuitBusy,
 	}
 }
 
 // finish records an admitted call's outcome and ends its stay in flight.
-func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error {
+func (c *Circuit) finish(p permit, outcome llm.Outcome, kind llm.Kind, err error) error {
 	c.mu.Lock()
 	c.inFlight--
 	current := c.enabled && p.gen == c.gen
-	if p.trial && current && outcome == Neutral {
+	if p.trial && current && outcome == llm.Neutral {
 		// Only a neutral trial hands its slot back: at most
 		// success_threshold trials reach the LLM per half-open period.
 		c.trials--
@@ -333,11 +335,11 @@ func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error 
 		// The one place an LLM error becomes the text that is stored
 		// and reported: redacted and bounded, however long the
 		// upstream's message was.
-		msg = c.redact.Scrub(describe(kind, err, c.cfg.Timeout.Duration()))
+		msg = c.redact.Scrub(llm.Describe(kind, err, c.cfg.Timeout.Duration()))
 	}
 	now := c.now()
 	switch outcome {
-	case Success:
+	case llm.Success:
 		c.counts.success++
 		if p.gen == c.gen {
 			c.counts.consecutive = 0
@@ -348,9 +350,9 @@ func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error 
 			}
 			c.record(p, c.cb.RecordSuccess)
 		}
-	case Failure:
+	case llm.Failure:
 		c.counts.failure++
-		if kind == KindTimeout {
+		if kind == llm.KindTimeout {
 			c.counts.timeouts++
 		}
 		if p.gen == c.gen {
@@ -373,12 +375,12 @@ func (c *Circuit) finish(p permit, outcome Outcome, kind Kind, err error) error 
 	}
 	var out error
 	if err != nil {
-		retry := upstreamRetryAfter(err)
+		retry := llm.RetryAfter(err)
 		if c.enabled {
 			retry = max(retry, c.cb.RemainingDelay())
 		}
 		out = &LLMError{
-			Circuit: c.name, Kind: kind, State: c.stateLocked(), Status: upstreamStatus(err),
+			Circuit: c.name, Kind: kind, State: c.stateLocked(), Status: llm.HTTPStatus(err),
 			RetryAfter: retry, Message: msg, Err: err,
 		}
 	}

@@ -1,4 +1,4 @@
-package infra_test
+package circuit_test
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nexus/nexus/config"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
+	"github.com/nexus/nexus/internal/infra/llm"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
 
@@ -22,27 +23,27 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// chatFunc adapts a function to infra.Chatter, standing in for the HTTP
+// chatFunc adapts a function to circuit.Chatter, standing in for the HTTP
 // client in these unit tests of the circuit's own logic.
-type chatFunc func(ctx context.Context, model string, req infra.ChatRequest) (infra.ChatResponse, error)
+type chatFunc func(ctx context.Context, model string, req llm.ChatRequest) (llm.ChatResponse, error)
 
-func (f chatFunc) Chat(ctx context.Context, model string, req infra.ChatRequest) (infra.ChatResponse, error) {
+func (f chatFunc) Chat(ctx context.Context, model string, req llm.ChatRequest) (llm.ChatResponse, error) {
 	return f(ctx, model, req)
 }
 
-func ok(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) {
-	return infra.ChatResponse{Content: "fine", Model: "m"}, nil
+func ok(context.Context, string, llm.ChatRequest) (llm.ChatResponse, error) {
+	return llm.ChatResponse{Content: "fine", Model: "m"}, nil
 }
 
-func fail(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) {
-	return infra.ChatResponse{}, &openai.APIError{HTTPStatusCode: 500, Message: "boom"}
+func fail(context.Context, string, llm.ChatRequest) (llm.ChatResponse, error) {
+	return llm.ChatResponse{}, &openai.APIError{HTTPStatusCode: 500, Message: "boom"}
 }
 
-func reject(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) {
-	return infra.ChatResponse{}, &openai.APIError{HTTPStatusCode: 400, Message: "too long"}
+func reject(context.Context, string, llm.ChatRequest) (llm.ChatResponse, error) {
+	return llm.ChatResponse{}, &openai.APIError{HTTPStatusCode: 400, Message: "too long"}
 }
 
-func newCircuit(t testing.TB, c config.Circuit, enabled bool, chat chatFunc) *infra.Circuit {
+func newCircuit(t testing.TB, c config.Circuit, enabled bool, chat chatFunc) *circuit.Circuit {
 	t.Helper()
 	cfg := config.Default()
 	cfg.CircuitBreaker.Enabled = enabled
@@ -50,15 +51,15 @@ func newCircuit(t testing.TB, c config.Circuit, enabled bool, chat chatFunc) *in
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return infra.NewRegistry(cfg, chat, infra.Options{}).Circuit(config.CircuitDataAnalyst)
+	return circuit.NewRegistry(cfg, chat, circuit.Options{}).Circuit(config.CircuitDataAnalyst)
 }
 
 // numbered is an LLM whose n-th call (from 1) answers as pick(n) says;
 // count tells how many calls reached it.
-func numbered(pick func(n int) chatFunc) (llm chatFunc, count func() int) {
+func numbered(pick func(n int) chatFunc) (up chatFunc, count func() int) {
 	var mu sync.Mutex
 	calls := 0
-	llm = func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+	up = func(ctx context.Context, m string, r llm.ChatRequest) (llm.ChatResponse, error) {
 		mu.Lock()
 		calls++
 		n := calls
@@ -70,23 +71,23 @@ func numbered(pick func(n int) chatFunc) (llm chatFunc, count func() int) {
 		defer mu.Unlock()
 		return calls
 	}
-	return llm, count
+	return up, count
 }
 
-func call(c *infra.Circuit) error {
-	_, err := c.Complete(context.Background(), infra.ChatRequest{})
+func call(c *circuit.Circuit) error {
+	_, err := c.Complete(context.Background(), llm.ChatRequest{})
 	return err
 }
 
-func kindOf(err error) infra.Kind {
-	var le *infra.LLMError
+func kindOf(err error) llm.Kind {
+	var le *circuit.LLMError
 	if errors.As(err, &le) {
 		return le.Kind
 	}
 	return ""
 }
 
-func waitState(t *testing.T, c *infra.Circuit, want string) {
+func waitState(t *testing.T, c *circuit.Circuit, want string) {
 	t.Helper()
 	deadline := time.Now().Add(3 * time.Second)
 	for c.Status().State != want {
@@ -104,7 +105,7 @@ func TestStatsShouldAddUp(t *testing.T) {
 	var mu sync.Mutex
 	script := []chatFunc{ok, ok, fail, reject, ok, fail, fail}
 	c := newCircuit(t, config.Circuit{FailureThreshold: 2, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true,
-		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+		func(ctx context.Context, m string, r llm.ChatRequest) (llm.ChatResponse, error) {
 			mu.Lock()
 			next := script[0]
 			script = script[1:]
@@ -155,8 +156,8 @@ func TestStatsRatesShouldBeOverTheirOwnDenominators(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			llm, _ := numbered(func(n int) chatFunc { return tc.script[n-1] })
-			c := newCircuit(t, config.Circuit{FailureThreshold: 5, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, llm)
+			up, _ := numbered(func(n int) chatFunc { return tc.script[n-1] })
+			c := newCircuit(t, config.Circuit{FailureThreshold: 5, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, up)
 			for range tc.script {
 				_ = call(c)
 			}
@@ -166,7 +167,7 @@ func TestStatsRatesShouldBeOverTheirOwnDenominators(t *testing.T) {
 				}
 			}
 			for i := 0; i < tc.rejected; i++ {
-				if kindOf(call(c)) != infra.KindCircuitOpen {
+				if kindOf(call(c)) != llm.KindCircuitOpen {
 					t.Fatal("a call through a forced-open circuit was not rejected")
 				}
 			}
@@ -218,7 +219,7 @@ func TestStalePermitShouldNotCloseAHalfOpenCircuit(t *testing.T) {
 	var mu sync.Mutex
 	first := true
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}, true,
-		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+		func(ctx context.Context, m string, r llm.ChatRequest) (llm.ChatResponse, error) {
 			mu.Lock()
 			slow := first
 			first = false
@@ -233,15 +234,15 @@ func TestStalePermitShouldNotCloseAHalfOpenCircuit(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- call(c) }()
 	<-started
-	if kindOf(call(c)) != infra.KindUnavailable {
+	if kindOf(call(c)) != llm.KindUnavailable {
 		t.Fatal("second call should fail and open the circuit")
 	}
-	waitState(t, c, infra.StateHalfOpen)
+	waitState(t, c, circuit.StateHalfOpen)
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("slow call: %v", err)
 	}
-	if got := c.Status().State; got != infra.StateHalfOpen {
+	if got := c.Status().State; got != circuit.StateHalfOpen {
 		t.Fatalf("a stale success moved the circuit to %s", got)
 	}
 	if s := c.Status().Stats; s.SuccessCount != 1 {
@@ -255,13 +256,13 @@ func TestTimeoutShouldCancelTheInnerCall(t *testing.T) {
 	t.Parallel()
 	innerErr := make(chan error, 1)
 	c := newCircuit(t, config.Circuit{FailureThreshold: 5, SuccessThreshold: 1, RecoveryTimeout: 1, Timeout: 0.05}, true,
-		func(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+		func(ctx context.Context, m string, r llm.ChatRequest) (llm.ChatResponse, error) {
 			<-ctx.Done()
 			innerErr <- ctx.Err()
-			return infra.ChatResponse{}, ctx.Err()
+			return llm.ChatResponse{}, ctx.Err()
 		})
 	err := call(c)
-	if kindOf(err) != infra.KindTimeout {
+	if kindOf(err) != llm.KindTimeout {
 		t.Fatalf("err = %v", err)
 	}
 	if e := <-innerErr; !errors.Is(e, context.Canceled) {
@@ -275,7 +276,7 @@ func TestTimeoutShouldCancelTheInnerCall(t *testing.T) {
 // Concurrent callers keep the counters consistent (run with -race).
 func TestConcurrentCallsShouldKeepStatsConsistent(t *testing.T) {
 	t.Parallel()
-	llm, count := numbered(func(n int) chatFunc {
+	up, count := numbered(func(n int) chatFunc {
 		switch n % 4 {
 		case 0:
 			return fail
@@ -285,7 +286,7 @@ func TestConcurrentCallsShouldKeepStatsConsistent(t *testing.T) {
 			return ok
 		}
 	})
-	c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 2, RecoveryTimeout: 0.01, Timeout: 1}, true, llm)
+	c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 2, RecoveryTimeout: 0.01, Timeout: 1}, true, up)
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
 		wg.Add(1)
@@ -312,12 +313,12 @@ func TestDisabledCircuitShouldNeverReject(t *testing.T) {
 	t.Parallel()
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, false, fail)
 	for i := 0; i < 5; i++ {
-		if k := kindOf(call(c)); k != infra.KindUnavailable {
+		if k := kindOf(call(c)); k != llm.KindUnavailable {
 			t.Fatalf("call %d: kind %q", i, k)
 		}
 	}
 	st := c.Status()
-	if st.State != infra.StateDisabled || st.Stats.RejectedCount != 0 || st.Stats.FailureCount != 5 {
+	if st.State != circuit.StateDisabled || st.Stats.RejectedCount != 0 || st.Stats.FailureCount != 5 {
 		t.Fatalf("status = %+v", st)
 	}
 }
@@ -329,11 +330,11 @@ func TestAHugeUpstreamMessageShouldBeStoredAndReportedCut(t *testing.T) {
 	t.Parallel()
 	huge := strings.Repeat("x", 10<<20)
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true,
-		func(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) {
-			return infra.ChatResponse{}, &openai.APIError{HTTPStatusCode: 500, Message: huge}
+		func(context.Context, string, llm.ChatRequest) (llm.ChatResponse, error) {
+			return llm.ChatResponse{}, &openai.APIError{HTTPStatusCode: 500, Message: huge}
 		})
 	err := call(c)
-	var le *infra.LLMError
+	var le *circuit.LLMError
 	if !errors.As(err, &le) {
 		t.Fatalf("err = %.200v", err)
 	}
@@ -353,7 +354,7 @@ func TestAHugeUpstreamMessageShouldBeStoredAndReportedCut(t *testing.T) {
 		if len(e.Reason) > 1024 {
 			t.Fatalf("%s event reason is %d bytes", e.Type, len(e.Reason))
 		}
-		if e.Type == infra.EventFailure {
+		if e.Type == circuit.EventFailure {
 			failures++
 			if e.Reason != wantMsg {
 				t.Fatalf("failure event reason = %.80q…", e.Reason)
@@ -370,13 +371,13 @@ func TestAHugeUpstreamMessageShouldBeStoredAndReportedCut(t *testing.T) {
 func TestAReplyPastTheCapShouldCountAsAMalformedReply(t *testing.T) {
 	t.Parallel()
 	c := newCircuit(t, config.Circuit{FailureThreshold: 2, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true,
-		func(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) {
-			return infra.ChatResponse{}, fmt.Errorf("error, reading response body: %w", &infra.ResponseTooLargeError{Limit: 65536})
+		func(context.Context, string, llm.ChatRequest) (llm.ChatResponse, error) {
+			return llm.ChatResponse{}, fmt.Errorf("error, reading response body: %w", &llm.ResponseTooLargeError{Limit: 65536})
 		})
 	err := call(c)
 	const want = "malformed reply from the LLM: reply body exceeds llm.max_response_bytes (65536 bytes); the connection was closed"
-	var le *infra.LLMError
-	if !errors.As(err, &le) || le.Kind != infra.KindUnavailable || le.Message != want {
+	var le *circuit.LLMError
+	if !errors.As(err, &le) || le.Kind != llm.KindUnavailable || le.Message != want {
 		t.Fatalf("err = %v", err)
 	}
 	s := c.Status().Stats

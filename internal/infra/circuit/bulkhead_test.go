@@ -1,4 +1,4 @@
-package infra_test
+package circuit_test
 
 import (
 	"context"
@@ -8,7 +8,8 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/config"
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/circuit"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 // blocker is an LLM whose calls wait until released; entered reports each
@@ -25,7 +26,7 @@ func newBlocker() *blocker {
 	return &blocker{entered: make(chan struct{}, 16), release: make(chan struct{})}
 }
 
-func (b *blocker) chat(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+func (b *blocker) chat(ctx context.Context, m string, r llm.ChatRequest) (llm.ChatResponse, error) {
 	b.mu.Lock()
 	b.calls++
 	b.mu.Unlock()
@@ -36,7 +37,7 @@ func (b *blocker) chat(ctx context.Context, m string, r infra.ChatRequest) (infr
 
 // failOnceThenChat fails the first call (opening a circuit with
 // failure_threshold 1) and blocks the later ones like chat.
-func (b *blocker) failOnceThenChat(ctx context.Context, m string, r infra.ChatRequest) (infra.ChatResponse, error) {
+func (b *blocker) failOnceThenChat(ctx context.Context, m string, r llm.ChatRequest) (llm.ChatResponse, error) {
 	b.mu.Lock()
 	first := !b.failedOnce
 	b.failedOnce = true
@@ -82,16 +83,16 @@ func TestBulkheadShouldRefuseCallsPastMaxConcurrent(t *testing.T) {
 		t.Fatalf("in flight = %d, want 2", got)
 	}
 	err := call(c)
-	var le *infra.LLMError
-	if kindOf(err) != infra.KindCircuitBusy || !errors.As(err, &le) || le.RetryAfter <= 0 || le.State != infra.StateClosed {
+	var le *circuit.LLMError
+	if kindOf(err) != llm.KindCircuitBusy || !errors.As(err, &le) || le.RetryAfter <= 0 || le.State != circuit.StateClosed {
 		t.Fatalf("third call: %v", err)
 	}
 	st := c.Status()
-	if b.count() != 2 || st.State != infra.StateClosed || st.Stats.RejectedCount != 1 || st.Stats.FailureCount != 0 || st.Stats.ConsecutiveFailures != 0 {
+	if b.count() != 2 || st.State != circuit.StateClosed || st.Stats.RejectedCount != 1 || st.Stats.FailureCount != 0 || st.Stats.ConsecutiveFailures != 0 {
 		t.Fatalf("after refusal: %d upstream calls, %+v", b.count(), st)
 	}
 	ev := c.Events()
-	if last := ev[len(ev)-1]; last.Type != infra.EventRejected || last.Kind != string(infra.KindCircuitBusy) || last.Count != 1 {
+	if last := ev[len(ev)-1]; last.Type != circuit.EventRejected || last.Kind != string(llm.KindCircuitBusy) || last.Count != 1 {
 		t.Fatalf("events: %+v", ev)
 	}
 	close(b.release)
@@ -114,14 +115,14 @@ func TestBulkheadShouldSpareHalfOpenTrialSlots(t *testing.T) {
 	t.Parallel()
 	b := newBlocker()
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 2, RecoveryTimeout: 0.1, Timeout: 5, MaxConcurrent: 1}, true, b.failOnceThenChat)
-	if kindOf(call(c)) != infra.KindUnavailable {
+	if kindOf(call(c)) != llm.KindUnavailable {
 		t.Fatal("first call should fail and open the circuit")
 	}
-	waitState(t, c, infra.StateHalfOpen)
+	waitState(t, c, circuit.StateHalfOpen)
 	done := make(chan error, 1)
 	go func() { done <- call(c) }()
 	b.await(t, done)
-	if kindOf(call(c)) != infra.KindCircuitBusy {
+	if kindOf(call(c)) != llm.KindCircuitBusy {
 		t.Fatal("a call beside the trial should be refused as busy")
 	}
 	b.release <- struct{}{}
@@ -134,7 +135,7 @@ func TestBulkheadShouldSpareHalfOpenTrialSlots(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("second trial: %v", err)
 	}
-	if st := c.Status(); st.State != infra.StateClosed || b.count() != 2 {
+	if st := c.Status(); st.State != circuit.StateClosed || b.count() != 2 {
 		t.Fatalf("after two trials: %d upstream calls, %+v", b.count(), st)
 	}
 }
@@ -168,7 +169,7 @@ func TestBulkheadShouldStepAsideWhenDisabled(t *testing.T) {
 func TestBulkheadShouldFreeTheSlotOfACallThatPanicked(t *testing.T) {
 	t.Parallel()
 	c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 5, MaxConcurrent: 1}, true,
-		func(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) { panic("client bug") })
+		func(context.Context, string, llm.ChatRequest) (llm.ChatResponse, error) { panic("client bug") })
 	func() {
 		defer func() { _ = recover() }()
 		_ = call(c)
@@ -183,20 +184,20 @@ func TestBulkheadShouldFreeTheSlotOfACallThatPanicked(t *testing.T) {
 // until an operator steps in.
 func TestPanickedTrialShouldHandItsSlotBack(t *testing.T) {
 	t.Parallel()
-	llm, _ := numbered(func(n int) chatFunc {
+	up, _ := numbered(func(n int) chatFunc {
 		switch n {
 		case 1:
 			return fail
 		case 2:
-			return func(context.Context, string, infra.ChatRequest) (infra.ChatResponse, error) { panic("client bug") }
+			return func(context.Context, string, llm.ChatRequest) (llm.ChatResponse, error) { panic("client bug") }
 		}
 		return ok
 	})
-	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}, true, llm)
-	if kindOf(call(c)) != infra.KindUnavailable {
+	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}, true, up)
+	if kindOf(call(c)) != llm.KindUnavailable {
 		t.Fatal("first call should fail and open the circuit")
 	}
-	waitState(t, c, infra.StateHalfOpen)
+	waitState(t, c, circuit.StateHalfOpen)
 	func() {
 		defer func() {
 			if recover() == nil {
@@ -208,7 +209,7 @@ func TestPanickedTrialShouldHandItsSlotBack(t *testing.T) {
 	if err := call(c); err != nil {
 		t.Fatalf("the next trial was refused: %v", err)
 	}
-	if st := c.Status(); st.State != infra.StateClosed || st.InFlight != 0 {
+	if st := c.Status(); st.State != circuit.StateClosed || st.InFlight != 0 {
 		t.Fatalf("after the trial: %+v", st)
 	}
 }
@@ -220,9 +221,9 @@ func TestReloadOfMaxConcurrentAloneShouldKeepTheState(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
 	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 5}
-	reg := infra.NewRegistry(cfg, chatFunc(fail), infra.Options{})
+	reg := circuit.NewRegistry(cfg, chatFunc(fail), circuit.Options{})
 	c := reg.Circuit(config.CircuitDataAnalyst)
-	if kindOf(call(c)) != infra.KindUnavailable || c.Status().State != infra.StateOpen {
+	if kindOf(call(c)) != llm.KindUnavailable || c.Status().State != circuit.StateOpen {
 		t.Fatal("the circuit should be open")
 	}
 	da := cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst]
@@ -232,12 +233,12 @@ func TestReloadOfMaxConcurrentAloneShouldKeepTheState(t *testing.T) {
 		t.Fatalf("rebuilt %v for a max_concurrent change", rebuilt)
 	}
 	st := c.Status()
-	if st.State != infra.StateOpen || st.Config.MaxConcurrent != 4 || st.RemainingDelay <= 0 {
+	if st.State != circuit.StateOpen || st.Config.MaxConcurrent != 4 || st.RemainingDelay <= 0 {
 		t.Fatalf("after the reload: %+v", st)
 	}
 	da.FailureThreshold = 2
 	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = da
-	if rebuilt := reg.Apply(cfg); len(rebuilt) != 1 || c.Status().State != infra.StateClosed {
+	if rebuilt := reg.Apply(cfg); len(rebuilt) != 1 || c.Status().State != circuit.StateClosed {
 		t.Fatalf("a breaker setting should rebuild: %v, %s", rebuilt, c.Status().State)
 	}
 }
@@ -251,12 +252,12 @@ func TestHalfOpenShouldBeReportedWhileTheTrialIsInFlight(t *testing.T) {
 	var seen []string
 	cfg := config.Default()
 	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}
-	c := infra.NewRegistry(cfg, chatFunc(b.failOnceThenChat), infra.Options{OnTransition: func(tr infra.Transition) {
+	c := circuit.NewRegistry(cfg, chatFunc(b.failOnceThenChat), circuit.Options{OnTransition: func(tr circuit.Transition) {
 		mu.Lock()
 		seen = append(seen, tr.From+">"+tr.To)
 		mu.Unlock()
 	}}).Circuit(config.CircuitDataAnalyst)
-	if kindOf(call(c)) != infra.KindUnavailable {
+	if kindOf(call(c)) != llm.KindUnavailable {
 		t.Fatal("first call should fail and open the circuit")
 	}
 	// Wait out the 100 ms recovery timeout. This cannot poll: asking for

@@ -1,4 +1,4 @@
-package infra_test
+package llm_test
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nexus/nexus/internal/infra"
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 const completionJSON = `{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}]}`
@@ -54,8 +54,8 @@ func (u *upstream) connections() int {
 	return u.conns
 }
 
-func (u *upstream) client(limit int64) *infra.LLMClient {
-	return infra.NewLLMClient(infra.LLMConfig{BaseURL: u.URL + "/v1", APIKey: "k", MaxIdleConnsPerHost: 4, MaxResponseBytes: limit})
+func (u *upstream) client(limit int64) *llm.Client {
+	return llm.NewClient(llm.Config{BaseURL: u.URL + "/v1", APIKey: "k", MaxIdleConnsPerHost: 4, MaxResponseBytes: limit})
 }
 
 func fixed(status int, body []byte) http.HandlerFunc {
@@ -90,20 +90,20 @@ func whitespaceForever(gone chan<- bool) http.HandlerFunc {
 	}
 }
 
-func chat(t *testing.T, c *infra.LLMClient) (infra.ChatResponse, error) {
+func chat(t *testing.T, c *llm.Client) (llm.ChatResponse, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return c.Chat(ctx, "m", infra.ChatRequest{Messages: []infra.Message{{Role: "user", Content: "hi"}}})
+	return c.Chat(ctx, "m", llm.ChatRequest{Messages: []llm.Message{{Role: "user", Content: "hi"}}})
 }
 
 func expectTooLarge(t *testing.T, err error, limit int64) {
 	t.Helper()
-	var tooLarge *infra.ResponseTooLargeError
+	var tooLarge *llm.ResponseTooLargeError
 	if !errors.As(err, &tooLarge) || tooLarge.Limit != limit {
 		t.Fatalf("err = %.300v, want a *ResponseTooLargeError with limit %d", err, limit)
 	}
-	if o, k := infra.Classify(context.Background(), err); o != infra.Failure || k != infra.KindUnavailable {
+	if o, k := llm.Classify(context.Background(), err); o != llm.Failure || k != llm.KindUnavailable {
 		t.Fatalf("Classify = (%v, %q), want a counted failure", o, k)
 	}
 }
