@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -177,10 +178,29 @@ func (cs *Circuits) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// pathError is a decode problem at a JSON path.
+// pathError is a decode problem at a JSON path; an empty path is the value
+// being decoded itself.
 type pathError struct{ path, msg string }
 
-func (e *pathError) Error() string { return e.path + ": " + e.msg }
+func (e *pathError) Error() string {
+	if e.path == "" {
+		return e.msg
+	}
+	return e.path + ": " + e.msg
+}
+
+// under returns e with its path taken as relative to prefix: "" is prefix
+// itself, "[1].model" and "model" are within it.
+func (e *pathError) under(prefix string) *pathError {
+	switch {
+	case e.path == "":
+		return &pathError{path: prefix, msg: e.msg}
+	case strings.HasPrefix(e.path, "["):
+		return &pathError{path: prefix + e.path, msg: e.msg}
+	default:
+		return &pathError{path: prefix + "." + e.path, msg: e.msg}
+	}
+}
 
 // Circuit holds one breaker's settings.
 type Circuit struct {
@@ -198,17 +218,98 @@ type Circuit struct {
 	// the LLM and without counting as a failure. 0, the default, means no
 	// limit.
 	MaxConcurrent int `json:"max_concurrent"`
+	// MaxAttempts is how many attempts one call through the circuit may
+	// make, the first included (1 to 10). 1, the default, means no retry.
+	MaxAttempts int `json:"max_attempts"`
+	// RetryBackoff is the wait before the first retry, in seconds; each
+	// further retry waits exponentially longer, up to MaxRetryBackoff.
+	// Default 0.5.
+	RetryBackoff Seconds `json:"retry_backoff"`
+	// MaxRetryBackoff caps the wait between two attempts, in seconds; it
+	// must be >= RetryBackoff. Default 8.
+	MaxRetryBackoff Seconds `json:"max_retry_backoff"`
+	// MaxRetryAfter is the longest Retry-After (from a 429 or 503) that a
+	// retry waits for, in seconds; a longer one is not waited for. 0 means
+	// never wait for a Retry-After. Default 30.
+	MaxRetryAfter Seconds `json:"max_retry_after"`
+	// RecoveryBackoffMultiplier multiplies the recovery timeout each time
+	// a half-open trial fails and the circuit opens again, up to
+	// MaxRecoveryTimeout (1 to 10). 1, the default, keeps RecoveryTimeout
+	// constant.
+	RecoveryBackoffMultiplier float64 `json:"recovery_backoff_multiplier"`
+	// MaxRecoveryTimeout caps the recovery timeout that
+	// RecoveryBackoffMultiplier grows, in seconds; it must be >=
+	// RecoveryTimeout. Default 600.
+	MaxRecoveryTimeout Seconds `json:"max_recovery_timeout"`
+	// FailureRateThreshold opens the circuit when at least this percent of
+	// the calls within FailureRateWindow failed, once MinimumCalls calls
+	// were made there (0 to 100). 0, the default, turns the rate off:
+	// only FailureThreshold consecutive failures open the circuit.
+	FailureRateThreshold float64 `json:"failure_rate_threshold"`
+	// FailureRateWindow is the period, in seconds, over which
+	// FailureRateThreshold counts calls (1 to 3600). Default 60.
+	FailureRateWindow Seconds `json:"failure_rate_window"`
+	// MinimumCalls is how many calls FailureRateWindow must hold before
+	// FailureRateThreshold may open the circuit. Default 10.
+	MinimumCalls int `json:"minimum_calls"`
+	// HedgeAfter, in seconds, sends a second (hedged) request when the
+	// first has not answered by then; the first answer wins and the other
+	// is cancelled. 0, the default, turns hedging off.
+	HedgeAfter Seconds `json:"hedge_after"`
+	// HedgeBudgetPercent caps hedged requests at this percent of the
+	// circuit's calls, so that a slow upstream does not get its load
+	// multiplied (0 to 100). Default 10.
+	HedgeBudgetPercent float64 `json:"hedge_budget_percent"`
+	// RecoveryProbe makes the half-open trial a probe request of Nexus's
+	// own instead of a caller's call, so that no request is spent testing
+	// an upstream that may still be down. Default false.
+	RecoveryProbe bool `json:"recovery_probe"`
 }
 
-// LLM says where the OpenAI-compatible endpoint is and which models to use.
+// circuitDefaults holds the defaults of the settings that every circuit
+// shares; Default() sets the four seed values per circuit over it.
+func circuitDefaults(failureThreshold int, recoveryTimeout Seconds, successThreshold int, timeout Seconds) Circuit {
+	return Circuit{
+		FailureThreshold:          failureThreshold,
+		RecoveryTimeout:           recoveryTimeout,
+		SuccessThreshold:          successThreshold,
+		Timeout:                   timeout,
+		MaxAttempts:               1,
+		RetryBackoff:              0.5,
+		MaxRetryBackoff:           8,
+		MaxRetryAfter:             30,
+		RecoveryBackoffMultiplier: 1,
+		MaxRecoveryTimeout:        600,
+		FailureRateThreshold:      0,
+		FailureRateWindow:         60,
+		MinimumCalls:              10,
+		HedgeAfter:                0,
+		HedgeBudgetPercent:        10,
+		RecoveryProbe:             false,
+	}
+}
+
+// LLM says where the OpenAI-compatible endpoints are and which models to use.
 type LLM struct {
-	// BaseURL of an OpenAI-compatible API, including its /v1 suffix.
+	// BaseURL of an OpenAI-compatible API, including its /v1 suffix. With
+	// APIKeyEnv and MaxIdleConnsPerHost it defines the provider named
+	// DefaultProvider.
 	BaseURL string `json:"base_url"`
 	// APIKeyEnv names the environment variable that holds the API key. The
 	// key itself never appears in the file.
 	APIKeyEnv string `json:"api_key_env"`
-	// Models maps a circuit name to the model its calls use.
-	Models map[string]string `json:"models"`
+	// Providers declares further OpenAI-compatible endpoints by name, for
+	// llm.models to fail over to. The default provider is not declared
+	// here: BaseURL and APIKeyEnv define it. Default: none.
+	Providers map[string]Provider `json:"providers"`
+	// ProbeInterval is how often, in seconds, each provider's health is
+	// probed in the background; 0 turns probes off. Default 30.
+	ProbeInterval Seconds `json:"probe_interval"`
+	// Models maps a circuit name to the targets its calls use, in order of
+	// preference. In the file, a string names one model on the default
+	// provider; an array lists {"provider", "model"} objects, the first
+	// preferred and the others its failovers (at most MaxTargets).
+	Models map[string]Targets `json:"models"`
 	// MaxIdleConnsPerHost tunes the HTTP transport (Go's default of 2
 	// throttles a busy service).
 	MaxIdleConnsPerHost int `json:"max_idle_conns_per_host"`
@@ -216,6 +317,261 @@ type LLM struct {
 	// it the attempt is a counted failure of kind malformed.
 	MaxResponseBytes int64 `json:"max_response_bytes"`
 }
+
+// DefaultProvider names the provider that llm.base_url and llm.api_key_env
+// define. It may not be declared under llm.providers.
+const DefaultProvider = "default"
+
+// providerName is what a provider's name under llm.providers must match.
+var providerName = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,31}$`)
+
+// Provider is one OpenAI-compatible endpoint.
+type Provider struct {
+	// BaseURL of the API, including its /v1 suffix.
+	BaseURL string `json:"base_url"`
+	// APIKeyEnv names the environment variable that holds the provider's
+	// API key.
+	APIKeyEnv string `json:"api_key_env"`
+	// MaxIdleConnsPerHost tunes the provider's HTTP transport; 0, the
+	// default, means llm.max_idle_conns_per_host.
+	MaxIdleConnsPerHost int `json:"max_idle_conns_per_host"`
+}
+
+// ResolvedProviders returns every provider, DefaultProvider included (built
+// from BaseURL, APIKeyEnv and MaxIdleConnsPerHost), each with its
+// MaxIdleConnsPerHost filled in. A DefaultProvider entry in Providers, which
+// Validate rejects, is ignored.
+func (l LLM) ResolvedProviders() map[string]Provider {
+	out := make(map[string]Provider, len(l.Providers)+1)
+	for name, p := range l.Providers {
+		if p.MaxIdleConnsPerHost == 0 {
+			p.MaxIdleConnsPerHost = l.MaxIdleConnsPerHost
+		}
+		out[name] = p
+	}
+	out[DefaultProvider] = Provider{BaseURL: l.BaseURL, APIKeyEnv: l.APIKeyEnv, MaxIdleConnsPerHost: l.MaxIdleConnsPerHost}
+	return out
+}
+
+// ProviderNames returns the names of every provider: DefaultProvider first,
+// then the declared ones sorted.
+func (l LLM) ProviderNames() []string {
+	names := []string{DefaultProvider}
+	for _, name := range sortedKeys(l.Providers) {
+		if name != DefaultProvider {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// MaxTargets caps the targets of one circuit under llm.models.
+const MaxTargets = 8
+
+// Target is one model on one provider that a circuit's calls may use.
+type Target struct {
+	// Provider names a provider: DefaultProvider or one of llm.providers.
+	Provider string `json:"provider"`
+	// Model is the model name sent to the provider.
+	Model string `json:"model"`
+}
+
+// String returns "provider/model".
+func (t Target) String() string { return t.Provider + "/" + t.Model }
+
+// Targets lists a circuit's targets in order of preference.
+type Targets []Target
+
+// Single returns the one target model on DefaultProvider: what a plain
+// string under llm.models means.
+func Single(model string) Targets { return Targets{{Provider: DefaultProvider, Model: model}} }
+
+// MarshalJSON writes a single target on DefaultProvider as the plain string
+// of its model, as the file spells it, and anything else as an array of
+// {"provider", "model"} objects.
+func (ts Targets) MarshalJSON() ([]byte, error) {
+	if len(ts) == 1 && ts[0].Provider == DefaultProvider {
+		return json.Marshal(ts[0].Model)
+	}
+	return json.Marshal([]Target(ts))
+}
+
+// UnmarshalJSON accepts a string (one model on DefaultProvider) or an array
+// of {"provider", "model"} objects. A value of the wrong type is a
+// pathError whose path is relative to the list ("" for the list itself,
+// "[1].model" within it); LLM.UnmarshalJSON prefixes the circuit's path.
+// Unknown keys inside a target are left to Parse's key check, which reports
+// them all with their paths.
+func (ts *Targets) UnmarshalJSON(data []byte) error {
+	data = bytes.TrimSpace(data)
+	switch jsonKind(data) {
+	case "null":
+		*ts = nil
+		return nil
+	case "string":
+		var model string
+		if err := json.Unmarshal(data, &model); err != nil {
+			return &pathError{msg: err.Error()}
+		}
+		*ts = Single(model)
+		return nil
+	case "array":
+		var raw []json.RawMessage
+		if err := json.Unmarshal(data, &raw); err != nil {
+			return &pathError{msg: err.Error()}
+		}
+		out := make(Targets, len(raw))
+		for i, r := range raw {
+			if err := json.Unmarshal(r, &out[i]); err != nil {
+				return typeErrorAt(fmt.Sprintf("[%d]", i), err, "an object with provider and model")
+			}
+		}
+		*ts = out
+		return nil
+	default:
+		return &pathError{msg: "must be a model name or an array of {provider, model} objects, got " + jsonKind(data)}
+	}
+}
+
+// jsonKind names the kind of the JSON value that data starts with, as
+// json.UnmarshalTypeError's Value does.
+func jsonKind(data []byte) string {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return "nothing"
+	}
+	switch data[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "bool"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+// First returns the circuit's preferred target; the zero Target when the
+// circuit has none.
+func (l LLM) First(circuit string) Target {
+	if ts := l.Models[circuit]; len(ts) > 0 {
+		return ts[0]
+	}
+	return Target{}
+}
+
+// UnmarshalJSON decodes llm over its current (default) value, as the plain
+// decode would, but decodes models and providers itself so that a value of
+// the wrong type there is named by its full JSON path. Each circuit under
+// models replaces that circuit's default targets and leaves the others.
+func (l *LLM) UnmarshalJSON(data []byte) error {
+	if isJSONNull(data) {
+		return nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return &pathError{path: "llm", msg: "must be an object"}
+	}
+	models, hasModels := raw["models"]
+	providers, hasProviders := raw["providers"]
+	delete(raw, "models")
+	delete(raw, "providers")
+	rest, err := json.Marshal(raw)
+	if err != nil {
+		return err
+	}
+	type plain LLM // without the methods, so without this UnmarshalJSON
+	if err := json.Unmarshal(rest, (*plain)(l)); err != nil {
+		return err // the caller's decoder prefixes "llm." to a type error
+	}
+	if hasProviders {
+		ps, err := decodeProviders(providers)
+		if err != nil {
+			return err
+		}
+		l.Providers = ps
+	}
+	if hasModels {
+		ms, err := decodeModels(models, l.Models)
+		if err != nil {
+			return err
+		}
+		l.Models = ms
+	}
+	return nil
+}
+
+// decodeModels decodes llm.models over a copy of current, naming the path of
+// a value of the wrong type.
+func decodeModels(data []byte, current map[string]Targets) (map[string]Targets, error) {
+	const path = "llm.models"
+	if isJSONNull(data) {
+		return nil, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, &pathError{path: path, msg: "must be an object"}
+	}
+	merged := make(map[string]Targets, len(current)+len(raw))
+	for name, ts := range current {
+		merged[name] = ts
+	}
+	for _, name := range sortedKeys(raw) {
+		var ts Targets
+		if err := ts.UnmarshalJSON(raw[name]); err != nil {
+			var pe *pathError
+			if errors.As(err, &pe) {
+				return nil, pe.under(path + "." + name)
+			}
+			return nil, &pathError{path: path + "." + name, msg: err.Error()}
+		}
+		merged[name] = ts
+	}
+	return merged, nil
+}
+
+// decodeProviders decodes llm.providers, naming the path of a value of the
+// wrong type. It replaces the providers: no provider has a default.
+func decodeProviders(data []byte) (map[string]Provider, error) {
+	const path = "llm.providers"
+	if isJSONNull(data) {
+		return nil, nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, &pathError{path: path, msg: "must be an object"}
+	}
+	ps := make(map[string]Provider, len(raw))
+	for _, name := range sortedKeys(raw) {
+		var p Provider
+		if err := json.Unmarshal(raw[name], &p); err != nil {
+			return nil, typeErrorAt(path+"."+name, err, "an object")
+		}
+		ps[name] = p
+	}
+	return ps, nil
+}
+
+// typeErrorAt turns err, from decoding the value at path, into a pathError
+// naming the path of the wrong value within it; what says what the value
+// itself must be.
+func typeErrorAt(path string, err error, what string) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field == "" {
+			return &pathError{path: path, msg: fmt.Sprintf("must be %s, got %s", what, te.Value)}
+		}
+		return &pathError{path: path + "." + te.Field, msg: fmt.Sprintf("must be %s, got %s", te.Type, te.Value)}
+	}
+	return &pathError{path: path, msg: err.Error()}
+}
+
+func isJSONNull(data []byte) bool { return string(bytes.TrimSpace(data)) == "null" }
 
 // Server holds HTTP listener settings.
 type Server struct {
@@ -242,10 +598,10 @@ func Default() Config {
 		CircuitBreaker: CircuitBreaker{
 			Enabled: true,
 			Circuits: Circuits{
-				CircuitDataAnalyst:   {FailureThreshold: 3, RecoveryTimeout: 60, SuccessThreshold: 2, Timeout: 30},
-				CircuitCodeGenerator: {FailureThreshold: 2, RecoveryTimeout: 45, SuccessThreshold: 2, Timeout: 45},
-				CircuitCoTEngine:     {FailureThreshold: 3, RecoveryTimeout: 60, SuccessThreshold: 2, Timeout: 40},
-				CircuitVisualization: {FailureThreshold: 2, RecoveryTimeout: 30, SuccessThreshold: 1, Timeout: 20},
+				CircuitDataAnalyst:   circuitDefaults(3, 60, 2, 30),
+				CircuitCodeGenerator: circuitDefaults(2, 45, 2, 45),
+				CircuitCoTEngine:     circuitDefaults(3, 60, 2, 40),
+				CircuitVisualization: circuitDefaults(2, 30, 1, 20),
 			},
 			ExposeHealthEndpoint: true,
 			LogCircuitChanges:    true,
@@ -254,12 +610,14 @@ func Default() Config {
 		LLM: LLM{
 			BaseURL:   "http://localhost:11434/v1",
 			APIKeyEnv: "LLM_API_KEY",
-			Models: map[string]string{
-				CircuitDataAnalyst:   "llama3.1",
-				CircuitCodeGenerator: "llama3.1",
-				CircuitCoTEngine:     "llama3.1",
-				CircuitVisualization: "llama3.1",
+			Models: map[string]Targets{
+				CircuitDataAnalyst:   Single("llama3.1"),
+				CircuitCodeGenerator: Single("llama3.1"),
+				CircuitCoTEngine:     Single("llama3.1"),
+				CircuitVisualization: Single("llama3.1"),
 			},
+			Providers:           map[string]Provider{},
+			ProbeInterval:       30,
 			MaxIdleConnsPerHost: 64,
 			MaxResponseBytes:    4 << 20,
 		},
@@ -377,6 +735,7 @@ func (c Config) Validate() error {
 		} else if cc.RecoveryTimeout < minSeconds || cc.RecoveryTimeout > maxSeconds {
 			bad(p+".recovery_timeout", "must be between 0.001 and 86400 seconds", float64(cc.RecoveryTimeout))
 		}
+		errs = append(errs, cc.validateResilience(p)...)
 	}
 	if c.LLM.BaseURL == "" {
 		errs = append(errs, errors.New("llm.base_url: must not be empty"))
@@ -386,16 +745,11 @@ func (c Config) Validate() error {
 	if c.LLM.APIKeyEnv == "" {
 		errs = append(errs, errors.New("llm.api_key_env: must name an environment variable"))
 	}
-	for _, name := range CircuitNames() {
-		if strings.TrimSpace(c.LLM.Models[name]) == "" {
-			errs = append(errs, fmt.Errorf("llm.models.%s: a model is required for each circuit", name))
-		}
+	errs = append(errs, c.LLM.validateProviders()...)
+	if p := c.LLM.ProbeInterval; !(p == 0 || (p >= 0.05 && p <= maxSeconds)) {
+		bad("llm.probe_interval", "must be 0 (off) or between 0.05 and 86400 seconds", float64(p))
 	}
-	for name := range c.LLM.Models {
-		if !isKnownCircuit(name) {
-			errs = append(errs, fmt.Errorf("llm.models.%s: unknown circuit (known: %s)", name, strings.Join(CircuitNames(), ", ")))
-		}
-	}
+	errs = append(errs, c.LLM.validateModels()...)
 	if c.LLM.MaxIdleConnsPerHost < 1 {
 		bad("llm.max_idle_conns_per_host", "must be >= 1", c.LLM.MaxIdleConnsPerHost)
 	}
@@ -472,6 +826,131 @@ func (c Config) Validate() error {
 		bad("cot_review.max_iterations", "must be >= 0", c.CoTReview.MaxIterations)
 	}
 	return errors.Join(errs...)
+}
+
+// validateModels checks llm.models: every circuit there and known, and
+// each of its targets a non-blank model on a provider that exists, once.
+func (l LLM) validateModels() []error {
+	var errs []error
+	for _, name := range CircuitNames() {
+		if _, ok := l.Models[name]; !ok {
+			errs = append(errs, fmt.Errorf("llm.models.%s: a model is required for each circuit", name))
+		}
+	}
+	providers := l.ResolvedProviders()
+	known := strings.Join(l.ProviderNames(), ", ")
+	for _, name := range sortedKeys(l.Models) {
+		p := "llm.models." + name
+		if !isKnownCircuit(name) {
+			errs = append(errs, fmt.Errorf("%s: unknown circuit (known: %s)", p, strings.Join(CircuitNames(), ", ")))
+			continue
+		}
+		ts := l.Models[name]
+		switch {
+		case len(ts) == 0:
+			errs = append(errs, fmt.Errorf("%s: must name at least one target", p))
+			continue
+		case len(ts) == 1 && ts[0].Provider == DefaultProvider && strings.TrimSpace(ts[0].Model) == "":
+			// The string form: keep its message.
+			errs = append(errs, fmt.Errorf("%s: a model is required for each circuit", p))
+			continue
+		case len(ts) > MaxTargets:
+			errs = append(errs, fmt.Errorf("%s: at most %d targets per circuit, got %d", p, MaxTargets, len(ts)))
+		}
+		seen := make(map[Target]bool, len(ts))
+		for i, t := range ts {
+			tp := fmt.Sprintf("%s[%d]", p, i)
+			if t.Provider == "" {
+				errs = append(errs, fmt.Errorf("%s.provider: must name a provider (known: %s)", tp, known))
+			} else if _, ok := providers[t.Provider]; !ok {
+				errs = append(errs, fmt.Errorf("%s.provider: unknown provider %q (known: %s)", tp, t.Provider, known))
+			}
+			if strings.TrimSpace(t.Model) == "" {
+				errs = append(errs, fmt.Errorf("%s.model: must not be blank", tp))
+			} else if seen[t] {
+				errs = append(errs, fmt.Errorf("%s: duplicate target %s", tp, t))
+			}
+			seen[t] = true
+		}
+	}
+	return errs
+}
+
+// validateProviders checks llm.providers.
+func (l LLM) validateProviders() []error {
+	var errs []error
+	for _, name := range sortedKeys(l.Providers) {
+		p := "llm.providers." + name
+		if name == DefaultProvider {
+			errs = append(errs, fmt.Errorf("%s: not allowed: default is defined by llm.base_url and llm.api_key_env", p))
+			continue
+		}
+		if !providerName.MatchString(name) {
+			errs = append(errs, fmt.Errorf("%s: a provider name must match %s", p, providerName))
+		}
+		pr := l.Providers[name]
+		if pr.BaseURL == "" {
+			errs = append(errs, fmt.Errorf("%s.base_url: must not be empty", p))
+		} else if !strings.HasPrefix(pr.BaseURL, "http://") && !strings.HasPrefix(pr.BaseURL, "https://") {
+			errs = append(errs, fmt.Errorf("%s.base_url: must start with http:// or https://, got %q", p, pr.BaseURL))
+		}
+		if pr.APIKeyEnv == "" {
+			errs = append(errs, fmt.Errorf("%s.api_key_env: must name an environment variable", p))
+		}
+		if pr.MaxIdleConnsPerHost < 0 {
+			errs = append(errs, fmt.Errorf("%s.max_idle_conns_per_host: must be >= 0 (0: llm.max_idle_conns_per_host), got %d", p, pr.MaxIdleConnsPerHost))
+		}
+	}
+	return errs
+}
+
+// validateResilience checks the retry, recovery, failure-rate and hedging
+// settings of the circuit at path p. Every float comparison is written so
+// that NaN fails it.
+func (cc Circuit) validateResilience(p string) []error {
+	var errs []error
+	bad := func(key, msg string, got any) {
+		errs = append(errs, fmt.Errorf("%s.%s: %s, got %v", p, key, msg, got))
+	}
+	inSeconds := func(s Seconds) bool { return s >= minSeconds && s <= maxSeconds }
+	if cc.MaxAttempts < 1 || cc.MaxAttempts > 10 {
+		bad("max_attempts", "must be between 1 (no retry) and 10", cc.MaxAttempts)
+	}
+	if !inSeconds(cc.RetryBackoff) {
+		bad("retry_backoff", "must be between 0.001 and 86400 seconds", float64(cc.RetryBackoff))
+	}
+	if !inSeconds(cc.MaxRetryBackoff) {
+		bad("max_retry_backoff", "must be between 0.001 and 86400 seconds", float64(cc.MaxRetryBackoff))
+	} else if inSeconds(cc.RetryBackoff) && cc.MaxRetryBackoff < cc.RetryBackoff {
+		bad("max_retry_backoff", fmt.Sprintf("must be >= retry_backoff (%v seconds)", float64(cc.RetryBackoff)), float64(cc.MaxRetryBackoff))
+	}
+	if !(cc.MaxRetryAfter >= 0 && cc.MaxRetryAfter <= maxSeconds) {
+		bad("max_retry_after", "must be between 0 (never wait) and 86400 seconds", float64(cc.MaxRetryAfter))
+	}
+	if !(cc.RecoveryBackoffMultiplier >= 1 && cc.RecoveryBackoffMultiplier <= 10) {
+		bad("recovery_backoff_multiplier", "must be between 1 and 10", cc.RecoveryBackoffMultiplier)
+	}
+	if !inSeconds(cc.MaxRecoveryTimeout) {
+		bad("max_recovery_timeout", "must be between 0.001 and 86400 seconds", float64(cc.MaxRecoveryTimeout))
+	} else if inSeconds(cc.RecoveryTimeout) && cc.MaxRecoveryTimeout < cc.RecoveryTimeout {
+		bad("max_recovery_timeout", fmt.Sprintf("must be >= recovery_timeout (%v seconds)", float64(cc.RecoveryTimeout)), float64(cc.MaxRecoveryTimeout))
+	}
+	if !(cc.FailureRateThreshold >= 0 && cc.FailureRateThreshold <= 100) {
+		bad("failure_rate_threshold", "must be between 0 (off) and 100 percent", cc.FailureRateThreshold)
+	}
+	if !(cc.FailureRateWindow >= 1 && cc.FailureRateWindow <= 3600) {
+		bad("failure_rate_window", "must be between 1 and 3600 seconds", float64(cc.FailureRateWindow))
+	}
+	if cc.MinimumCalls < 1 {
+		bad("minimum_calls", "must be >= 1", cc.MinimumCalls)
+	}
+	if !(cc.HedgeAfter == 0 || inSeconds(cc.HedgeAfter)) {
+		bad("hedge_after", "must be 0 (off) or between 0.001 and 86400 seconds", float64(cc.HedgeAfter))
+	}
+	if !(cc.HedgeBudgetPercent >= 0 && cc.HedgeBudgetPercent <= 100) {
+		bad("hedge_budget_percent", "must be between 0 and 100 percent", cc.HedgeBudgetPercent)
+	}
+	return errs
 }
 
 func isKnownCircuit(name string) bool {

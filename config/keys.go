@@ -9,7 +9,8 @@ import (
 )
 
 // unknownKeys walks the raw document against Config's json tags and reports
-// every key that the typed decode would silently drop, with its JSON path.
+// every key that the typed decode would silently drop, with its JSON path:
+// object keys are joined with dots, array elements as name[i].
 func unknownKeys(data []byte) []error {
 	var raw any
 	if err := json.Unmarshal(data, &raw); err != nil {
@@ -23,6 +24,14 @@ func unknownKeys(data []byte) []error {
 func walk(v any, t reflect.Type, path string, errs *[]error) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	if arr, ok := v.([]any); ok {
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			for i, e := range arr {
+				walk(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+			}
+		}
+		return
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
