@@ -904,10 +904,48 @@ func (l LLM) validateProviders() []error {
 	return errs
 }
 
+// Effective fills in the defaults of the retry, recovery and failure-rate
+// settings left at 0 (a circuit written as a Go literal with only the seed's
+// four values, say): max_attempts 1, retry_backoff 0.5, max_retry_backoff 8,
+// recovery_backoff_multiplier 1, max_recovery_timeout 600, failure_rate_window
+// 60, minimum_calls 10. A max_recovery_timeout below recovery_timeout is
+// raised to it, so that a long recovery_timeout needs no second change.
+// max_retry_after, failure_rate_threshold, hedge_after and
+// hedge_budget_percent keep 0, which means something of its own for each.
+func (cc Circuit) Effective() Circuit {
+	d := circuitDefaults(cc.FailureThreshold, cc.RecoveryTimeout, cc.SuccessThreshold, cc.Timeout)
+	if cc.MaxAttempts == 0 {
+		cc.MaxAttempts = d.MaxAttempts
+	}
+	if cc.RetryBackoff == 0 {
+		cc.RetryBackoff = d.RetryBackoff
+	}
+	if cc.MaxRetryBackoff == 0 {
+		cc.MaxRetryBackoff = max(d.MaxRetryBackoff, cc.RetryBackoff)
+	}
+	if cc.RecoveryBackoffMultiplier == 0 {
+		cc.RecoveryBackoffMultiplier = d.RecoveryBackoffMultiplier
+	}
+	if cc.MaxRecoveryTimeout == 0 {
+		cc.MaxRecoveryTimeout = d.MaxRecoveryTimeout
+	}
+	if cc.MaxRecoveryTimeout > 0 && cc.MaxRecoveryTimeout < cc.RecoveryTimeout {
+		cc.MaxRecoveryTimeout = cc.RecoveryTimeout
+	}
+	if cc.FailureRateWindow == 0 {
+		cc.FailureRateWindow = d.FailureRateWindow
+	}
+	if cc.MinimumCalls == 0 {
+		cc.MinimumCalls = d.MinimumCalls
+	}
+	return cc
+}
+
 // validateResilience checks the retry, recovery, failure-rate and hedging
 // settings of the circuit at path p. Every float comparison is written so
 // that NaN fails it.
 func (cc Circuit) validateResilience(p string) []error {
+	cc = cc.Effective()
 	var errs []error
 	bad := func(key, msg string, got any) {
 		errs = append(errs, fmt.Errorf("%s.%s: %s, got %v", p, key, msg, got))
@@ -932,8 +970,6 @@ func (cc Circuit) validateResilience(p string) []error {
 	}
 	if !inSeconds(cc.MaxRecoveryTimeout) {
 		bad("max_recovery_timeout", "must be between 0.001 and 86400 seconds", float64(cc.MaxRecoveryTimeout))
-	} else if inSeconds(cc.RecoveryTimeout) && cc.MaxRecoveryTimeout < cc.RecoveryTimeout {
-		bad("max_recovery_timeout", fmt.Sprintf("must be >= recovery_timeout (%v seconds)", float64(cc.RecoveryTimeout)), float64(cc.MaxRecoveryTimeout))
 	}
 	if !(cc.FailureRateThreshold >= 0 && cc.FailureRateThreshold <= 100) {
 		bad("failure_rate_threshold", "must be between 0 (off) and 100 percent", cc.FailureRateThreshold)

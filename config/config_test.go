@@ -106,10 +106,10 @@ func TestParseShouldBoundTheRetryRecoveryAndHedgingSettings(t *testing.T) {
 		want          string // "" when the file is valid
 	}{
 		{"defaults kept", `"max_concurrent":0`, ""},
-		{"max_attempts 0", `"max_attempts":0`, p + "max_attempts: must be between 1 (no retry) and 10, got 0"},
+		{"max_attempts -1", `"max_attempts":-1`, p + "max_attempts: must be between 1 (no retry) and 10, got -1"},
 		{"max_attempts 11", `"max_attempts":11`, p + "max_attempts: must be between 1 (no retry) and 10, got 11"},
 		{"max_attempts 10", `"max_attempts":10`, ""},
-		{"retry_backoff 0", `"retry_backoff":0`, p + "retry_backoff: must be between 0.001 and 86400 seconds, got 0"},
+		{"retry_backoff negative", `"retry_backoff":-1`, p + "retry_backoff: must be between 0.001 and 86400 seconds, got -1"},
 		{"max_retry_backoff too big", `"max_retry_backoff":86401`, p + "max_retry_backoff: must be between 0.001 and 86400 seconds, got 86401"},
 		{"max_retry_backoff below retry_backoff", `"retry_backoff":2,"max_retry_backoff":1`, p + "max_retry_backoff: must be >= retry_backoff (2 seconds), got 1"},
 		{"max_retry_backoff equal", `"retry_backoff":2,"max_retry_backoff":2`, ""},
@@ -118,14 +118,13 @@ func TestParseShouldBoundTheRetryRecoveryAndHedgingSettings(t *testing.T) {
 		{"multiplier below 1", `"recovery_backoff_multiplier":0.5`, p + "recovery_backoff_multiplier: must be between 1 and 10, got 0.5"},
 		{"multiplier above 10", `"recovery_backoff_multiplier":10.5`, p + "recovery_backoff_multiplier: must be between 1 and 10, got 10.5"},
 		{"multiplier 2", `"recovery_backoff_multiplier":2`, ""},
-		{"max_recovery_timeout 0", `"max_recovery_timeout":0`, p + "max_recovery_timeout: must be between 0.001 and 86400 seconds, got 0"},
-		{"max_recovery_timeout below recovery_timeout", `"max_recovery_timeout":30`, p + "max_recovery_timeout: must be >= recovery_timeout (60 seconds), got 30"},
+		{"max_recovery_timeout negative", `"max_recovery_timeout":-5`, p + "max_recovery_timeout: must be between 0.001 and 86400 seconds, got -5"},
 		{"failure_rate_threshold negative", `"failure_rate_threshold":-1`, p + "failure_rate_threshold: must be between 0 (off) and 100 percent, got -1"},
 		{"failure_rate_threshold over 100", `"failure_rate_threshold":100.5`, p + "failure_rate_threshold: must be between 0 (off) and 100 percent, got 100.5"},
 		{"failure_rate_threshold 50", `"failure_rate_threshold":50`, ""},
 		{"failure_rate_window 0.5", `"failure_rate_window":0.5`, p + "failure_rate_window: must be between 1 and 3600 seconds, got 0.5"},
 		{"failure_rate_window 3601", `"failure_rate_window":3601`, p + "failure_rate_window: must be between 1 and 3600 seconds, got 3601"},
-		{"minimum_calls 0", `"minimum_calls":0`, p + "minimum_calls: must be >= 1, got 0"},
+		{"minimum_calls negative", `"minimum_calls":-1`, p + "minimum_calls: must be >= 1, got -1"},
 		{"hedge_after negative", `"hedge_after":-0.5`, p + "hedge_after: must be 0 (off) or between 0.001 and 86400 seconds, got -0.5"},
 		{"hedge_after too small", `"hedge_after":0.0001`, p + "hedge_after: must be 0 (off) or between 0.001 and 86400 seconds, got 0.0001"},
 		{"hedge_after 2", `"hedge_after":2`, ""},
@@ -458,5 +457,22 @@ func TestParseShouldCheckEveryTarget(t *testing.T) {
 	}
 	if _, err := config.Parse([]byte(`{"llm":{"models":null}}`)); err == nil || !strings.Contains(err.Error(), "llm.models.visualization: a model is required for each circuit") {
 		t.Errorf("models null: %v", err)
+	}
+}
+
+func TestEffectiveShouldFillZerosWithDefaults(t *testing.T) {
+	t.Parallel()
+	// Given a circuit written with only the seed's four values
+	cc := config.Circuit{FailureThreshold: 2, RecoveryTimeout: 900, SuccessThreshold: 1, Timeout: 5}
+	// When its effective settings are taken
+	got := cc.Effective()
+	// Then the zeros are the documented defaults, and max_recovery_timeout
+	// is raised to a longer recovery_timeout
+	if got.MaxAttempts != 1 || got.RetryBackoff != 0.5 || got.MaxRetryBackoff != 8 || got.RecoveryBackoffMultiplier != 1 ||
+		got.MaxRecoveryTimeout != 900 || got.FailureRateWindow != 60 || got.MinimumCalls != 10 || got.HedgeAfter != 0 {
+		t.Fatalf("Effective() = %+v", got)
+	}
+	if err := func() error { c := config.Default(); c.CircuitBreaker.Circuits[config.CircuitCoTEngine] = cc; return c.Validate() }(); err != nil {
+		t.Fatalf("a circuit with zeros should validate: %v", err)
 	}
 }

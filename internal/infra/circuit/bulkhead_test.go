@@ -221,7 +221,7 @@ func TestReloadOfMaxConcurrentAloneShouldKeepTheState(t *testing.T) {
 	t.Parallel()
 	cfg := config.Default()
 	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 5}
-	reg := circuit.NewRegistry(cfg, chatFunc(fail), circuit.Options{})
+	reg := circuit.NewRegistry(specs(cfg, chatFunc(fail)), circuit.Options{})
 	c := reg.Circuit(config.CircuitDataAnalyst)
 	if kindOf(call(c)) != llm.KindUnavailable || c.Status().State != circuit.StateOpen {
 		t.Fatal("the circuit should be open")
@@ -229,16 +229,16 @@ func TestReloadOfMaxConcurrentAloneShouldKeepTheState(t *testing.T) {
 	da := cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst]
 	da.MaxConcurrent = 4
 	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = da
-	if rebuilt := reg.Apply(cfg); len(rebuilt) != 0 {
+	if rebuilt := reg.Apply(specs(cfg, chatFunc(fail))); len(rebuilt) != 0 {
 		t.Fatalf("rebuilt %v for a max_concurrent change", rebuilt)
 	}
 	st := c.Status()
-	if st.State != circuit.StateOpen || st.Config.MaxConcurrent != 4 || st.RemainingDelay <= 0 {
+	if st.State != circuit.StateOpen || st.Settings.MaxConcurrent != 4 || st.RemainingDelay <= 0 {
 		t.Fatalf("after the reload: %+v", st)
 	}
 	da.FailureThreshold = 2
 	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = da
-	if rebuilt := reg.Apply(cfg); len(rebuilt) != 1 || c.Status().State != circuit.StateClosed {
+	if rebuilt := reg.Apply(specs(cfg, chatFunc(fail))); len(rebuilt) != 1 || c.Status().State != circuit.StateClosed {
 		t.Fatalf("a breaker setting should rebuild: %v, %s", rebuilt, c.Status().State)
 	}
 }
@@ -252,11 +252,11 @@ func TestHalfOpenShouldBeReportedWhileTheTrialIsInFlight(t *testing.T) {
 	var seen []string
 	cfg := config.Default()
 	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 0.1, Timeout: 5}
-	c := circuit.NewRegistry(cfg, chatFunc(b.failOnceThenChat), circuit.Options{OnTransition: func(tr circuit.Transition) {
+	c := circuit.NewRegistry(specs(cfg, chatFunc(b.failOnceThenChat)), circuit.Options{Hooks: circuit.Hooks{OnTransition: func(tr circuit.Transition) {
 		mu.Lock()
 		seen = append(seen, tr.From+">"+tr.To)
 		mu.Unlock()
-	}}).Circuit(config.CircuitDataAnalyst)
+	}}}).Circuit(config.CircuitDataAnalyst)
 	if kindOf(call(c)) != llm.KindUnavailable {
 		t.Fatal("first call should fail and open the circuit")
 	}

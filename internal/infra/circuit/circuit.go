@@ -1,17 +1,14 @@
 package circuit
 
 import (
-	"github.com/nexus/nexus/internal/infra/llm"
-
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/failsafe-go/failsafe-go/circuitbreaker"
-
-	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra/llm"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
 
@@ -23,22 +20,21 @@ const (
 	StateDisabled = "disabled"
 )
 
-// Chatter is the LLM transport that a circuit guards. *LLMClient is the
-// real one.
-type Chatter interface {
-	Chat(ctx context.Context, model string, req llm.ChatRequest) (llm.ChatResponse, error)
-}
-
-// Transition is one change of a circuit's state.
+// Transition is one change of a target's state.
 type Transition struct {
-	Circuit string    `json:"circuit"`
-	From    string    `json:"from"`
-	To      string    `json:"to"`
-	Reason  string    `json:"reason"`
-	At      time.Time `json:"at"`
+	Circuit  string    `json:"circuit"`
+	Provider string    `json:"provider"`
+	Model    string    `json:"model"`
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
 	// Forced is true for changes made by an operator.
 	Forced bool `json:"forced"`
-	// Stats are the circuit's statistics right after the change.
+	// First is true when the target is its circuit's first: the one whose
+	// state is the circuit's.
+	First bool `json:"first"`
+	// Stats are the target's statistics right after the change.
 	Stats Stats `json:"-"`
 }
 
@@ -51,176 +47,217 @@ const (
 	CallNeutral  = "neutral"
 )
 
-// CallEvent describes one guarded call, for metrics.
+// CallEvent describes one attempt on one target (or one refusal), for
+// metrics.
 type CallEvent struct {
-	Circuit string
-	// Model is the circuit's configured model, or "other" when a request
+	Circuit  string
+	Provider string
+	// Model is the target's configured model, or "other" when a request
 	// named another one (keeps metric labels bounded).
 	Model    string
 	Outcome  string
 	Duration time.Duration
 }
 
-// CircuitStatus is a point-in-time view of a circuit for health reports.
-type CircuitStatus struct {
-	Name  string
-	State string
-	// Forced is true while an operator holds the circuit open.
-	Forced bool
-	// Config is the circuit's effective settings.
-	Config config.Circuit
-	Model  string
-	// Target is the LLM base URL the circuit's calls go to, fit to show:
-	// no userinfo, query or fragment, and secrets redacted.
-	Target string
-	// RemainingDelay is how long an open circuit keeps rejecting; 0 when
-	// not open or forced open.
-	RemainingDelay    time.Duration
-	Stats             Stats
-	RecentTransitions []Transition
-	// InFlight is how many calls are in flight through the circuit now.
-	InFlight int
-}
-
-// Circuit guards every LLM call of one named agent step with a failsafe-go
-// circuit breaker and a call timeout (callTimeout: failsafe-go's timeout
-// semantics and error without its executor), and, when max_concurrent is
-// set, a bulkhead that refuses calls past that many in flight.
+// Circuit guards every LLM call of one named agent step. It walks its
+// ordered targets: a target that is open, out of trial slots, busy or
+// cooling down is skipped without a request; a counted failure is retried
+// on the same target (max_attempts, with backoff or the upstream's
+// Retry-After), then fails over to the next; the first success answers.
 //
-// failsafe-go records every error that its handle conditions do not match
-// as a success, and pairs each half-open permit with exactly one record. A
-// neutral outcome (LLM 400/422, client hang-up) must change nothing, so the
-// breaker is driven by hand: Circuit admits calls itself, limits half-open
-// trials to success_threshold, and only for a counted outcome takes a permit
-// and records it at once. A neutral trial simply hands its slot back.
+// One mutex guards the circuit and all its targets. Transitions are queued
+// under it and handed to observers, in order, by a single drainer.
 //
-// Every call into cb happens with mu held. failsafe-go runs state listeners
-// synchronously on the calling goroutine, so onStateChanged relies on the
-// caller's lock and must never take mu itself.
-//
-// A Circuit is never replaced: a reload rebuilds its breaker in place, so
-// that the agents holding it see new settings at once.
+// A Circuit is never replaced: a reload applies new settings and targets
+// in place, so that the agents holding it see them at once.
 type Circuit struct {
-	name    string
-	target  string // the LLM base URL as redact.URL shows it
-	llm     Chatter
-	log     *slog.Logger
-	redact  *redact.Redactor
-	now     func() time.Time
-	observe func(Transition)
-	onCall  func(CallEvent)
+	name       string
+	log        *slog.Logger
+	redact     *redact.Redactor
+	now        func() time.Time
+	hooks      Hooks
+	background *background
 
 	mu         sync.Mutex
-	cfg        config.Circuit
+	s          Settings
 	enabled    bool
 	logChanges bool
-	model      string
-	limit      callTimeout
-	cb         circuitbreaker.CircuitBreaker[llm.ChatResponse]
-	forced     bool
-	// gen counts transitions and rebuilds; a permit records into the
-	// breaker only if nothing changed since it was taken, so a call
-	// admitted while closed can never close a half-open circuit without a
-	// real trial, and a call in flight across a forced change or a reload
-	// records nothing into the new state.
-	gen    uint64
-	trials int
-	// inFlight counts admitted calls not yet finished, across rebuilds;
-	// cfg.MaxConcurrent caps it while circuit breakers are enabled.
-	inFlight int
-	counts   counters
-	reason   string    // why the transition about to happen happens
-	forcing  bool      // the transition about to happen is an operator's
-	at       time.Time // when it happened, if not now (the lazy half-open)
-	pending  []Transition
-	recent   []Transition
-	events   eventLog
+	targets    []*target
+	events     eventLog
+	recent     []Transition
+	hedging    budget
+	// pending transitions await delivery; delivering is true while one
+	// goroutine drains them (see deliver).
+	pending    []Transition
+	delivering bool
 }
 
-type permit struct {
-	gen   uint64
-	trial bool
-}
-
-// busyLocked reports whether the bulkhead refuses another call.
-func (c *Circuit) busyLocked() bool {
-	return c.cfg.MaxConcurrent > 0 && c.inFlight >= c.cfg.MaxConcurrent
-}
-
-func newCircuit(name string, cfg config.Circuit, enabled bool, model, target string, llm Chatter, opts Options) *Circuit {
-	c := &Circuit{
-		name:       name,
-		target:     target,
-		llm:        llm,
-		log:        opts.Logger,
-		redact:     opts.Redactor,
-		now:        opts.Now,
-		observe:    opts.OnTransition,
-		onCall:     opts.OnCall,
-		logChanges: opts.LogCircuitChanges,
-		events:     eventLog{max: maxEvents},
-	}
-	c.build(cfg, enabled, model)
-	return c
-}
-
-// build (re)creates the breaker and the call limit, and zeroes the failure
-// streak, since the new breaker has counted nothing yet. Requires mu or
-// exclusivity.
-func (c *Circuit) build(cfg config.Circuit, enabled bool, model string) {
-	c.cfg, c.enabled, c.model = cfg, enabled, model
-	c.counts.consecutive = 0
-	c.limit = callTimeout(cfg.Timeout.Duration())
-	c.cb = circuitbreaker.NewBuilder[llm.ChatResponse]().
-		WithFailureThreshold(uint(cfg.FailureThreshold)).
-		WithSuccessThreshold(uint(cfg.SuccessThreshold)).
-		WithDelay(cfg.RecoveryTimeout.Duration()).
-		OnStateChanged(c.onStateChanged).
-		Build()
-	c.forced = false
-	c.trials = 0
-	c.gen++
-}
+const (
+	maxEvents            = 100
+	maxRecentTransitions = 5
+)
 
 // Name is the circuit's configured name.
 func (c *Circuit) Name() string { return c.name }
 
-// Model is the model this circuit's calls use unless a request names one.
+// Model is the model of the circuit's first target, which a request's
+// model field overrides.
 func (c *Circuit) Model() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.model
+	return c.targets[0].spec.Model
 }
 
-// Complete sends req to the LLM through the circuit. Every error is an
-// *LLMError; a rejection by an open circuit makes no upstream request.
+// Complete sends req through the circuit's targets and returns the first
+// usable completion, with Provider, Attempts and Failover filled in. Every
+// error is an *LLMError; when no target could answer it lists them all.
+// A request's model overrides the first target's model only.
 func (c *Circuit) Complete(ctx context.Context, req llm.ChatRequest) (llm.ChatResponse, error) {
-	p, limit, model, label, err := c.acquire(req.Model)
-	if err != nil {
-		c.emitCall(label, CallRejected, 0)
-		return llm.ChatResponse{}, err
+	c.mu.Lock()
+	w := &walk{c: c, ctx: ctx, req: req, s: c.s, targets: c.targets, prev: -1}
+	hedge := c.s.HedgeAfter > 0 && len(c.targets) > 1
+	if hedge {
+		c.hedging.call(c.now())
 	}
+	c.mu.Unlock()
+	return w.run(hedge)
+}
+
+// walk is one call's way through the targets.
+type walk struct {
+	c       *Circuit
+	ctx     context.Context
+	req     llm.ChatRequest
+	s       Settings
+	targets []*target
+
+	attempts int
+	prev     int       // index of the last target that got a request
+	last     *LLMError // the last counted failure
+	refused  []*refusal
+	lastRef  *refusal
+}
+
+// attemptResult is what one request to one target came to.
+type attemptResult struct {
+	idx     int
+	resp    llm.ChatResponse
+	err     *LLMError
+	outcome llm.Outcome
+	raw     error
+}
+
+func (w *walk) run(hedge bool) (llm.ChatResponse, error) {
+	for i, t := range w.targets {
+		for try := 1; ; try++ {
+			if err := w.ctx.Err(); err != nil {
+				return llm.ChatResponse{}, w.canceled(err)
+			}
+			p, ref := w.c.admit(t, false)
+			if ref != nil {
+				w.refused = append(w.refused, ref)
+				w.lastRef = ref
+				break
+			}
+			var r attemptResult
+			if hedge && i == 0 && try == 1 {
+				r = w.hedged(t, p)
+			} else {
+				r = w.attempt(w.ctx, i, t, p, false)
+			}
+			if r.err == nil {
+				return w.answer(r), nil
+			}
+			if r.outcome == llm.Neutral {
+				if llm.ContextTooLong(r.raw) && w.ctx.Err() == nil {
+					w.last = r.err
+					break // too long for this target; the next may take it
+				}
+				return llm.ChatResponse{}, r.err
+			}
+			w.last = r.err
+			if r.idx != i || try >= w.s.MaxAttempts || !llm.Retryable(r.raw) {
+				break
+			}
+			wait := backoff(w.s, try)
+			if ra := llm.RetryAfter(r.raw); ra > 0 {
+				if ra > w.s.MaxRetryAfter || !w.fits(ra) {
+					break // not worth waiting for: fail over
+				}
+				wait = ra
+			}
+			w.c.retry(t)
+			if err := sleep(w.ctx, wait); err != nil {
+				return llm.ChatResponse{}, w.canceled(err)
+			}
+		}
+	}
+	return llm.ChatResponse{}, w.c.unavailable(w)
+}
+
+// fits reports whether a wait of d ends before the call's deadline.
+func (w *walk) fits(d time.Duration) bool {
+	deadline, ok := w.ctx.Deadline()
+	return !ok || time.Until(deadline) > d
+}
+
+func (w *walk) answer(r attemptResult) llm.ChatResponse {
+	resp := r.resp
+	resp.Provider = w.targets[r.idx].spec.Provider
+	resp.Attempts = w.attempts
+	resp.Failover = r.idx > 0
+	return resp
+}
+
+// canceled is the error of a walk whose caller left, or whose deadline
+// passed, between attempts.
+func (w *walk) canceled(err error) *LLMError {
+	return &LLMError{Circuit: w.c.name, Kind: llm.KindCanceled, State: w.c.State(),
+		Message: "the request ended before the LLM answered", Err: err}
+}
+
+// attempt sends one request to targets[i] under permit p. lost tells
+// whether a hedge's winner cancelled it.
+func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, hedged bool) attemptResult {
+	c := w.c
+	model, label := t.spec.Model, t.spec.Model
+	if i == 0 && w.req.Model != "" && w.req.Model != model {
+		model, label = w.req.Model, "other"
+	}
+	c.mu.Lock() // a hedge's two attempts share the walk
+	w.attempts++
+	from := -1
+	if i > 0 && i != w.prev {
+		from = max(w.prev, 0)
+	}
+	w.prev = i
+	c.mu.Unlock()
+	if from >= 0 {
+		c.failover(w.targets[from].spec.Provider, t.spec.Provider)
+	}
+	limit := callTimeout(w.s.Timeout)
 	finished := false
 	defer func() {
 		if !finished {
-			// The LLM client panicked: the call ends as neutral, so that
-			// neither its bulkhead slot nor its half-open trial slot is
-			// lost; the panic goes on up.
-			_ = c.finish(p, llm.Neutral, "", nil)
+			// The client panicked: the attempt ends as neutral, so that
+			// neither its bulkhead slot nor its trial slot is lost; the
+			// panic goes on up.
+			c.finish(t, p, llm.Neutral, "", nil, 0)
 		}
 	}()
 	start := time.Now()
 	resp, err := limit.get(ctx, func(ctx context.Context) (llm.ChatResponse, error) {
-		return c.llm.Chat(ctx, model, req)
+		return t.spec.LLM.Chat(ctx, model, w.req)
 	})
 	took := time.Since(start)
-	outcome, kind := llm.Classify(ctx, err)
-	c.emitCall(label, callLabel(outcome, kind), took)
-	finished = true
-	if ferr := c.finish(p, outcome, kind, err); ferr != nil {
-		return llm.ChatResponse{}, ferr
+	outcome, kind := llm.Classify(w.ctx, err)
+	if err != nil && hedged && errors.Is(context.Cause(ctx), errHedgeLost) {
+		outcome, kind = llm.Neutral, llm.KindCanceled
 	}
-	return resp, nil
+	c.emitCall(t.spec.Provider, label, callLabel(outcome, kind), took)
+	finished = true
+	lerr := c.finish(t, p, outcome, kind, err, took)
+	return attemptResult{idx: i, resp: resp, err: lerr, outcome: outcome, raw: err}
 }
 
 func callLabel(o llm.Outcome, k llm.Kind) string {
@@ -236,289 +273,247 @@ func callLabel(o llm.Outcome, k llm.Kind) string {
 	}
 }
 
-func (c *Circuit) emitCall(model, outcome string, d time.Duration) {
-	if c.onCall != nil {
-		c.onCall(CallEvent{Circuit: c.name, Model: model, Outcome: outcome, Duration: d})
+// backoff is the wait before attempt try+1 on one target: exponential from
+// retry_backoff, capped at max_retry_backoff, with "equal jitter" (half
+// fixed, half random) so that callers that failed together spread out.
+func backoff(s Settings, try int) time.Duration {
+	d := s.RetryBackoff
+	for i := 1; i < try && d < s.MaxRetryBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, s.MaxRetryBackoff)
+	return d/2 + jitter(d/2)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-func (c *Circuit) acquire(override string) (permit, callTimeout, string, string, error) {
+// admit asks target t to admit a call, counting a refusal as a rejected
+// call in metrics.
+func (c *Circuit) admit(t *target, probe bool) (permit, *refusal) {
 	c.mu.Lock()
-	model, label := c.model, c.model
-	if override != "" && override != c.model {
-		model, label = override, "other"
-	}
-	limit := c.limit
-	admit := func(p permit) (permit, callTimeout, string, string, error) {
-		c.inFlight++
-		pending := c.takePendingLocked() // the lazy half-open this call found
-		c.mu.Unlock()
-		c.flush(pending)
-		return p, limit, model, label, nil
-	}
-	if !c.enabled {
-		return admit(permit{gen: c.gen})
-	}
-	c.syncLocked()
-	if !c.forced {
-		switch c.cb.State() {
-		case circuitbreaker.ClosedState:
-			if c.busyLocked() {
-				return c.refuseBusyLocked(model, label)
-			}
-			return admit(permit{gen: c.gen})
-		case circuitbreaker.HalfOpenState:
-			if c.trials < c.cfg.SuccessThreshold {
-				if c.busyLocked() {
-					return c.refuseBusyLocked(model, label)
-				}
-				c.trials++
-				return admit(permit{gen: c.gen, trial: true})
-			}
-		}
-	}
-	c.counts.rejected++
-	state, remaining := c.stateLocked(), c.cb.RemainingDelay()
-	msg := fmt.Sprintf("circuit %s is %s after repeated LLM failures; no request was sent", c.name, state)
-	cause := ErrCircuitOpen
-	switch {
-	case c.forced:
-		remaining = c.cfg.RecoveryTimeout.Duration()
-		msg = fmt.Sprintf("circuit %s is held open by an operator; no request was sent", c.name)
-		cause = ErrCircuitForcedOpen
-	case state == StateHalfOpen:
-		msg = fmt.Sprintf("circuit %s is half-open and its trial calls are in flight; no request was sent", c.name)
-	}
-	c.events.rejected(c.now(), llm.KindCircuitOpen, "calls rejected without contacting the LLM")
-	pending := c.takePendingLocked()
+	p, ref := t.admitLocked(c.now(), probe)
 	c.mu.Unlock()
-	c.flush(pending)
-	return permit{}, 0, model, label, &LLMError{
-		Circuit: c.name, Kind: llm.KindCircuitOpen, State: state,
-		RetryAfter: remaining, Message: msg, Err: cause,
+	c.deliver()
+	if ref != nil {
+		c.emitCall(t.spec.Provider, t.spec.Model, CallRejected, 0)
 	}
+	return p, ref
 }
 
-// busyRetryAfter is the Retry-After of a bulkhead refusal: calls finish
-// within the circuit's timeout, usually much sooner.
-const busyRetryAfter = time.Second
-
-// refuseBusyLocked refuses a call that the breaker would admit because
-// max_concurrent calls are in flight. It is a rejection, not a failure:
-// the breaker's counts and state are untouched. It unlocks mu.
-func (c *Circuit) refuseBusyLocked(model, label string) (permit, callTimeout, string, string, error) {
-	c.counts.rejected++
-	state := c.stateLocked()
-	msg := fmt.Sprintf("circuit %s already has %d calls in flight, its max_concurrent; no request was sent", c.name, c.cfg.MaxConcurrent)
-	c.events.rejected(c.now(), llm.KindCircuitBusy, "calls refused: max_concurrent calls already in flight")
-	pending := c.takePendingLocked() // the lazy half-open, if it just became due
-	c.mu.Unlock()
-	c.flush(pending)
-	return permit{}, 0, model, label, &LLMError{
-		Circuit: c.name, Kind: llm.KindCircuitBusy, State: state,
-		RetryAfter: busyRetryAfter, Message: msg, Err: ErrCircuitBusy,
-	}
-}
-
-// finish records an admitted call's outcome and ends its stay in flight.
-func (c *Circuit) finish(p permit, outcome llm.Outcome, kind llm.Kind, err error) error {
-	c.mu.Lock()
-	c.inFlight--
-	current := c.enabled && p.gen == c.gen
-	if p.trial && current && outcome == llm.Neutral {
-		// Only a neutral trial hands its slot back: at most
-		// success_threshold trials reach the LLM per half-open period.
-		c.trials--
-	}
+// finish records an attempt's outcome on its target and, for an error,
+// returns the *LLMError that describes it.
+func (c *Circuit) finish(t *target, p permit, outcome llm.Outcome, kind llm.Kind, err error, _ time.Duration) *LLMError {
 	var msg string
 	if err != nil {
 		// The one place an LLM error becomes the text that is stored
 		// and reported: redacted and bounded, however long the
 		// upstream's message was.
-		msg = c.redact.Scrub(llm.Describe(kind, err, c.cfg.Timeout.Duration()))
+		msg = c.redact.Scrub(llm.Describe(kind, err, c.settings().Timeout))
 	}
+	c.mu.Lock()
 	now := c.now()
-	switch outcome {
-	case llm.Success:
-		c.counts.success++
-		if p.gen == c.gen {
-			c.counts.consecutive = 0
-		}
-		if current {
-			if p.trial {
-				c.reason = fmt.Sprintf("%d trial call(s) succeeded", c.cfg.SuccessThreshold)
-			}
-			c.record(p, c.cb.RecordSuccess)
-		}
-	case llm.Failure:
-		c.counts.failure++
-		if kind == llm.KindTimeout {
-			c.counts.timeouts++
-		}
-		if p.gen == c.gen {
-			// The streak mirrors the breaker's count: a call admitted
-			// before a state change, a close or a rebuild does not
-			// move it.
-			c.counts.consecutive++
-		}
-		c.counts.lastFailureAt = now
-		c.counts.lastError = string(kind) + ": " + msg
-		c.events.add(Event{At: now, Type: EventFailure, Kind: string(kind), Reason: msg})
-		if current {
-			if p.trial {
-				c.reason = "trial call failed: " + c.counts.lastError
-			} else {
-				c.reason = fmt.Sprintf("%d consecutive failures, last: %s", c.cfg.FailureThreshold, c.counts.lastError)
-			}
-			c.record(p, c.cb.RecordFailure)
-		}
-	}
-	var out error
+	t.finishLocked(p, outcome, kind, err, msg, now)
+	var out *LLMError
 	if err != nil {
 		retry := llm.RetryAfter(err)
 		if c.enabled {
-			retry = max(retry, c.cb.RemainingDelay())
+			retry = max(retry, t.remainingLocked(now))
 		}
 		out = &LLMError{
-			Circuit: c.name, Kind: kind, State: c.stateLocked(), Status: llm.HTTPStatus(err),
+			Circuit: c.name, Kind: kind, State: c.targets[0].stateLocked(now), Status: llm.HTTPStatus(err),
 			RetryAfter: retry, Message: msg, Err: err,
+			Provider: t.spec.Provider, Model: t.spec.Model,
 		}
 	}
-	pending := c.takePendingLocked()
 	c.mu.Unlock()
-	c.flush(pending)
+	c.deliver()
 	return out
 }
 
-// record takes the breaker's permit just before recording, so that the
-// breaker's own half-open permit count stays balanced (Circuit limits
-// trials itself).
-func (c *Circuit) record(p permit, fn func()) {
-	if p.trial {
-		c.cb.TryAcquirePermit()
-	}
-	fn()
-	c.reason = ""
+func (c *Circuit) settings() Settings {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.s
 }
 
-// syncLocked makes failsafe-go's lazy open→half-open move happen as soon as
-// the recovery timeout has passed, so that health, logs and callers agree.
-// HalfOpen() spends no trial slot, unlike TryAcquirePermit. A forced open
-// never drifts to half-open.
-func (c *Circuit) syncLocked() {
-	if c.enabled && !c.forced && c.cb.State() == circuitbreaker.OpenState && c.cb.RemainingDelay() <= 0 {
-		c.reason = fmt.Sprintf("recovery timeout of %s elapsed", c.cfg.RecoveryTimeout.Duration())
-		c.at = c.counts.lastStateChangeAt.Add(c.cfg.RecoveryTimeout.Duration())
-		c.cb.HalfOpen()
-		c.reason = ""
-	}
+// State is the circuit's state: its first target's.
+func (c *Circuit) State() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.targets[0].stateLocked(c.now())
 }
 
-func (c *Circuit) stateLocked() string {
-	if !c.enabled {
-		return StateDisabled
-	}
-	if c.forced {
-		return StateOpen
-	}
-	switch c.cb.State() {
-	case circuitbreaker.OpenState:
-		if c.cb.RemainingDelay() <= 0 {
-			return StateHalfOpen
+// unavailable is the error of a walk that found no target to answer. With
+// one target it is exactly that target's error. With more it lists them
+// all, and its Retry-After is the soonest moment any target admits calls
+// again.
+func (c *Circuit) unavailable(w *walk) *LLMError {
+	c.mu.Lock()
+	now := c.now()
+	reports := c.reportsLocked(now)
+	soonest := time.Duration(-1)
+	for _, t := range c.targets {
+		if ok, d := t.admitsLocked(now); ok {
+			soonest = 0
+		} else if soonest < 0 || d < soonest {
+			soonest = d
 		}
-		return StateOpen
-	case circuitbreaker.HalfOpenState:
-		return StateHalfOpen
+	}
+	state := c.targets[0].stateLocked(now)
+	single := len(w.targets) == 1
+	c.mu.Unlock()
+	var out *LLMError
+	switch {
+	case w.last != nil:
+		e := *w.last
+		out = &e
+	case w.lastRef != nil:
+		r := w.lastRef
+		kind, cause := r.kind, r.err
+		for _, x := range w.refused {
+			if x.kind != llm.KindCircuitBusy {
+				// Any target open or cooling makes it an open refusal;
+				// only an all-busy walk is a busy one.
+				kind, cause = x.kind, x.err
+			}
+		}
+		out = &LLMError{Circuit: c.name, Kind: kind, State: r.state, RetryAfter: r.retry, Message: r.message, Err: cause}
 	default:
-		return StateClosed
+		out = &LLMError{Circuit: c.name, Kind: llm.KindUnavailable, State: state, Message: "no target could answer", Err: ErrCircuitOpen}
+	}
+	if single {
+		return out
+	}
+	out.State = state
+	out.Targets = reports
+	if soonest >= 0 {
+		out.RetryAfter = soonest
+	}
+	if w.last == nil {
+		out.Message = fmt.Sprintf("circuit %s: none of its %d targets admits calls now; no request was sent", c.name, len(reports))
+	} else {
+		out.Message = fmt.Sprintf("circuit %s: no target could answer; last: %s", c.name, w.last.Message)
+	}
+	return out
+}
+
+// reportsLocked describes every target for an error body.
+func (c *Circuit) reportsLocked(now time.Time) []TargetReport {
+	out := make([]TargetReport, 0, len(c.targets))
+	for _, t := range c.targets {
+		r := TargetReport{Provider: t.spec.Provider, Model: t.spec.Model, State: t.stateLocked(now)}
+		if d := t.coolingLocked(now); d > 0 {
+			until := t.coolUntil.UTC()
+			r.CoolingDownUntil = &until
+		}
+		if t.counts.lastError != "" {
+			e := t.counts.lastError
+			r.LastError = &e
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func (c *Circuit) emitCall(provider, model, outcome string, d time.Duration) {
+	if c.hooks.OnCall != nil {
+		c.hooks.OnCall(CallEvent{Circuit: c.name, Provider: provider, Model: model, Outcome: outcome, Duration: d})
 	}
 }
 
-// onStateChanged runs inside a call into cb, with mu already held.
-func (c *Circuit) onStateChanged(e circuitbreaker.StateChangedEvent) {
-	c.gen++
-	c.trials = 0
-	at := c.now()
-	if !c.at.IsZero() {
-		at, c.at = c.at, time.Time{}
+func (c *Circuit) retry(t *target) {
+	if c.hooks.OnRetry != nil {
+		c.hooks.OnRetry(c.name, t.spec.Provider, t.spec.Model)
 	}
-	c.counts.lastStateChangeAt = at
-	c.noteTransition(Transition{
-		Circuit: c.name, From: e.OldState.String(), To: e.NewState.String(),
-		Reason: c.reason, At: at, Forced: c.forcing,
-	})
 }
 
-// noteTransition queues t for logging and observers, and keeps it.
-// Requires mu.
-func (c *Circuit) noteTransition(t Transition) {
-	t.Stats = c.counts.snapshot()
+func (c *Circuit) failover(from, to string) {
+	if c.hooks.OnFailover != nil {
+		c.hooks.OnFailover(c.name, from, to)
+	}
+}
+
+// noteTransitionLocked queues t for logging and observers, and keeps it.
+func (c *Circuit) noteTransitionLocked(tg *target, t Transition) {
+	t.Stats = tg.counts.snapshot()
+	t.First = tg == c.targets[0]
 	c.pending = append(c.pending, t)
-	c.recent = append(c.recent, t)
-	if len(c.recent) > maxRecentTransitions {
-		c.recent = c.recent[len(c.recent)-maxRecentTransitions:]
+	keep := func(list []Transition) []Transition {
+		list = append(list, t)
+		if len(list) > maxRecentTransitions {
+			list = list[len(list)-maxRecentTransitions:]
+		}
+		return list
 	}
+	tg.recent = keep(tg.recent)
+	c.recent = keep(c.recent)
 	typ := EventTransition
 	if t.Forced {
 		typ = EventForced
 	}
-	c.events.add(Event{At: t.At, Type: typ, From: t.From, To: t.To, Reason: t.Reason})
+	c.events.add(Event{At: t.At, Type: typ, From: t.From, To: t.To, Reason: t.Reason, Provider: t.Provider, Model: t.Model})
 }
 
-func (c *Circuit) takePendingLocked() []Transition {
-	p := c.pending
-	c.pending = nil
-	return p
-}
-
-// flush logs and publishes transitions outside the lock, so that observers
-// may read the circuit.
-func (c *Circuit) flush(ts []Transition) {
-	if len(ts) == 0 {
+// deliver hands queued transitions to the log and observers outside the
+// lock, in the order they happened. One goroutine at a time drains: whoever
+// finds the queue non-empty and nobody delivering takes the job, and keeps
+// draining until the queue is empty, so that a transition queued while
+// another is being delivered is delivered after it, never before. (With
+// delivery by every caller for itself, a forced close racing a failure
+// that opens could deliver closed→open, then open→closed, leaving the last
+// alert saying "closed" while the circuit is open.)
+func (c *Circuit) deliver() {
+	c.mu.Lock()
+	if c.delivering || len(c.pending) == 0 {
+		c.mu.Unlock()
 		return
 	}
-	c.mu.Lock()
-	logChanges := c.logChanges
-	c.mu.Unlock()
-	for _, t := range ts {
-		if logChanges {
-			level := slog.LevelInfo
-			if t.To == StateOpen {
-				level = slog.LevelWarn
-			}
-			c.log.Log(context.Background(), level, "circuit state changed",
-				slog.String("circuit", t.Circuit), slog.String("from", t.From),
-				slog.String("to", t.To), slog.String("reason", t.Reason), slog.Bool("forced", t.Forced))
+	c.delivering = true
+	for len(c.pending) > 0 {
+		batch := c.pending
+		c.pending = nil
+		logChanges := c.logChanges
+		c.mu.Unlock()
+		for _, t := range batch {
+			c.publish(t, logChanges)
 		}
-		if c.observe != nil {
-			c.observe(t)
-		}
+		c.mu.Lock()
 	}
+	c.delivering = false
+	c.mu.Unlock()
 }
 
-// Status reports the circuit's effective state, making a due lazy
-// open→half-open move visible (and logged) first.
-func (c *Circuit) Status() CircuitStatus {
-	c.mu.Lock()
-	c.syncLocked()
-	st := CircuitStatus{
-		Name:              c.name,
-		State:             c.stateLocked(),
-		Forced:            c.forced,
-		Config:            c.cfg,
-		Model:             c.model,
-		Target:            c.target,
-		Stats:             c.counts.snapshot(),
-		RecentTransitions: append([]Transition(nil), c.recent...),
-		InFlight:          c.inFlight,
+func (c *Circuit) publish(t Transition, logChanges bool) {
+	defer func() {
+		// An observer's panic must not leave delivering set forever.
+		if r := recover(); r != nil {
+			c.log.Error("transition observer panicked", slog.Any("panic", r))
+		}
+	}()
+	if logChanges {
+		level := slog.LevelInfo
+		if t.To == StateOpen {
+			level = slog.LevelWarn
+		}
+		c.log.Log(context.Background(), level, "circuit state changed",
+			slog.String("circuit", t.Circuit), slog.String("provider", t.Provider), slog.String("model", t.Model),
+			slog.String("from", t.From), slog.String("to", t.To), slog.String("reason", t.Reason), slog.Bool("forced", t.Forced))
 	}
-	if c.enabled && !c.forced {
-		st.RemainingDelay = c.cb.RemainingDelay()
+	if c.hooks.OnTransition != nil {
+		c.hooks.OnTransition(t)
 	}
-	pending := c.takePendingLocked()
-	c.mu.Unlock()
-	c.flush(pending)
-	return st
 }
 
 // Events returns the circuit's last events, oldest first.

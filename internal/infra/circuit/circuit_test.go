@@ -51,7 +51,7 @@ func newCircuit(t testing.TB, c config.Circuit, enabled bool, chat chatFunc) *ci
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	return circuit.NewRegistry(cfg, chat, circuit.Options{}).Circuit(config.CircuitDataAnalyst)
+	return circuit.NewRegistry(specs(cfg, chat), circuit.Options{}).Circuit(config.CircuitDataAnalyst)
 }
 
 // numbered is an LLM whose n-th call (from 1) answers as pick(n) says;
@@ -162,7 +162,7 @@ func TestStatsRatesShouldBeOverTheirOwnDenominators(t *testing.T) {
 				_ = call(c)
 			}
 			if tc.forceOpen {
-				if err := c.ForceOpen("test"); err != nil {
+				if err := c.ForceOpen("test", circuit.All); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -384,4 +384,27 @@ func TestAReplyPastTheCapShouldCountAsAMalformedReply(t *testing.T) {
 	if s.FailureCount != 1 || s.ConsecutiveFailures != 1 || s.LastError == nil || *s.LastError != "llm_unavailable: "+want {
 		t.Fatalf("stats = %+v", s)
 	}
+}
+
+// specs turns a validated config into the registry's config, as
+// cmd/server/app does: one target per circuit on up. Settings left at zero
+// in a test's config.Circuit literal take their defaults.
+func specs(cfg config.Config, up circuit.Chatter) circuit.RegistryConfig {
+	out := circuit.RegistryConfig{Enabled: cfg.CircuitBreaker.Enabled, LogCircuitChanges: cfg.CircuitBreaker.LogCircuitChanges}
+	for _, name := range config.CircuitNames() {
+		cc := cfg.CircuitBreaker.Circuits[name].Effective()
+		s := circuit.Settings{
+			FailureThreshold: cc.FailureThreshold, SuccessThreshold: cc.SuccessThreshold, MaxConcurrent: cc.MaxConcurrent,
+			RecoveryTimeout: cc.RecoveryTimeout.Duration(), Timeout: cc.Timeout.Duration(),
+			RecoveryBackoffMultiplier: cc.RecoveryBackoffMultiplier, MaxRecoveryTimeout: cc.MaxRecoveryTimeout.Duration(),
+			MaxAttempts: cc.MaxAttempts, RetryBackoff: cc.RetryBackoff.Duration(), MaxRetryBackoff: cc.MaxRetryBackoff.Duration(),
+			MaxRetryAfter: cc.MaxRetryAfter.Duration(), FailureRateThreshold: cc.FailureRateThreshold,
+			FailureRateWindow: cc.FailureRateWindow.Duration(), MinimumCalls: cc.MinimumCalls,
+			HedgeAfter: cc.HedgeAfter.Duration(), HedgeBudgetPercent: cc.HedgeBudgetPercent, RecoveryProbe: cc.RecoveryProbe,
+		}
+		out.Circuits = append(out.Circuits, circuit.Spec{Name: name, Settings: s, Targets: []circuit.TargetSpec{
+			{Provider: "default", Model: "llama3.1", URL: "http://llm.test", LLM: up},
+		}})
+	}
+	return out
 }

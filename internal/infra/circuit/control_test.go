@@ -29,10 +29,10 @@ func TestCallInFlightAcrossAForcedChangeShouldNotRecord(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- call(c) }()
 	<-started
-	if err := c.ForceOpen("test"); err != nil {
+	if err := c.ForceOpen("test", circuit.All); err != nil {
 		t.Fatal(err)
 	}
-	c.Close("test")
+	c.Close("test", circuit.All)
 	close(release)
 	if kindOf(<-done) != llm.KindUnavailable {
 		t.Fatal("the in-flight call should still fail for its caller")
@@ -69,7 +69,7 @@ func TestCloseShouldStartTheFailureCountAfresh(t *testing.T) {
 			if st := c.Status(); st.State != tc.state || st.Stats.ConsecutiveFailures != int64(tc.before) {
 				t.Fatalf("before the close: %s, %+v", st.State, st.Stats)
 			}
-			c.Close("test")
+			c.Close("test", circuit.All)
 			if st := c.Status(); st.State != circuit.StateClosed || st.Stats.ConsecutiveFailures != 0 || st.Stats.FailureCount != int64(tc.before) {
 				t.Fatalf("after the close: %s, %+v", st.State, st.Stats)
 			}
@@ -97,7 +97,7 @@ func TestCloseShouldZeroTheStreakWhenDisabled(t *testing.T) {
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, false, fail)
 	_ = call(c)
 	_ = call(c)
-	c.Close("test")
+	c.Close("test", circuit.All)
 	if st := c.Status(); st.State != circuit.StateDisabled || st.Stats.ConsecutiveFailures != 0 || st.Stats.FailureCount != 2 {
 		t.Fatalf("after close: %s, %+v", st.State, st.Stats)
 	}
@@ -108,7 +108,7 @@ func TestResetShouldZeroStatisticsAndKeepEvents(t *testing.T) {
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, fail)
 	_ = call(c)
 	_ = call(c)
-	c.Reset("test")
+	c.Reset("test", circuit.All)
 	st := c.Status()
 	if st.State != circuit.StateClosed || st.Stats.TotalCalls != 0 || st.Stats.FailureCount != 0 ||
 		st.Stats.RejectedCount != 0 || st.Stats.ConsecutiveFailures != 0 || st.Stats.LastError != nil {
@@ -130,7 +130,7 @@ func TestForcedOpenRejectionShouldWrapErrCircuitOpen(t *testing.T) {
 	if !errors.Is(tripped, circuit.ErrCircuitOpen) || errors.Is(tripped, circuit.ErrCircuitForcedOpen) {
 		t.Fatalf("tripped rejection: %v", tripped)
 	}
-	if err := c.ForceOpen("test"); err != nil {
+	if err := c.ForceOpen("test", circuit.All); err != nil {
 		t.Fatal(err)
 	}
 	forced := call(c)
@@ -143,7 +143,7 @@ func TestForcedOpenRejectionShouldWrapErrCircuitOpen(t *testing.T) {
 func TestForceOpenShouldRefuseWhenDisabled(t *testing.T) {
 	t.Parallel()
 	c := newCircuit(t, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, false, ok)
-	if err := c.ForceOpen("test"); err != circuit.ErrDisabled {
+	if err := c.ForceOpen("test", circuit.All); err != circuit.ErrDisabled {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -157,7 +157,7 @@ func TestApplyShouldRebuildOnlyChangedCircuits(t *testing.T) {
 		cc.FailureThreshold = 1
 		cfg.CircuitBreaker.Circuits[name] = cc
 	}
-	r := circuit.NewRegistry(cfg, chatFunc(fail), circuit.Options{})
+	r := circuit.NewRegistry(specs(cfg, chatFunc(fail)), circuit.Options{})
 	for _, name := range []string{config.CircuitDataAnalyst, config.CircuitCodeGenerator} {
 		_, _ = r.Circuit(name).Complete(context.Background(), llm.ChatRequest{})
 	}
@@ -170,7 +170,7 @@ func TestApplyShouldRebuildOnlyChangedCircuits(t *testing.T) {
 	cg.FailureThreshold = 4
 	next.CircuitBreaker.Circuits[config.CircuitCodeGenerator] = cg
 
-	changed := r.Apply(next)
+	changed := r.Apply(specs(next, chatFunc(fail)))
 	if len(changed) != 1 || changed[0] != config.CircuitCodeGenerator {
 		t.Fatalf("changed = %v", changed)
 	}
@@ -178,14 +178,14 @@ func TestApplyShouldRebuildOnlyChangedCircuits(t *testing.T) {
 		t.Fatalf("unchanged circuit: %s", s.State)
 	}
 	s := r.Circuit(config.CircuitCodeGenerator).Status()
-	if s.State != circuit.StateClosed || s.Config.FailureThreshold != 4 || s.Stats.FailureCount != 1 || s.Stats.ConsecutiveFailures != 0 {
+	if s.State != circuit.StateClosed || s.Settings.FailureThreshold != 4 || s.Stats.FailureCount != 1 || s.Stats.ConsecutiveFailures != 0 {
 		t.Fatalf("rebuilt circuit: %+v", s)
 	}
 	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.Stats.ConsecutiveFailures != 1 {
 		t.Fatalf("unchanged circuit lost its streak: %+v", s.Stats)
 	}
 	next.CircuitBreaker.Enabled = false
-	if changed := r.Apply(next); len(changed) != 4 || r.Enabled() {
+	if changed := r.Apply(specs(next, chatFunc(fail))); len(changed) != 4 || r.Enabled() {
 		t.Fatalf("disabling changed %v", changed)
 	}
 	if s := r.Circuit(config.CircuitDataAnalyst).Status(); s.State != circuit.StateDisabled {
@@ -200,7 +200,7 @@ func TestResetShouldForgetFailuresOfAClosedCircuit(t *testing.T) {
 	c := newCircuit(t, config.Circuit{FailureThreshold: 3, SuccessThreshold: 1, RecoveryTimeout: 60, Timeout: 1}, true, fail)
 	_ = call(c)
 	_ = call(c)
-	c.Reset("test")
+	c.Reset("test", circuit.All)
 	_ = call(c)
 	if st := c.Status(); st.State != circuit.StateClosed {
 		t.Fatalf("one failure after a reset opened the circuit: %s", st.State)

@@ -18,6 +18,27 @@ var ErrCircuitOpen = fmt.Errorf("circuit open: %w", circuitbreaker.ErrOpen)
 // call because max_concurrent calls are already in flight.
 var ErrCircuitBusy = errors.New("circuit busy: max_concurrent calls in flight")
 
+// ErrCoolingDown is returned (inside an *LLMError of kind KindCircuitOpen)
+// when a target was skipped because its upstream asked, with Retry-After,
+// not to be called yet. It wraps ErrCircuitOpen.
+var ErrCoolingDown = fmt.Errorf("cooling down at the upstream's request: %w", ErrCircuitOpen)
+
+// ErrDisabled is returned when an operation needs circuit breakers on.
+var ErrDisabled = errors.New("circuit breakers are disabled")
+
+// ErrCircuitForcedOpen is returned (inside an *LLMError of kind
+// KindCircuitOpen) when the target refusing the call is held open by an
+// operator: it does not recover on its own. It wraps ErrCircuitOpen, so
+// errors.Is(err, ErrCircuitOpen) holds for every open rejection.
+var ErrCircuitForcedOpen = fmt.Errorf("held open by an operator: %w", ErrCircuitOpen)
+
+// ErrUnknownCircuit is returned for a circuit name that is not configured.
+var ErrUnknownCircuit = errors.New("unknown circuit")
+
+// ErrUnknownTarget is returned when an operator names a target that the
+// circuit does not have.
+var ErrUnknownTarget = errors.New("unknown target")
+
 // LLMError is every error that leaves a guarded LLM call. Callers switch on
 // Kind; RetryAfter and State are what a 503 needs to tell the client.
 type LLMError struct {
@@ -33,6 +54,12 @@ type LLMError struct {
 	// Message is a redacted, human-readable description of the cause.
 	Message string
 	Err     error
+	// Provider and Model name the target whose failure this is; empty for
+	// a refusal.
+	Provider, Model string
+	// Targets lists every target of a circuit with more than one when no
+	// target could answer.
+	Targets []TargetReport
 }
 
 func (e *LLMError) Error() string {

@@ -6,11 +6,6 @@ import (
 	"github.com/nexus/nexus/internal/infra/llm"
 )
 
-const (
-	maxEvents            = 100
-	maxRecentTransitions = 5
-)
-
 // Event types in a circuit's event log.
 const (
 	EventTransition = "transition"
@@ -19,6 +14,8 @@ const (
 	EventForced     = "forced"
 	EventReset      = "reset"
 	EventReconfig   = "reconfigured"
+	EventCooldown   = "cooldown"
+	EventProbe      = "probe"
 )
 
 // Event is one entry of a circuit's event log, for operators.
@@ -31,6 +28,9 @@ type Event struct {
 	// rejection (circuit_open, circuit_busy).
 	Kind   string `json:"kind,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Provider and Model name the target; empty for a circuit-wide event.
+	Provider string `json:"provider,omitempty"`
+	Model    string `json:"model,omitempty"`
 	// Count and LastAt summarise a run of rejections in one entry.
 	Count  int        `json:"count,omitempty"`
 	LastAt *time.Time `json:"last_at,omitempty"`
@@ -53,8 +53,9 @@ func (l *eventLog) add(e Event) {
 
 // rejected records a refused call, summarising a run of refusals of the
 // same kind (circuit_open or circuit_busy) in one entry.
-func (l *eventLog) rejected(at time.Time, kind llm.Kind, reason string) {
-	if n := len(l.events); n > 0 && l.events[n-1].Type == EventRejected && l.events[n-1].Kind == string(kind) {
+func (l *eventLog) rejected(at time.Time, kind llm.Kind, who TargetSpec, reason string) {
+	if n := len(l.events); n > 0 && l.events[n-1].Type == EventRejected && l.events[n-1].Kind == string(kind) &&
+		l.events[n-1].Provider == who.Provider && l.events[n-1].Model == who.Model {
 		last := &l.events[n-1]
 		last.Count++
 		t := at.UTC()
@@ -62,7 +63,7 @@ func (l *eventLog) rejected(at time.Time, kind llm.Kind, reason string) {
 		return
 	}
 	t := at.UTC()
-	l.add(Event{At: t, Type: EventRejected, Kind: string(kind), Count: 1, LastAt: &t, Reason: reason})
+	l.add(Event{At: t, Type: EventRejected, Kind: string(kind), Count: 1, LastAt: &t, Reason: reason, Provider: who.Provider, Model: who.Model})
 }
 
 func (l *eventLog) list() []Event {

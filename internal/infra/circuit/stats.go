@@ -85,3 +85,18 @@ func roundTo(v float64, digits int) float64 {
 	}
 	return float64(int64(v*p+0.5)) / p
 }
+
+// add sums o's counts into c, for a circuit's totals over its targets; the
+// last failure and state change are the latest of either.
+func (c *counters) add(o *counters) {
+	c.success += o.success
+	c.failure += o.failure
+	c.rejected += o.rejected
+	c.timeouts += o.timeouts
+	if o.lastFailureAt.After(c.lastFailureAt) {
+		c.lastFailureAt, c.lastError = o.lastFailureAt, o.lastError
+	}
+	if o.lastStateChangeAt.After(c.lastStateChangeAt) {
+		c.lastStateChangeAt = o.lastStateChangeAt
+	}
+}

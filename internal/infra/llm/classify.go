@@ -164,3 +164,43 @@ func Describe(kind Kind, err error, limit time.Duration) string {
 	}
 	return "unusable answer from the LLM: " + err.Error()
 }
+
+// Retryable reports whether a counted failure is worth another attempt on
+// the same target: a timeout, a connection error, a 5xx or a 429. A bad
+// key (401/403), an unknown model (404), any other 4xx and a malformed or
+// oversized body are not: the same request would fail the same way.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, timeout.ErrExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var tooLarge *ResponseTooLargeError
+	if errors.As(err, &tooLarge) {
+		return false
+	}
+	if status := HTTPStatus(err); status != 0 {
+		return status == http.StatusTooManyRequests || status >= 500
+	}
+	var urlErr *url.Error
+	var netErr net.Error
+	return errors.As(err, &urlErr) || errors.As(err, &netErr)
+}
+
+// CodeContextLengthExceeded is the OpenAI error code of a prompt longer
+// than the model's context window.
+const CodeContextLengthExceeded = "context_length_exceeded"
+
+// ContextTooLong reports whether err is a 400 whose error code is
+// context_length_exceeded: neutral for the target that refused it (the
+// request was too big for it, the target is fine), but another target,
+// with a longer context, may take it.
+func ContextTooLong(err error) bool {
+	var apiErr *openai.APIError
+	if !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != http.StatusBadRequest {
+		return false
+	}
+	code, _ := apiErr.Code.(string)
+	return code == CodeContextLengthExceeded
+}

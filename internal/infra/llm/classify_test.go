@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"syscall"
 	"testing"
 
 	"github.com/failsafe-go/failsafe-go/timeout"
@@ -60,5 +61,44 @@ func TestClassifyShouldSortEveryLLMOutcome(t *testing.T) {
 				t.Fatalf("Classify = (%v, %q), want (%v, %q)", outcome, kind, tc.outcome, tc.kind)
 			}
 		})
+	}
+}
+
+func TestRetryableShouldRetryOnlyWhatMayPassNextTime(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"timeout", timeout.ErrExceeded, true},
+		{"500", &openai.APIError{HTTPStatusCode: 500}, true},
+		{"503 not JSON", &openai.RequestError{HTTPStatusCode: 503}, true},
+		{"429", &openai.APIError{HTTPStatusCode: 429}, true},
+		{"connection refused", &url.Error{Op: "Post", URL: "http://127.0.0.1:1", Err: syscall.ECONNREFUSED}, true},
+		{"401", &openai.APIError{HTTPStatusCode: 401}, false},
+		{"404", &openai.APIError{HTTPStatusCode: 404}, false},
+		{"400", &openai.APIError{HTTPStatusCode: 400}, false},
+		{"too large", &llm.ResponseTooLargeError{Limit: 10}, false},
+		{"empty completion", llm.ErrEmptyCompletion, false},
+		{"nil", nil, false},
+	}
+	for _, tc := range cases {
+		if got := llm.Retryable(tc.err); got != tc.want {
+			t.Errorf("%s: Retryable = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestContextTooLongShouldNeedA400WithItsCode(t *testing.T) {
+	t.Parallel()
+	if !llm.ContextTooLong(&openai.APIError{HTTPStatusCode: 400, Code: "context_length_exceeded"}) {
+		t.Error("400 context_length_exceeded: want true")
+	}
+	if llm.ContextTooLong(&openai.APIError{HTTPStatusCode: 400, Code: "invalid_value"}) {
+		t.Error("400 invalid_value: want false")
+	}
+	if llm.ContextTooLong(&openai.APIError{HTTPStatusCode: 500, Code: "context_length_exceeded"}) {
+		t.Error("500: want false")
 	}
 }

@@ -34,6 +34,15 @@ type ChatResponse struct {
 	Content string
 	// Model is the model that answered, as the upstream reported it.
 	Model string
+	// Provider is the configured provider whose target answered; the
+	// circuit fills it in.
+	Provider string
+	// Attempts is how many LLM requests the call made, retries, failovers
+	// and hedges included; the circuit fills it in.
+	Attempts int
+	// Failover is true when a target other than the circuit's first one
+	// answered.
+	Failover bool
 }
 
 // Config configures the OpenAI-compatible client.
