@@ -472,7 +472,11 @@ func TestEffectiveShouldFillZerosWithDefaults(t *testing.T) {
 		got.MaxRecoveryTimeout != 900 || got.FailureRateWindow != 60 || got.MinimumCalls != 10 || got.HedgeAfter != 0 {
 		t.Fatalf("Effective() = %+v", got)
 	}
-	if err := func() error { c := config.Default(); c.CircuitBreaker.Circuits[config.CircuitCoTEngine] = cc; return c.Validate() }(); err != nil {
+	if err := func() error {
+		c := config.Default()
+		c.CircuitBreaker.Circuits[config.CircuitCoTEngine] = cc
+		return c.Validate()
+	}(); err != nil {
 		t.Fatalf("a circuit with zeros should validate: %v", err)
 	}
 }
