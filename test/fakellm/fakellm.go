@@ -545,6 +545,9 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, req Request, st 
 			msg = http.StatusText(status)
 		}
 		typ, code := errorKind(status)
+		if st.Code != "" {
+			code = st.Code
+		}
 		body = errorBody(msg, typ, code)
 	}
 	if !bodyAllowed(status) {

@@ -21,6 +21,9 @@ type Step struct {
 	// {"error":{"message","type","param","code"}} body is generated with
 	// type/code derived from Status. Empty means http.StatusText(Status).
 	Message string
+	// Code, if set, is the error body's code instead of the one derived
+	// from Status (e.g. context_length_exceeded on a 400).
+	Code string
 	// RawBody, if non-empty, is sent verbatim instead of any generated body
 	// (e.g. malformed JSON, or a plain-text error from a proxy).
 	RawBody string
@@ -101,4 +104,11 @@ func Repeat(n int, s Step) []Step {
 func cloneStep(s Step) Step {
 	s.Header = maps.Clone(s.Header)
 	return s
+}
+
+// ContextTooLong answers 400 with code context_length_exceeded, as OpenAI
+// does for a prompt longer than the model's context window.
+func ContextTooLong() Step {
+	return Step{Status: 400, Code: "context_length_exceeded",
+		Message: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens."}
 }
