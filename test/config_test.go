@@ -297,7 +297,7 @@ func TestWithoutTheDefaultConfigFileTheServerShouldRunOnBuiltInDefaults(t *testi
 		t.Fatalf("health lists %d circuits, want %d", got, len(config.CircuitNames()))
 	}
 	for _, c := range health.CircuitBreakers.CircuitBreakers {
-		if c.Model != def.LLM.Models[c.Name] || c.Config.FailureThreshold != def.CircuitBreaker.Circuits[c.Name].FailureThreshold {
+		if c.Model != def.LLM.First(c.Name).Model || c.Config.FailureThreshold != def.CircuitBreaker.Circuits[c.Name].FailureThreshold {
 			t.Errorf("%s runs model %q, failure_threshold %d: not the built-in defaults", c.Name, c.Model, c.Config.FailureThreshold)
 		}
 	}

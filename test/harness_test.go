@@ -49,11 +49,11 @@ func testConfig() config.Config {
 		c.Timeout = 2
 		cfg.CircuitBreaker.Circuits[name] = c
 	}
-	cfg.LLM.Models = map[string]string{
-		config.CircuitDataAnalyst:   analystModel,
-		config.CircuitCodeGenerator: codegenModel,
-		config.CircuitCoTEngine:     cotModel,
-		config.CircuitVisualization: vizModel,
+	cfg.LLM.Models = map[string]config.Targets{
+		config.CircuitDataAnalyst:   config.Single(analystModel),
+		config.CircuitCodeGenerator: config.Single(codegenModel),
+		config.CircuitCoTEngine:     config.Single(cotModel),
+		config.CircuitVisualization: config.Single(vizModel),
 	}
 	return cfg
 }

@@ -33,7 +33,7 @@ func TestSmokeAgainstARealLLM(t *testing.T) {
 		o.env["LLM_BASE_URL"] = base
 		o.env["LLM_API_KEY"] = os.Getenv("NEXUS_SMOKE_API_KEY")
 		for _, name := range config.CircuitNames() {
-			o.cfg.LLM.Models[name] = model
+			o.cfg.LLM.Models[name] = config.Single(model)
 			c := o.cfg.CircuitBreaker.Circuits[name]
 			c.Timeout = 120
 			o.cfg.CircuitBreaker.Circuits[name] = c

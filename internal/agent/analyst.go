@@ -97,6 +97,15 @@ type Step struct {
 	Duration time.Duration
 	// Detail says why the step fell back or was skipped.
 	Detail string
+	// Provider and Model name the target that answered the step's last
+	// LLM call (or, when it failed, the last target that was tried).
+	Provider, Model string
+	// LLMRequests is how many LLM requests the step's calls made, retries,
+	// failovers and hedges included; Attempts counts the calls.
+	LLMRequests int
+	// Failover is true when a call of the step was answered by a target
+	// other than its circuit's first.
+	Failover bool
 }
 
 // Review is the critic's last verdict.
@@ -150,10 +159,51 @@ type run struct {
 	req   Request
 	steps []Step
 	out   Answer
+	use   llmUse
+}
+
+// llmUse tallies the LLM calls of the step in progress.
+type llmUse struct {
+	provider, model string
+	requests        int
+	failover        bool
+}
+
+// complete makes one LLM call of the step in progress through c, and
+// tallies which target answered and how many requests it took.
+func (r *run) complete(ctx context.Context, c Completer, req llm.ChatRequest) (llm.ChatResponse, error) {
+	resp, err := c.Complete(ctx, req)
+	if err != nil {
+		var le *circuit.LLMError
+		if errors.As(err, &le) {
+			r.use.requests += le.Attempts
+			if le.Provider != "" {
+				r.use.provider, r.use.model = le.Provider, le.Model
+			}
+		}
+		return resp, err
+	}
+	if resp.Attempts > 0 { // a circuit answered (unit tests' fakes do not say)
+		r.use.provider, r.use.model = resp.Provider, resp.Model
+		r.use.requests += resp.Attempts
+		r.use.failover = r.use.failover || resp.Failover
+	}
+	return resp, nil
 }
 
 func (r *run) step(name, circuit, outcome string, attempts int, started time.Time, detail string) {
-	r.steps = append(r.steps, Step{Step: name, Circuit: circuit, Outcome: outcome, Attempts: attempts, Duration: time.Since(started), Detail: detail})
+	r.add(Step{Step: name, Circuit: circuit, Outcome: outcome, Attempts: attempts, Duration: time.Since(started), Detail: detail})
+}
+
+// add appends st with what its LLM calls came to, and starts the next
+// step's tally.
+func (r *run) add(st Step) {
+	if st.Circuit != "" {
+		st.Provider, st.Model, st.LLMRequests, st.Failover = r.use.provider, r.use.model, r.use.requests, r.use.failover
+	}
+	r.use = llmUse{}
+	r.steps = append(r.steps, st)
+	outcome, name := st.Outcome, st.Step
 	if outcome == OutcomeFallback {
 		r.out.Degraded = append(r.out.Degraded, name)
 		r.out.FallbackUsed = true
@@ -186,7 +236,7 @@ func (r *run) direct(ctx context.Context) error {
 	r.step(StepPlan, r.a.cfg.Planner.Name(), OutcomeSkipped, 0, time.Now(), "no data to query")
 	r.step(StepRun, "", OutcomeSkipped, 0, time.Now(), "no data to query")
 	t := time.Now()
-	resp, err := r.a.cfg.Answerer.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: directPrompt(r.req.Query)})
+	resp, err := r.complete(ctx, r.a.cfg.Answerer, llm.ChatRequest{Model: r.req.Model, Messages: directPrompt(r.req.Query)})
 	if err != nil {
 		return err
 	}
@@ -213,7 +263,7 @@ func (r *run) withData(ctx context.Context) error {
 	t := time.Now()
 	if ok {
 		r.out.Columns, r.out.Rows, r.out.RowCount, r.out.Truncated = res.Columns, res.Rows, res.RowCount, res.Truncated
-		resp, err := r.a.cfg.Answerer.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: answerPrompt(r.req.Query, r.out.SQL, res)})
+		resp, err := r.complete(ctx, r.a.cfg.Answerer, llm.ChatRequest{Model: r.req.Model, Messages: answerPrompt(r.req.Query, r.out.SQL, res)})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -228,7 +278,7 @@ func (r *run) withData(ctx context.Context) error {
 		// The seed's direct_llm_fallback: answer from the profile and
 		// sample alone.
 		r.out.Columns, r.out.Rows = []dataset.Column{}, [][]any{}
-		resp, err := r.a.cfg.Answerer.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: profilePrompt(r.req.Query, facts)})
+		resp, err := r.complete(ctx, r.a.cfg.Answerer, llm.ChatRequest{Model: r.req.Model, Messages: profilePrompt(r.req.Query, facts)})
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -290,7 +340,7 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string) (datase
 	var runTook time.Duration
 	var lastErr string
 	for attempt := 1; attempt <= r.a.cfg.MaxSQLAttempts; attempt++ {
-		resp, err := planner.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: msgs})
+		resp, err := r.complete(ctx, planner, llm.ChatRequest{Model: r.req.Model, Messages: msgs})
 		if err != nil {
 			// Any LLM failure here, a 400 included, degrades like an
 			// open circuit: the question can still be answered.
@@ -311,9 +361,8 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string) (datase
 		runTook += time.Since(t)
 		if qerr == nil {
 			r.out.SQL = sql
-			r.steps = append(r.steps,
-				Step{Step: StepPlan, Circuit: planner.Name(), Outcome: OutcomeOK, Attempts: attempt, Duration: time.Since(planStart) - runTook},
-				Step{Step: StepRun, Outcome: OutcomeOK, Attempts: attempt, Duration: runTook})
+			r.add(Step{Step: StepPlan, Circuit: planner.Name(), Outcome: OutcomeOK, Attempts: attempt, Duration: time.Since(planStart) - runTook})
+			r.add(Step{Step: StepRun, Outcome: OutcomeOK, Attempts: attempt, Duration: runTook})
 			return res, true
 		}
 		if ctx.Err() != nil {
@@ -324,7 +373,7 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string) (datase
 			llm.Message{Role: "assistant", Content: resp.Content},
 			llm.Message{Role: "user", Content: fmt.Sprintf("That query failed: %s\nWrite one corrected DuckDB SELECT over the table data, in a ```sql block.", lastErr)})
 	}
-	r.steps = append(r.steps, Step{Step: StepPlan, Circuit: planner.Name(), Outcome: OutcomeOK,
+	r.add(Step{Step: StepPlan, Circuit: planner.Name(), Outcome: OutcomeOK,
 		Attempts: r.a.cfg.MaxSQLAttempts, Duration: time.Since(planStart) - runTook})
 	r.step(StepRun, "", OutcomeFallback, r.a.cfg.MaxSQLAttempts, time.Now().Add(-runTook),
 		fmt.Sprintf("no query succeeded in %d attempts; last error: %s", r.a.cfg.MaxSQLAttempts, lastErr))
@@ -365,7 +414,7 @@ func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
 	attempts := 0
 	for {
 		attempts++
-		resp, err := critic.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: criticPrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer)})
+		resp, err := r.complete(ctx, critic, llm.ChatRequest{Model: r.req.Model, Messages: criticPrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer)})
 		if err != nil {
 			rv.Verdict, rv.Critique = verdictSkipped, ""
 			r.step(StepReview, critic.Name(), OutcomeFallback, attempts, t, "unreviewed answer: "+llmReason(err))
@@ -377,7 +426,7 @@ func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
 			r.step(StepReview, critic.Name(), OutcomeOK, attempts, t, "")
 			return
 		}
-		again, err := r.a.cfg.Answerer.Complete(ctx, llm.ChatRequest{Model: r.req.Model, Messages: revisePrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer, critique)})
+		again, err := r.complete(ctx, r.a.cfg.Answerer, llm.ChatRequest{Model: r.req.Model, Messages: revisePrompt(r.req.Query, r.out.SQL, res, facts, r.out.Answer, critique)})
 		if err != nil {
 			// The critic's verdict stands, but the answer it judged
 			// invalid could not be fixed: the review degraded.

@@ -59,22 +59,46 @@ func handleCircuitAction(r CircuitReporter, log *slog.Logger, action string) ech
 		if err != nil {
 			return err
 		}
+		sel, err := targetSelector(c)
+		if err != nil {
+			return err
+		}
 		reason := "forced " + action + " by an operator"
 		log.Info("admin action", slog.String("action", action), slog.String("circuit", cb.Name()),
+			slog.String("provider", sel.Provider), slog.String("model", sel.Model),
 			slog.String("request_id", requestIDOf(c)), slog.String("remote", c.RealIP()))
 		switch action {
 		case actionOpen:
-			if err := cb.ForceOpen(reason); errors.Is(err, circuit.ErrDisabled) {
-				return &Error{Status: http.StatusConflict, Code: "circuit_breakers_disabled",
-					Message: "circuit_breaker.enabled is false: there is no circuit to open"}
-			}
+			err = cb.ForceOpen(reason, sel)
 		case actionClose:
-			cb.Close(reason)
+			err = cb.Close(reason, sel)
 		case actionReset:
-			cb.Reset(reason)
+			err = cb.Reset(reason, sel)
+		}
+		switch {
+		case errors.Is(err, circuit.ErrDisabled):
+			return &Error{Status: http.StatusConflict, Code: "circuit_breakers_disabled",
+				Message: "circuit_breaker.enabled is false: there is no circuit to open"}
+		case errors.Is(err, circuit.ErrUnknownTarget):
+			return &Error{Status: http.StatusNotFound, Code: "unknown_target", Message: err.Error(), Field: "provider"}
+		case err != nil:
+			return err
 		}
 		return c.JSON(http.StatusOK, circuitHealthFrom(cb.Status()))
 	}
+}
+
+// targetSelector reads ?provider=P&model=M: both name one target, neither
+// means every target of the circuit.
+func targetSelector(c echo.Context) (circuit.Selector, error) {
+	sel := circuit.Selector{Provider: c.QueryParam("provider"), Model: c.QueryParam("model")}
+	switch {
+	case sel.Provider == "" && sel.Model != "":
+		return sel, &Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "model needs provider: name a target by both", Field: "provider"}
+	case sel.Provider != "" && sel.Model == "":
+		return sel, &Error{Status: http.StatusBadRequest, Code: "invalid_request", Message: "provider needs model: name a target by both", Field: "model"}
+	}
+	return sel, nil
 }
 
 func handleCircuitEvents(r CircuitReporter) echo.HandlerFunc {

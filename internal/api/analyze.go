@@ -94,6 +94,14 @@ type stepBody struct {
 	Attempts   int     `json:"attempts"`
 	DurationMS float64 `json:"duration_ms"`
 	Detail     string  `json:"detail,omitempty"`
+	// Provider and Model name the target that answered the step's last LLM
+	// call; LLMRequests counts the step's LLM requests, retries, failovers
+	// and hedges included (attempts counts its calls). Steps that call no
+	// LLM have none of them.
+	Provider    *string `json:"provider,omitempty"`
+	Model       *string `json:"model,omitempty"`
+	LLMRequests *int    `json:"llm_requests,omitempty"`
+	Failover    bool    `json:"failover,omitempty"`
 }
 
 func handleAnalyze(a Analyzer, limit int64) echo.HandlerFunc {
@@ -145,6 +153,10 @@ func handleAnalyze(a Analyzer, limit int64) echo.HandlerFunc {
 			if st.Circuit != "" {
 				circuit := st.Circuit
 				sb.Circuit = &circuit
+				if st.LLMRequests > 0 {
+					provider, model, n := st.Provider, st.Model, st.LLMRequests
+					sb.Provider, sb.Model, sb.LLMRequests, sb.Failover = &provider, &model, &n, st.Failover
+				}
 			}
 			out.Steps = append(out.Steps, sb)
 		}

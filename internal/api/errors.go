@@ -130,6 +130,11 @@ type unavailableBody struct {
 	CircuitState string       `json:"circuit_state"`
 	Error        errorDetail  `json:"error"`
 	Fallback     fallbackInfo `json:"fallback"`
+	// Targets lists each target of a circuit with more than one: provider,
+	// model, state and last error (redacted).
+	Targets []circuit.TargetReport `json:"targets,omitempty"`
+	// Attempts is how many LLM requests the call made before giving up.
+	Attempts int `json:"attempts"`
 	// Profile is the dataset's profile when the analyst had data.
 	Profile *dataset.Profile `json:"profile,omitempty"`
 	// The code generator's 503 also carries the seed's empty result.
@@ -197,6 +202,8 @@ func writeLLMError(c echo.Context, e *circuit.LLMError, full error) {
 		CircuitState: e.State,
 		Error:        errorDetail{Code: string(e.Kind), Message: e.Message},
 		Fallback:     fb,
+		Targets:      e.Targets,
+		Attempts:     e.Attempts,
 	}
 	unavailable, _ := errors.AsType[*agent.UnavailableError](full)
 	if unavailable != nil {

@@ -44,6 +44,14 @@ type generateResponse struct {
 	Model        string   `json:"model"`
 	Circuit      string   `json:"circuit"`
 	FallbackUsed bool     `json:"fallback_used"`
+	// Provider is the provider whose target answered.
+	Provider string `json:"provider"`
+	// Attempts is how many LLM requests the call made, retries, failovers
+	// and hedges included.
+	Attempts int `json:"attempts"`
+	// Failover is true when a target other than the circuit's first
+	// answered; omitted otherwise.
+	Failover bool `json:"failover,omitempty"`
 }
 
 func handleGenerate(g CodeGenerator, limit int64) echo.HandlerFunc {
@@ -67,6 +75,9 @@ func handleGenerate(g CodeGenerator, limit int64) echo.HandlerFunc {
 			Warnings: res.Review.Warnings,
 			Model:    res.Model,
 			Circuit:  res.Circuit,
+			Provider: res.Provider,
+			Attempts: res.Attempts,
+			Failover: res.Failover,
 		}
 		if out.Warnings == nil {
 			out.Warnings = []string{}

@@ -30,9 +30,22 @@ type healthResponse struct {
 	UptimeSeconds   float64         `json:"uptime_seconds"`
 	Config          config.Status   `json:"config"`
 	CircuitBreakers circuitsSection `json:"circuit_breakers"`
+	// Providers are the LLM providers with their last probe (GET
+	// {base_url}/models): name, base URL (scheme and host), reachable,
+	// last_probe_at and latency_ms; null until the first probe ends.
+	Providers []providerHealth `json:"providers"`
 	// Workers is the DuckDB worker pool: size, busy, restarts and
 	// last_kill_reason.
 	Workers *dataset.PoolStats `json:"workers,omitempty"`
+}
+
+type providerHealth struct {
+	Name        string     `json:"name"`
+	BaseURL     string     `json:"base_url"`
+	Reachable   *bool      `json:"reachable"`
+	LastProbeAt *time.Time `json:"last_probe_at"`
+	LatencyMS   *float64   `json:"latency_ms"`
+	LastError   *string    `json:"last_error"`
 }
 
 type circuitsSection struct {
@@ -56,7 +69,35 @@ type circuitHealth struct {
 	RemainingDelaySeconds float64        `json:"remaining_delay_seconds"`
 	InFlight              int            `json:"in_flight"`
 	RecentTransitions     []transition   `json:"recent_transitions"`
-	Statistics            circuit.Stats  `json:"statistics"`
+	// Statistics add up every target's; consecutive_failures is the first
+	// target's.
+	Statistics circuit.Stats `json:"statistics"`
+	// Available is true while any target admits calls.
+	Available bool `json:"available"`
+	// Targets are the circuit's targets in the order calls try them; the
+	// circuit's own state is the first one's.
+	Targets []targetHealth `json:"targets"`
+}
+
+// targetHealth is one (circuit, target) pair's breaker.
+type targetHealth struct {
+	Provider   string `json:"provider"`
+	Model      string `json:"model"`
+	LLMBaseURL string `json:"llm_base_url"`
+	State      string `json:"state"`
+	Forced     bool   `json:"forced"`
+	// Admits is true when the target would take a call now.
+	Admits bool `json:"admits"`
+	// CoolingDownUntil is set while the upstream's Retry-After holds the
+	// target back.
+	CoolingDownUntil      *time.Time `json:"cooling_down_until"`
+	RemainingDelaySeconds float64    `json:"remaining_delay_seconds"`
+	// CurrentRecoveryTimeout is the open delay the target has now, grown
+	// by recovery_backoff_multiplier on each reopening since it last closed.
+	CurrentRecoveryTimeout float64       `json:"current_recovery_timeout"`
+	InFlight               int           `json:"in_flight"`
+	RecentTransitions      []transition  `json:"recent_transitions"`
+	Statistics             circuit.Stats `json:"statistics"`
 }
 
 // guardedRoute is one route whose LLM calls a circuit guards.
@@ -80,22 +121,37 @@ var circuitGuards = map[string][]guardedRoute{
 }
 
 type transition struct {
-	From   string    `json:"from"`
-	To     string    `json:"to"`
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason"`
-	Forced bool      `json:"forced"`
+	// Provider and Model name the target that changed state.
+	Provider string    `json:"provider"`
+	Model    string    `json:"model"`
+	From     string    `json:"from"`
+	To       string    `json:"to"`
+	At       time.Time `json:"at"`
+	Reason   string    `json:"reason"`
+	Forced   bool      `json:"forced"`
 }
 
 type circuitConfig struct {
-	FailureThreshold int     `json:"failure_threshold"`
-	RecoveryTimeout  float64 `json:"recovery_timeout"`
-	SuccessThreshold int     `json:"success_threshold"`
-	Timeout          float64 `json:"timeout"`
-	MaxConcurrent    int     `json:"max_concurrent"`
+	FailureThreshold          int     `json:"failure_threshold"`
+	RecoveryTimeout           float64 `json:"recovery_timeout"`
+	SuccessThreshold          int     `json:"success_threshold"`
+	Timeout                   float64 `json:"timeout"`
+	MaxConcurrent             int     `json:"max_concurrent"`
+	MaxAttempts               int     `json:"max_attempts"`
+	RetryBackoff              float64 `json:"retry_backoff"`
+	MaxRetryBackoff           float64 `json:"max_retry_backoff"`
+	MaxRetryAfter             float64 `json:"max_retry_after"`
+	RecoveryBackoffMultiplier float64 `json:"recovery_backoff_multiplier"`
+	MaxRecoveryTimeout        float64 `json:"max_recovery_timeout"`
+	FailureRateThreshold      float64 `json:"failure_rate_threshold"`
+	FailureRateWindow         float64 `json:"failure_rate_window"`
+	MinimumCalls              int     `json:"minimum_calls"`
+	HedgeAfter                float64 `json:"hedge_after"`
+	HedgeBudgetPercent        float64 `json:"hedge_budget_percent"`
+	RecoveryProbe             bool    `json:"recovery_probe"`
 }
 
-func handleHealthStatus(r CircuitReporter, store DatasetStore, settings Settings, version string, started time.Time, now func() time.Time) echo.HandlerFunc {
+func handleHealthStatus(r CircuitReporter, providers ProviderReporter, store DatasetStore, settings Settings, version string, started time.Time, now func() time.Time) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !settings.Current().CircuitBreaker.ExposeHealthEndpoint {
 			// A code of its own, so that the dashboard can tell a
@@ -115,7 +171,15 @@ func handleHealthStatus(r CircuitReporter, store DatasetStore, settings Settings
 			w := store.Stats().Workers
 			workers = &w
 		}
+		provs := []providerHealth{}
+		if providers != nil {
+			for _, p := range providers.Statuses() {
+				provs = append(provs, providerHealth{Name: p.Name, BaseURL: p.URL, Reachable: p.Reachable,
+					LastProbeAt: p.LastProbeAt, LatencyMS: p.LatencyMS, LastError: p.LastError})
+			}
+		}
 		return c.JSON(http.StatusOK, healthResponse{
+			Providers:     provs,
 			Workers:       workers,
 			Status:        overall,
 			Timestamp:     t.UTC(),
@@ -131,64 +195,90 @@ func handleHealthStatus(r CircuitReporter, store DatasetStore, settings Settings
 	}
 }
 
-func circuitHealthFrom(s circuit.CircuitStatus) circuitHealth {
-	ts := make([]transition, 0, len(s.RecentTransitions))
-	for _, t := range s.RecentTransitions {
-		ts = append(ts, transition{From: t.From, To: t.To, At: t.At.UTC(), Reason: t.Reason, Forced: t.Forced})
+func transitionsOf(list []circuit.Transition) []transition {
+	ts := make([]transition, 0, len(list))
+	for _, t := range list {
+		ts = append(ts, transition{Provider: t.Provider, Model: t.Model, From: t.From, To: t.To, At: t.At.UTC(), Reason: t.Reason, Forced: t.Forced})
 	}
+	return ts
+}
+
+func seconds(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }
+
+func circuitHealthFrom(s circuit.CircuitStatus) circuitHealth {
 	guards := circuitGuards[s.Name]
 	if guards == nil {
 		guards = []guardedRoute{}
 	}
+	targets := make([]targetHealth, 0, len(s.Targets))
+	for _, t := range s.Targets {
+		targets = append(targets, targetHealth{
+			Provider: t.Provider, Model: t.Model, LLMBaseURL: t.URL, State: t.State, Forced: t.Forced, Admits: t.Admits,
+			CoolingDownUntil: t.CoolingDownUntil, RemainingDelaySeconds: seconds(t.RemainingDelay),
+			CurrentRecoveryTimeout: seconds(t.CurrentRecoveryTimeout), InFlight: t.InFlight,
+			RecentTransitions: transitionsOf(t.RecentTransitions), Statistics: t.Stats,
+		})
+	}
+	cfg := s.Settings
 	return circuitHealth{
 		Name:       s.Name,
 		State:      s.State,
-		Health:     circuitHealthOf(s.State),
+		Health:     circuitHealthOf(s),
 		Forced:     s.Forced,
 		Model:      s.Model,
 		LLMBaseURL: s.Target,
 		Guards:     guards,
 		Config: circuitConfig{
-			FailureThreshold: s.Config.FailureThreshold,
-			RecoveryTimeout:  float64(s.Config.RecoveryTimeout),
-			SuccessThreshold: s.Config.SuccessThreshold,
-			Timeout:          float64(s.Config.Timeout),
-			MaxConcurrent:    s.Config.MaxConcurrent,
+			FailureThreshold: cfg.FailureThreshold, RecoveryTimeout: cfg.RecoveryTimeout.Seconds(),
+			SuccessThreshold: cfg.SuccessThreshold, Timeout: cfg.Timeout.Seconds(), MaxConcurrent: cfg.MaxConcurrent,
+			MaxAttempts: cfg.MaxAttempts, RetryBackoff: cfg.RetryBackoff.Seconds(), MaxRetryBackoff: cfg.MaxRetryBackoff.Seconds(),
+			MaxRetryAfter: cfg.MaxRetryAfter.Seconds(), RecoveryBackoffMultiplier: cfg.RecoveryBackoffMultiplier,
+			MaxRecoveryTimeout: cfg.MaxRecoveryTimeout.Seconds(), FailureRateThreshold: cfg.FailureRateThreshold,
+			FailureRateWindow: cfg.FailureRateWindow.Seconds(), MinimumCalls: cfg.MinimumCalls,
+			HedgeAfter: cfg.HedgeAfter.Seconds(), HedgeBudgetPercent: cfg.HedgeBudgetPercent, RecoveryProbe: cfg.RecoveryProbe,
 		},
-		RemainingDelaySeconds: float64(s.RemainingDelay.Milliseconds()) / 1000,
+		RemainingDelaySeconds: seconds(s.RemainingDelay),
 		InFlight:              s.InFlight,
-		RecentTransitions:     ts,
+		RecentTransitions:     transitionsOf(s.RecentTransitions),
 		Statistics:            s.Stats,
+		Available:             s.Available,
+		Targets:               targets,
 	}
 }
 
-func circuitHealthOf(state string) string {
-	switch state {
-	case circuit.StateOpen:
-		return healthUnhealthy
-	case circuit.StateHalfOpen:
+// circuitHealthOf is healthy while the first target is closed (or breakers
+// are disabled); degraded while it is half-open, or while it is not closed
+// but another target admits calls; unhealthy when no target can answer.
+// With one target this is what it always was: open is unhealthy, half-open
+// degraded.
+func circuitHealthOf(s circuit.CircuitStatus) string {
+	switch {
+	case s.State == circuit.StateClosed || s.State == circuit.StateDisabled:
+		return healthHealthy
+	case s.State == circuit.StateHalfOpen || s.Available:
 		return healthDegraded
 	default:
-		return healthHealthy
+		return healthUnhealthy
 	}
 }
 
-// overallHealth is healthy when every circuit is closed or disabled,
-// unhealthy when every circuit is open, and degraded otherwise.
+// overallHealth is healthy when every circuit is, unhealthy when every
+// circuit is, and degraded otherwise: one circuit down leaves the others'
+// routes working.
 func overallHealth(statuses []circuit.CircuitStatus) string {
-	open, fine := 0, 0
+	healthy, unhealthy := 0, 0
 	for _, s := range statuses {
-		switch s.State {
-		case circuit.StateOpen:
-			open++
-		case circuit.StateClosed, circuit.StateDisabled:
-			fine++
+		switch circuitHealthOf(s) {
+		case healthHealthy:
+			healthy++
+		case healthUnhealthy:
+			unhealthy++
 		}
 	}
 	switch {
-	case fine == len(statuses):
+	case healthy == len(statuses):
 		return healthHealthy
-	case open == len(statuses):
+	case unhealthy == len(statuses):
 		return healthUnhealthy
 	default:
 		return healthDegraded

@@ -16,7 +16,7 @@ func routes(e *echo.Echo, cfg Config) {
 
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(cfg.Ready))
-	e.GET("/api/health/status", handleHealthStatus(cfg.Circuits, cfg.Datasets, cfg.Settings, cfg.Version, cfg.Started, cfg.Now))
+	e.GET("/api/health/status", handleHealthStatus(cfg.Circuits, cfg.Providers, cfg.Datasets, cfg.Settings, cfg.Version, cfg.Started, cfg.Now))
 	e.GET("/metrics", handleMetrics(cfg.Metrics, cfg.Settings))
 	e.GET("/dashboard", handleDashboard())
 

@@ -16,6 +16,7 @@ import (
 	"github.com/nexus/nexus/internal/codegen"
 	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/llm"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
 
@@ -35,6 +36,12 @@ type CircuitReporter interface {
 	Enabled() bool
 	Statuses() []circuit.CircuitStatus
 	Lookup(name string) (*circuit.Circuit, error)
+}
+
+// ProviderReporter reports the LLM providers' last probes; *llm.Prober is
+// the real one.
+type ProviderReporter interface {
+	Statuses() []llm.ProviderStatus
 }
 
 // Settings is the configuration in force, which a reload may change;
@@ -57,6 +64,8 @@ type Config struct {
 	Analyst   Analyzer
 	Generator CodeGenerator
 	Circuits  CircuitReporter
+	// Providers may be nil: health then lists no providers.
+	Providers ProviderReporter
 	Datasets  DatasetStore
 	// Settings supplies the live flags: expose_health_endpoint and
 	// metrics_enabled are read on every request, so a reload applies them.

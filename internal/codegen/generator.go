@@ -62,6 +62,11 @@ type Result struct {
 	Review   Review
 	Model    string
 	Circuit  string
+	// Provider, Attempts and Failover say which target answered and how
+	// many LLM requests it took (see llm.ChatResponse).
+	Provider string
+	Attempts int
+	Failover bool
 }
 
 // Generate asks the LLM for code. An unknown dataset wraps
@@ -101,6 +106,9 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 		Review:   review,
 		Model:    resp.Model,
 		Circuit:  g.llm.Name(),
+		Provider: resp.Provider,
+		Attempts: resp.Attempts,
+		Failover: resp.Failover,
 	}, nil
 }
 

@@ -4,28 +4,31 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"reflect"
 	"time"
 
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/infra/circuit"
+	"github.com/nexus/nexus/internal/infra/llm"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // reloader re-reads the config file on a file change, SIGHUP or the admin
 // endpoint. An invalid file is rejected whole and the old config stays.
-// Circuits, circuit_breaker flags and alerts apply live; anything else is
+// Circuits, circuit_breaker flags, the llm section (providers, targets,
+// models) and alerts apply live; anything else is
 // logged as needing a restart and otherwise left as it was.
 //
 // A reload never waits on anything slow: the alert notifier it replaces
 // drains in the background (see alerter.update), so it holds its turn only
 // for reading and applying the file.
 type reloader struct {
-	live     *config.Live
-	circuits *circuit.Registry
-	alerts   *alerter
-	log      *slog.Logger
-	opts     options
+	live      *config.Live
+	circuits  *circuit.Registry
+	providers *providers
+	prober    *llm.Prober
+	alerts    *alerter
+	log       *slog.Logger
+	opts      options
 	// redact cleans a rejected file's error before it is logged and shown
 	// by health: config errors quote the values they refuse.
 	redact *redact.Redactor
@@ -75,7 +78,6 @@ func (r *reloader) reload(ctx context.Context) error {
 		changed bool
 		keep    func()
 	}{
-		{"llm", !reflect.DeepEqual(next.LLM, cur.LLM), func() { next.LLM = cur.LLM }},
 		{"server", next.Server != cur.Server, func() { next.Server = cur.Server }},
 		{"datasets", next.Datasets != cur.Datasets, func() { next.Datasets = cur.Datasets }},
 		{"cot_review", next.CoTReview != cur.CoTReview, func() { next.CoTReview = cur.CoTReview }},
@@ -89,7 +91,11 @@ func (r *reloader) reload(ctx context.Context) error {
 	// sees a rebuilt or disabled circuit also sees the reload that did it
 	// (loaded_at moved, last_reload_error cleared).
 	r.live.Set(next, time.Now())
-	changed := r.circuits.Apply(next)
+	clients := r.providers.apply(next.LLM)
+	changed := r.circuits.Apply(registryConfig(next, clients))
+	if r.prober != nil {
+		r.prober.Set(probeTargets(next.LLM, clients))
+	}
 	if next.Alerts != cur.Alerts {
 		r.alerts.update(next.Alerts)
 	}

@@ -48,14 +48,19 @@ func mustReloader(tb testing.TB, opts options) (*reloader, *syncBuffer) {
 	log := slog.New(slog.NewJSONHandler(logs, nil))
 	alerts := newAlerter(l.cfg.Alerts, log, metrics.New(nil, func() []metrics.CircuitState { return nil }))
 	tb.Cleanup(alerts.close)
+	clients := newProviders(func(string, config.Provider) string { return "" })
+	tb.Cleanup(clients.close)
+	circuits := circuit.NewRegistry(registryConfig(l.cfg, clients.apply(l.cfg.LLM)), circuit.Options{Logger: log})
+	tb.Cleanup(circuits.Close)
 	return newReloader(reloader{
-		live:     config.NewLive(opts.configPath, l.cfg, time.Now()),
-		circuits: circuit.NewRegistry(l.cfg, nil, circuit.Options{Logger: log}),
-		alerts:   alerts,
-		log:      log,
-		opts:     opts,
-		file:     l.file,
-		redact:   redact.New(),
+		live:      config.NewLive(opts.configPath, l.cfg, time.Now()),
+		circuits:  circuits,
+		providers: clients,
+		alerts:    alerts,
+		log:       log,
+		opts:      opts,
+		file:      l.file,
+		redact:    redact.New(),
 	}), logs
 }
 

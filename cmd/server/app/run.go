@@ -67,7 +67,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer closeLog(logs, logger)
-	redactor := redact.New(apiKey, adminToken)
+	redactor := redact.New(append([]string{apiKey, adminToken}, otherKeys(cfg.LLM, getenv)...)...)
 	if loaded.defaults {
 		logger.Info("no config file; running on the built-in defaults",
 			slog.String("path", absPath(opts.configPath)),
@@ -76,34 +76,68 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logEffectiveConfig(logger, loaded, opts, apiKey != "", adminToken != "")
 	live := config.NewLive(opts.configPath, cfg, started)
 
-	llm := llm.NewClient(llm.Config{
-		BaseURL:             cfg.LLM.BaseURL,
-		APIKey:              apiKey,
-		MaxIdleConnsPerHost: cfg.LLM.MaxIdleConnsPerHost,
-		MaxResponseBytes:    cfg.LLM.MaxResponseBytes,
-	})
-	defer llm.Close()
+	// The default provider's key may come from LLM_API_KEY (or its flag);
+	// every other provider's from the variable its api_key_env names.
+	keyOf := func(name string, p config.Provider) string {
+		if name == config.DefaultProvider {
+			return firstNonEmpty(opts.value(config.EnvAPIKey), getenv(p.APIKeyEnv))
+		}
+		return getenv(p.APIKeyEnv)
+	}
+	clients := newProviders(keyOf)
+	defer clients.close()
 
 	var circuits *circuit.Registry
 	m := metrics.New(config.CircuitNames(), func() []metrics.CircuitState {
 		var out []metrics.CircuitState
 		for _, s := range circuits.Statuses() {
-			out = append(out, metrics.CircuitState{Name: s.Name, State: s.State, Forced: s.Forced, InFlight: s.InFlight})
+			cs := metrics.CircuitState{Name: s.Name, State: s.State, Forced: s.Forced, InFlight: s.InFlight}
+			for _, t := range s.Targets {
+				cs.Targets = append(cs.Targets, metrics.TargetState{Provider: t.Provider, Model: t.Model, State: t.State, Forced: t.Forced})
+			}
+			out = append(out, cs)
 		}
 		return out
 	})
 	m.ObserveLogDrops(logs.Dropped)
 	alerts := newAlerter(cfg.Alerts, logger, m)
 	defer alerts.close()
-	circuits = circuit.NewRegistry(cfg, llm, circuit.Options{
-		Logger:            logger,
-		Redactor:          redactor,
-		LogCircuitChanges: cfg.CircuitBreaker.LogCircuitChanges,
-		OnTransition: func(t circuit.Transition) {
-			m.ObserveTransition(t.Circuit, t.From, t.To)
-			alerts.notify(t)
+	circuits = circuit.NewRegistry(registryConfig(cfg, clients.apply(cfg.LLM)), circuit.Options{
+		Logger:   logger,
+		Redactor: redactor,
+		Hooks: circuit.Hooks{
+			OnTransition: func(t circuit.Transition) {
+				m.ObserveTransition(t.Circuit, t.From, t.To)
+				alerts.notify(t)
+			},
+			OnCall:     func(e circuit.CallEvent) { m.ObserveCall(e.Circuit, e.Provider, e.Model, e.Outcome, e.Duration) },
+			OnRetry:    m.ObserveRetry,
+			OnFailover: m.ObserveFailover,
+			OnHedge:    m.ObserveHedge,
 		},
-		OnCall: func(e circuit.CallEvent) { m.ObserveCall(e.Circuit, e.Model, e.Outcome, e.Duration) },
+	})
+	defer circuits.Close()
+
+	// Every provider is probed with GET {base_url}/models at start-up (an
+	// unreachable one is a WARN that names it) and every
+	// llm.probe_interval. Probes never count in any breaker.
+	prober := llm.NewProber(cfg.LLM.ProbeInterval.Duration(), llm.DefaultProbeTimeout, logger, redactor)
+	defer prober.Close()
+	prober.Set(probeTargets(cfg.LLM, clients.apply(cfg.LLM)))
+	prober.Start()
+	m.ObserveProviders(func() []metrics.ProviderState {
+		var out []metrics.ProviderState
+		for _, p := range prober.Statuses() {
+			ps := metrics.ProviderState{Name: p.Name, Probed: p.Reachable != nil}
+			if p.Reachable != nil {
+				ps.Reachable = *p.Reachable
+			}
+			if p.LatencyMS != nil {
+				ps.Latency = time.Duration(*p.LatencyMS * float64(time.Millisecond))
+			}
+			out = append(out, ps)
+		}
+		return out
 	})
 
 	store, err := dataset.Open(dataset.Config{
@@ -130,7 +164,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			WorkersBusy: st.Workers.Busy, WorkerKills: st.Workers.Kills}
 	})
 
-	rl := newReloader(reloader{live: live, circuits: circuits, alerts: alerts, log: logger, opts: opts, file: loaded.file, redact: redactor})
+	rl := newReloader(reloader{live: live, circuits: circuits, providers: clients, prober: prober, alerts: alerts, log: logger, opts: opts, file: loaded.file, redact: redactor})
 	var accepting atomic.Bool
 	accepting.Store(true)
 	handler := api.NewServer(api.Config{
@@ -148,6 +182,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}),
 		Generator:      codegen.NewGenerator(circuits.Circuit(config.CircuitCodeGenerator), store),
 		Circuits:       circuits,
+		Providers:      prober,
 		Datasets:       store,
 		Settings:       live,
 		Metrics:        m,
@@ -326,7 +361,7 @@ func logEffectiveConfig(log *slog.Logger, l loaded, opts options, hasKey, hasAdm
 			slog.Float64("recovery_timeout", float64(c.RecoveryTimeout)),
 			slog.Int("success_threshold", c.SuccessThreshold),
 			slog.Float64("timeout", float64(c.Timeout)),
-			slog.String("model", cfg.LLM.Models[name]),
+			slog.Any("targets", targetIDs(cfg.LLM.Models[name])),
 		))
 	}
 	log.Info("effective config", attrs...)
@@ -346,4 +381,27 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// otherKeys are the API keys of the providers other than the default, for
+// the redactor.
+func otherKeys(cfg config.LLM, getenv func(string) string) []string {
+	var out []string
+	for _, name := range cfg.ProviderNames() {
+		if name == config.DefaultProvider {
+			continue
+		}
+		if k := getenv(cfg.ResolvedProviders()[name].APIKeyEnv); k != "" {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+func targetIDs(ts config.Targets) []string {
+	out := make([]string, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, t.String())
+	}
+	return out
 }

@@ -173,6 +173,7 @@ func (w *walk) run(hedge bool) (llm.ChatResponse, error) {
 					w.last = r.err
 					break // too long for this target; the next may take it
 				}
+				r.err.Attempts = w.attempts
 				return llm.ChatResponse{}, r.err
 			}
 			w.last = r.err
@@ -213,7 +214,7 @@ func (w *walk) answer(r attemptResult) llm.ChatResponse {
 // passed, between attempts.
 func (w *walk) canceled(err error) *LLMError {
 	return &LLMError{Circuit: w.c.name, Kind: llm.KindCanceled, State: w.c.State(),
-		Message: "the request ended before the LLM answered", Err: err}
+		Message: "the request ended before the LLM answered", Err: err, Attempts: w.attempts}
 }
 
 // attempt sends one request to targets[i] under permit p. lost tells
@@ -329,7 +330,9 @@ func (c *Circuit) finish(t *target, p permit, outcome llm.Outcome, kind llm.Kind
 	if err != nil {
 		retry := llm.RetryAfter(err)
 		if c.enabled {
-			retry = max(retry, t.remainingLocked(now))
+			// Read the clock again: a transition this call caused set the
+			// open delay from its own, later reading.
+			retry = max(retry, t.remainingLocked(c.now()))
 		}
 		out = &LLMError{
 			Circuit: c.name, Kind: kind, State: c.targets[0].stateLocked(now), Status: llm.HTTPStatus(err),
@@ -393,6 +396,7 @@ func (c *Circuit) unavailable(w *walk) *LLMError {
 	default:
 		out = &LLMError{Circuit: c.name, Kind: llm.KindUnavailable, State: state, Message: "no target could answer", Err: ErrCircuitOpen}
 	}
+	out.Attempts = w.attempts
 	if single {
 		return out
 	}

@@ -57,6 +57,8 @@ type LLMError struct {
 	// Provider and Model name the target whose failure this is; empty for
 	// a refusal.
 	Provider, Model string
+	// Attempts is how many LLM requests the call made before it failed.
+	Attempts int
 	// Targets lists every target of a circuit with more than one when no
 	// target could answer.
 	Targets []TargetReport

@@ -158,7 +158,11 @@ func (r *Registry) Apply(cfg RegistryConfig) []string {
 		for _, t := range spec.Targets {
 			ids = append(ids, t.ID())
 		}
-		r.log.Info("circuit reconfigured by config reload", slog.String("circuit", spec.Name), slog.String("what", what),
+		msg := "circuit rebuilt by config reload"
+		if what != reconfigRebuilt {
+			msg = "circuit settings or targets changed by config reload; state kept"
+		}
+		r.log.Info(msg, slog.String("circuit", spec.Name),
 			slog.Int("failure_threshold", s.FailureThreshold), slog.Float64("recovery_timeout", s.RecoveryTimeout.Seconds()),
 			slog.Int("success_threshold", s.SuccessThreshold), slog.Float64("timeout", s.Timeout.Seconds()),
 			slog.Int("max_concurrent", s.MaxConcurrent), slog.Int("max_attempts", s.MaxAttempts),

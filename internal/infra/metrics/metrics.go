@@ -1,8 +1,8 @@
 // Package metrics is Nexus's Prometheus adapter: one registry per process
 // run (never the global default), the series operators alert on, and the
 // exposition handler. Labels come only from circuit names, configured
-// model names, route templates and fixed outcome words, so cardinality
-// stays bounded whatever users send.
+// provider and model names, route templates and fixed outcome words, so
+// cardinality stays bounded whatever users send.
 package metrics
 
 import (
@@ -18,8 +18,8 @@ import (
 // States a circuit can be in, as nexus_circuit_state labels them.
 var states = []string{"closed", "open", "half-open", "disabled"}
 
-// Call outcomes as nexus_circuit_calls_total labels them.
-var outcomes = []string{"success", "failure", "rejected", "timeout", "neutral"}
+// Hedge outcomes as nexus_llm_hedges_total labels them.
+var hedgeOutcomes = []string{"won", "lost"}
 
 // CircuitState is what the state gauges need to know of one circuit.
 type CircuitState struct {
@@ -27,6 +27,21 @@ type CircuitState struct {
 	State    string
 	Forced   bool
 	InFlight int
+	// Targets are the circuit's ordered (provider, model) targets, each
+	// exported as nexus_target_state.
+	Targets []TargetState
+}
+
+// TargetState is what nexus_target_state needs to know of one target of a
+// circuit. Provider and Model are the configured names.
+type TargetState struct {
+	Provider string
+	Model    string
+	// State is "closed", "open", "half-open" or "disabled"; a disabled
+	// target (or an unknown state) has no nexus_target_state sample.
+	State string
+	// Forced is true while an operator holds the target open.
+	Forced bool
 }
 
 // Metrics holds Nexus's collectors.
@@ -35,6 +50,9 @@ type Metrics struct {
 	calls         *prometheus.CounterVec
 	transitions   *prometheus.CounterVec
 	llmDuration   *prometheus.HistogramVec
+	retries       *prometheus.CounterVec
+	failovers     *prometheus.CounterVec
+	hedges        *prometheus.CounterVec
 	httpRequests  *prometheus.CounterVec
 	httpDuration  *prometheus.HistogramVec
 	alertsDropped prometheus.Counter
@@ -43,24 +61,39 @@ type Metrics struct {
 }
 
 // New registers every collector on a fresh registry. circuits is read at
-// scrape time, so that a lazily due half-open shows without any call.
-// circuitNames pre-creates the per-circuit series at zero.
+// scrape time, so that a lazily due half-open shows without any call; it
+// feeds both the per-circuit and the per-target state gauges.
+// circuitNames pre-creates at zero the series whose labels are all known
+// from it (transitions, hedges); series with a provider label appear on
+// their first observation.
 func New(circuitNames []string, circuits func() []CircuitState) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_circuit_calls_total",
-			Help: "Calls through each circuit by outcome: success, failure, rejected (refused by the circuit), timeout, neutral (LLM 400/422 or client hang-up).",
-		}, []string{"circuit", "outcome"}),
+			Help: "LLM calls through each circuit by target provider and outcome: success, failure, rejected (refused by the circuit), timeout, neutral (LLM 400/422 or client hang-up). circuit is the configured circuit name, provider the configured provider of the target the call went to; labels come from configuration only.",
+		}, []string{"circuit", "provider", "outcome"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_circuit_transitions_total",
 			Help: "Circuit state transitions.",
 		}, []string{"circuit", "from", "to"}),
 		llmDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nexus_llm_request_duration_seconds",
-			Help:    "Time spent on LLM calls, by circuit, configured model (or other) and outcome.",
+			Help:    "Time spent on LLM calls (rejected calls excluded), by circuit, target provider, model and outcome. circuit is the configured circuit name, provider and model the target's configured provider and model (model is other when a request named another one); labels come from configuration only.",
 			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60},
-		}, []string{"circuit", "model", "outcome"}),
+		}, []string{"circuit", "provider", "model", "outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_llm_retries_total",
+			Help: "LLM calls retried on the same target after a counted failure. circuit is the configured circuit name, provider and model the target's configured provider and model; labels come from configuration only.",
+		}, []string{"circuit", "provider", "model"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_llm_failovers_total",
+			Help: "LLM calls that moved on from one target to a later one and sent it a request. circuit is the configured circuit name, from_provider the configured provider given up on, to_provider the configured provider tried next; labels come from configuration only.",
+		}, []string{"circuit", "from_provider", "to_provider"}),
+		hedges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_llm_hedges_total",
+			Help: "Hedged LLM calls by how the hedge ended: won (the hedge request to a later target answered first) or lost (the first request answered first, or neither succeeded). circuit is the configured circuit name; labels come from configuration only.",
+		}, []string{"circuit", "outcome"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_http_requests_total",
 			Help: "HTTP requests by route template (unmatched for 404s), method and status code.",
@@ -86,13 +119,14 @@ func New(circuitNames []string, circuits func() []CircuitState) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.calls, m.transitions, m.llmDuration, m.httpRequests, m.httpDuration,
+		m.calls, m.transitions, m.llmDuration, m.retries, m.failovers, m.hedges,
+		m.httpRequests, m.httpDuration,
 		m.alertsDropped, m.alertsFailed, m.alertsSent,
 		&stateCollector{circuits: circuits},
 	)
 	for _, c := range circuitNames {
-		for _, o := range outcomes {
-			m.calls.WithLabelValues(c, o)
+		for _, o := range hedgeOutcomes {
+			m.hedges.WithLabelValues(c, o)
 		}
 		for _, t := range [][2]string{{"closed", "open"}, {"open", "half-open"}, {"half-open", "closed"}, {"half-open", "open"}} {
 			m.transitions.WithLabelValues(c, t[0], t[1])
@@ -166,13 +200,32 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
-// ObserveCall counts one guarded call; rejected calls spent no LLM time and
-// enter no duration histogram.
-func (m *Metrics) ObserveCall(circuit, model, outcome string, d time.Duration) {
-	m.calls.WithLabelValues(circuit, outcome).Inc()
+// ObserveCall counts one guarded call to the target (provider, model) of
+// circuit; rejected calls spent no LLM time and enter no duration
+// histogram. model must be a configured model name or "other".
+func (m *Metrics) ObserveCall(circuit, provider, model, outcome string, d time.Duration) {
+	m.calls.WithLabelValues(circuit, provider, outcome).Inc()
 	if outcome != "rejected" {
-		m.llmDuration.WithLabelValues(circuit, model, outcome).Observe(d.Seconds())
+		m.llmDuration.WithLabelValues(circuit, provider, model, outcome).Observe(d.Seconds())
 	}
+}
+
+// ObserveRetry counts one retry on the same target (provider, model) of
+// circuit.
+func (m *Metrics) ObserveRetry(circuit, provider, model string) {
+	m.retries.WithLabelValues(circuit, provider, model).Inc()
+}
+
+// ObserveFailover counts one call of circuit moving on from a target of
+// fromProvider to a later target of toProvider.
+func (m *Metrics) ObserveFailover(circuit, fromProvider, toProvider string) {
+	m.failovers.WithLabelValues(circuit, fromProvider, toProvider).Inc()
+}
+
+// ObserveHedge counts one hedge of circuit by how it ended: "won" or
+// "lost".
+func (m *Metrics) ObserveHedge(circuit, outcome string) {
+	m.hedges.WithLabelValues(circuit, outcome).Inc()
 }
 
 // ObserveTransition counts one state change.
@@ -195,9 +248,10 @@ func (m *Metrics) AlertFailed() { m.alertsFailed.Inc() }
 // AlertSent counts a delivered alert.
 func (m *Metrics) AlertSent() { m.alertsSent.Inc() }
 
-// stateCollector computes nexus_circuit_state and nexus_circuit_forced at
-// scrape time, in resilience4j's form: 1 for the current state, 0 for the
-// others.
+// stateCollector computes nexus_circuit_state, nexus_circuit_forced and
+// nexus_circuit_in_flight at scrape time, the state in resilience4j's form
+// (1 for the current state, 0 for the others), and nexus_target_state from
+// the same snapshot.
 type stateCollector struct {
 	circuits func() []CircuitState
 }
@@ -210,12 +264,20 @@ var (
 		"1 while an operator holds the circuit open.", []string{"circuit"}, nil)
 	inFlightDesc = prometheus.NewDesc("nexus_circuit_in_flight",
 		"LLM calls in flight through the circuit now.", []string{"circuit"}, nil)
+	targetStateDesc = prometheus.NewDesc("nexus_target_state",
+		"State of each target of a circuit: 0 closed, 1 half-open, 2 open; no sample while disabled. circuit is the configured circuit name, provider and model the target's configured provider and model; labels come from configuration only.",
+		[]string{"circuit", "provider", "model"}, nil)
 )
+
+// targetStateValues are nexus_target_state's values; other states have no
+// sample.
+var targetStateValues = map[string]float64{"closed": 0, "half-open": 1, "open": 2}
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- stateDesc
 	ch <- forcedDesc
 	ch <- inFlightDesc
+	ch <- targetStateDesc
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -233,5 +295,73 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(forcedDesc, prometheus.GaugeValue, f, s.Name)
 		ch <- prometheus.MustNewConstMetric(inFlightDesc, prometheus.GaugeValue, float64(s.InFlight), s.Name)
+		// A repeated (provider, model) would fail the whole scrape with a
+		// duplicate series; configuration forbids it, and the first wins.
+		seen := map[[2]string]bool{}
+		for _, t := range s.Targets {
+			v, ok := targetStateValues[t.State]
+			key := [2]string{t.Provider, t.Model}
+			if !ok || seen[key] {
+				continue
+			}
+			seen[key] = true
+			ch <- prometheus.MustNewConstMetric(targetStateDesc, prometheus.GaugeValue, v, s.Name, t.Provider, t.Model)
+		}
+	}
+}
+
+// ProviderState is what the provider probe gauges need to know of one
+// configured provider.
+type ProviderState struct {
+	// Name is the provider's configured name.
+	Name string
+	// Probed is false until the first probe has finished; until then the
+	// provider has no sample.
+	Probed bool
+	// Reachable is the last probe's verdict.
+	Reachable bool
+	// Latency is how long the last probe took.
+	Latency time.Duration
+}
+
+// ObserveProviders exports the provider probes' results, read from
+// providers at scrape time: nexus_provider_up{provider} (1 reachable, 0
+// not) and nexus_provider_probe_latency_seconds{provider} (the last
+// probe's duration). A provider not probed yet has neither. Call it at
+// most once.
+func (m *Metrics) ObserveProviders(providers func() []ProviderState) {
+	m.reg.MustRegister(&providerCollector{providers: providers})
+}
+
+var (
+	providerUpDesc = prometheus.NewDesc("nexus_provider_up",
+		"1 when the last probe reached the provider, 0 when it did not; no sample before the first probe. provider is the configured provider name; labels come from configuration only.",
+		[]string{"provider"}, nil)
+	providerLatencyDesc = prometheus.NewDesc("nexus_provider_probe_latency_seconds",
+		"How long the last probe of the provider took, whether or not it reached it; no sample before the first probe. provider is the configured provider name; labels come from configuration only.",
+		[]string{"provider"}, nil)
+)
+
+// providerCollector reads both provider series from one snapshot.
+type providerCollector struct{ providers func() []ProviderState }
+
+func (c *providerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- providerUpDesc
+	ch <- providerLatencyDesc
+}
+
+func (c *providerCollector) Collect(ch chan<- prometheus.Metric) {
+	seen := map[string]bool{}
+	for _, p := range c.providers() {
+		if !p.Probed || seen[p.Name] {
+			continue
+		}
+		seen[p.Name] = true
+		up := 0.0
+		if p.Reachable {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(providerUpDesc, prometheus.GaugeValue, up, p.Name)
+		ch <- prometheus.MustNewConstMetric(providerLatencyDesc, prometheus.GaugeValue, p.Latency.Seconds(), p.Name)
 	}
 }

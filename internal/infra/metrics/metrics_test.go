@@ -39,7 +39,9 @@ func TestScrapeShouldReadStateAtScrapeTime(t *testing.T) {
 	}
 	check("nexus_circuit_state", da("state", "closed"), 1)
 	check("nexus_circuit_state", da("state", "open"), 0)
-	check("nexus_circuit_calls_total", da("outcome", "rejected"), 0)
+	if got, ok := metricstest.Value(t, m, "nexus_circuit_calls_total", da()); ok {
+		t.Fatalf("nexus_circuit_calls_total = %v before any call, want no series (providers are not known in advance)", got)
+	}
 	check("nexus_datasets", nil, 3)
 	check("nexus_dataset_open_handles", nil, 1)
 	check("nexus_worker_busy", nil, 0)
@@ -47,12 +49,12 @@ func TestScrapeShouldReadStateAtScrapeTime(t *testing.T) {
 
 	current = []metrics.CircuitState{{Name: "data_analyst", State: "open", Forced: true, InFlight: 2}}
 	st = metrics.DatasetStats{Stored: 4, OpenHandles: 2, WorkersBusy: 1, WorkerKills: map[string]int64{"deadline": 3}}
-	m.ObserveCall("data_analyst", "m", "rejected", time.Millisecond)
+	m.ObserveCall("data_analyst", "openai", "m", "rejected", time.Millisecond)
 	check("nexus_circuit_state", da("state", "open"), 1)
 	check("nexus_circuit_state", da("state", "closed"), 0)
 	check("nexus_circuit_forced", da(), 1)
 	check("nexus_circuit_in_flight", da(), 2)
-	check("nexus_circuit_calls_total", da("outcome", "rejected"), 1)
+	check("nexus_circuit_calls_total", da("provider", "openai", "outcome", "rejected"), 1)
 	check("nexus_datasets", nil, 4)
 	check("nexus_dataset_open_handles", nil, 2)
 	check("nexus_worker_busy", nil, 1)
@@ -78,4 +80,192 @@ func TestScrapeShouldReportLogLinesDropped(t *testing.T) {
 	if got, _ := metricstest.Value(t, m, "nexus_log_lines_dropped_total", nil); got != 12 {
 		t.Fatalf("nexus_log_lines_dropped_total = %v, want 12", got)
 	}
+}
+
+// labels builds a label set from name, value pairs.
+func labels(kv ...string) map[string]string {
+	l := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		l[kv[i]] = kv[i+1]
+	}
+	return l
+}
+
+// checker returns a function asserting that a gauge or counter series has
+// exactly the wanted value.
+func checker(t *testing.T, m *metrics.Metrics) func(name string, l map[string]string, want float64) {
+	return func(name string, l map[string]string, want float64) {
+		t.Helper()
+		got, ok := metricstest.Value(t, m, name, l)
+		if !ok || got != want {
+			t.Fatalf("%s%v = %v (present %v), want %v", name, l, got, ok, want)
+		}
+	}
+}
+
+// absent asserts that no series of name has labels l.
+func absent(t *testing.T, m *metrics.Metrics, name string, l map[string]string) {
+	t.Helper()
+	if got, ok := metricstest.Value(t, m, name, l); ok {
+		t.Fatalf("%s%v = %v, want no series", name, l, got)
+	}
+}
+
+// Calls and their durations are labelled with the target's provider;
+// rejected calls are counted but enter no duration histogram.
+func TestObserveCallShouldLabelTheProvider(t *testing.T) {
+	t.Parallel()
+	// Given a circuit
+	m := metrics.New([]string{"planner"}, func() []metrics.CircuitState { return nil })
+	check := checker(t, m)
+
+	// When it makes two successful calls to openai, one failed call to
+	// anthropic and is refused once by an open anthropic target
+	m.ObserveCall("planner", "openai", "gpt-4o", "success", 300*time.Millisecond)
+	m.ObserveCall("planner", "openai", "gpt-4o", "success", 700*time.Millisecond)
+	m.ObserveCall("planner", "anthropic", "claude", "failure", time.Second)
+	m.ObserveCall("planner", "anthropic", "claude", "rejected", 0)
+
+	// Then the calls are counted by provider and outcome
+	check("nexus_circuit_calls_total", labels("circuit", "planner", "provider", "openai", "outcome", "success"), 2)
+	check("nexus_circuit_calls_total", labels("circuit", "planner", "provider", "anthropic", "outcome", "failure"), 1)
+	check("nexus_circuit_calls_total", labels("circuit", "planner", "provider", "anthropic", "outcome", "rejected"), 1)
+	absent(t, m, "nexus_circuit_calls_total", labels("circuit", "planner", "provider", "openai", "outcome", "failure"))
+
+	// And the durations by provider, model and outcome, without the rejection
+	hist := func(provider, model, outcome string) (uint64, bool) {
+		return metricstest.HistogramCount(t, m, "nexus_llm_request_duration_seconds",
+			labels("circuit", "planner", "provider", provider, "model", model, "outcome", outcome))
+	}
+	if n, ok := hist("openai", "gpt-4o", "success"); !ok || n != 2 {
+		t.Fatalf("openai success durations = %d (present %v), want 2", n, ok)
+	}
+	if n, ok := hist("anthropic", "claude", "failure"); !ok || n != 1 {
+		t.Fatalf("anthropic failure durations = %d (present %v), want 1", n, ok)
+	}
+	if n, ok := hist("anthropic", "claude", "rejected"); ok {
+		t.Fatalf("rejected durations = %d, want no series", n)
+	}
+}
+
+// Retries, failovers and hedges are counted; hedges start at zero for
+// every known circuit, retries and failovers appear when first seen.
+func TestShouldCountRetriesFailoversAndHedges(t *testing.T) {
+	t.Parallel()
+	// Given two known circuits
+	m := metrics.New([]string{"planner", "coder"}, func() []metrics.CircuitState { return nil })
+	check := checker(t, m)
+	for _, c := range []string{"planner", "coder"} {
+		check("nexus_llm_hedges_total", labels("circuit", c, "outcome", "won"), 0)
+		check("nexus_llm_hedges_total", labels("circuit", c, "outcome", "lost"), 0)
+	}
+	absent(t, m, "nexus_llm_retries_total", nil)
+	absent(t, m, "nexus_llm_failovers_total", nil)
+
+	// When planner retries openai twice and anthropic once, fails over
+	// from openai to anthropic once, and hedges three times (two won)
+	m.ObserveRetry("planner", "openai", "gpt-4o")
+	m.ObserveRetry("planner", "openai", "gpt-4o")
+	m.ObserveRetry("planner", "anthropic", "claude")
+	m.ObserveFailover("planner", "openai", "anthropic")
+	m.ObserveHedge("planner", "won")
+	m.ObserveHedge("planner", "won")
+	m.ObserveHedge("planner", "lost")
+
+	// Then each is counted under its labels, and coder is untouched
+	check("nexus_llm_retries_total", labels("circuit", "planner", "provider", "openai", "model", "gpt-4o"), 2)
+	check("nexus_llm_retries_total", labels("circuit", "planner", "provider", "anthropic", "model", "claude"), 1)
+	check("nexus_llm_failovers_total", labels("circuit", "planner", "from_provider", "openai", "to_provider", "anthropic"), 1)
+	absent(t, m, "nexus_llm_failovers_total", labels("circuit", "planner", "from_provider", "anthropic", "to_provider", "openai"))
+	check("nexus_llm_hedges_total", labels("circuit", "planner", "outcome", "won"), 2)
+	check("nexus_llm_hedges_total", labels("circuit", "planner", "outcome", "lost"), 1)
+	check("nexus_llm_hedges_total", labels("circuit", "coder", "outcome", "won"), 0)
+	check("nexus_llm_hedges_total", labels("circuit", "coder", "outcome", "lost"), 0)
+	absent(t, m, "nexus_llm_retries_total", labels("circuit", "coder"))
+}
+
+// Each target's state is read at scrape time from the circuits callback:
+// 0 closed, 1 half-open, 2 open, nothing while disabled; the per-circuit
+// gauges are unchanged.
+func TestScrapeShouldExportEachTargetsState(t *testing.T) {
+	t.Parallel()
+	// Given a circuit whose three targets are closed, half-open and open
+	current := []metrics.CircuitState{{
+		Name: "planner", State: "closed", InFlight: 1,
+		Targets: []metrics.TargetState{
+			{Provider: "openai", Model: "gpt-4o", State: "closed"},
+			{Provider: "anthropic", Model: "claude", State: "half-open"},
+			{Provider: "local", Model: "llama", State: "open", Forced: true},
+		},
+	}}
+	m := metrics.New([]string{"planner"}, func() []metrics.CircuitState { return current })
+	check := checker(t, m)
+	target := func(provider, model string) map[string]string {
+		return labels("circuit", "planner", "provider", provider, "model", model)
+	}
+
+	// Then a scrape shows 0, 1 and 2
+	check("nexus_target_state", target("openai", "gpt-4o"), 0)
+	check("nexus_target_state", target("anthropic", "claude"), 1)
+	check("nexus_target_state", target("local", "llama"), 2)
+	// And the circuit's own gauges as before
+	check("nexus_circuit_state", labels("circuit", "planner", "state", "closed"), 1)
+	check("nexus_circuit_state", labels("circuit", "planner", "state", "open"), 0)
+	check("nexus_circuit_forced", labels("circuit", "planner"), 0)
+	check("nexus_circuit_in_flight", labels("circuit", "planner"), 1)
+
+	// When the first target opens, the second closes and the third is
+	// disabled
+	current = []metrics.CircuitState{{
+		Name: "planner", State: "open",
+		Targets: []metrics.TargetState{
+			{Provider: "openai", Model: "gpt-4o", State: "open"},
+			{Provider: "anthropic", Model: "claude", State: "closed"},
+			{Provider: "local", Model: "llama", State: "disabled"},
+		},
+	}}
+
+	// Then the next scrape follows, with no sample for the disabled one
+	check("nexus_target_state", target("openai", "gpt-4o"), 2)
+	check("nexus_target_state", target("anthropic", "claude"), 0)
+	absent(t, m, "nexus_target_state", target("local", "llama"))
+	check("nexus_circuit_state", labels("circuit", "planner", "state", "open"), 1)
+}
+
+// Provider probes export up and latency from the first probe on.
+func TestScrapeShouldExportProviderProbes(t *testing.T) {
+	t.Parallel()
+	// Given two providers not probed yet
+	current := []metrics.ProviderState{{Name: "openai"}, {Name: "anthropic"}}
+	m := metrics.New(nil, func() []metrics.CircuitState { return nil })
+	m.ObserveProviders(func() []metrics.ProviderState { return current })
+	check := checker(t, m)
+
+	// Then there is no sample at all
+	absent(t, m, "nexus_provider_up", nil)
+	absent(t, m, "nexus_provider_probe_latency_seconds", nil)
+
+	// When openai's probe answers in 250ms
+	current = []metrics.ProviderState{
+		{Name: "openai", Probed: true, Reachable: true, Latency: 250 * time.Millisecond},
+		{Name: "anthropic"},
+	}
+
+	// Then openai is up with that latency, anthropic still has no sample
+	check("nexus_provider_up", labels("provider", "openai"), 1)
+	check("nexus_provider_probe_latency_seconds", labels("provider", "openai"), 0.25)
+	absent(t, m, "nexus_provider_up", labels("provider", "anthropic"))
+	absent(t, m, "nexus_provider_probe_latency_seconds", labels("provider", "anthropic"))
+
+	// When anthropic's probe fails after 2s and openai's next one after 1.5s
+	current = []metrics.ProviderState{
+		{Name: "openai", Probed: true, Reachable: false, Latency: 1500 * time.Millisecond},
+		{Name: "anthropic", Probed: true, Reachable: false, Latency: 2 * time.Second},
+	}
+
+	// Then both are down with their last probe's latency
+	check("nexus_provider_up", labels("provider", "openai"), 0)
+	check("nexus_provider_probe_latency_seconds", labels("provider", "openai"), 1.5)
+	check("nexus_provider_up", labels("provider", "anthropic"), 0)
+	check("nexus_provider_probe_latency_seconds", labels("provider", "anthropic"), 2)
 }

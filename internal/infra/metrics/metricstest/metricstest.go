@@ -16,8 +16,35 @@ import (
 // series of name whose labels include labels, and whether there is one.
 func Value(tb testing.TB, m *metrics.Metrics, name string, labels map[string]string) (float64, bool) {
 	tb.Helper()
+	s, ok := find(tb, m, name, labels)
+	return s.value, ok
+}
+
+// HistogramCount scrapes m and returns the sample count of the first
+// histogram series of name whose labels include labels, and whether there
+// is one.
+func HistogramCount(tb testing.TB, m *metrics.Metrics, name string, labels map[string]string) (uint64, bool) {
+	tb.Helper()
+	s, ok := find(tb, m, name, labels)
+	return s.count, ok && s.histogram
+}
+
+// sample is what the helpers read of one series.
+type sample struct {
+	value     float64 // a gauge's or counter's value
+	histogram bool
+	count     uint64 // a histogram's sample count
+}
+
+// find scrapes m and reads the first series of name whose labels include
+// labels, and whether there is one.
+func find(tb testing.TB, m *metrics.Metrics, name string, labels map[string]string) (sample, bool) {
+	tb.Helper()
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		tb.Fatalf("scrape: status %d: %s", rec.Code, rec.Body)
+	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(rec.Body)
 	if err != nil {
@@ -25,7 +52,7 @@ func Value(tb testing.TB, m *metrics.Metrics, name string, labels map[string]str
 	}
 	f, ok := families[name]
 	if !ok {
-		return 0, false
+		return sample{}, false
 	}
 next:
 	for _, s := range f.GetMetric() {
@@ -38,10 +65,14 @@ next:
 				continue next
 			}
 		}
-		if s.GetGauge() != nil {
-			return s.GetGauge().GetValue(), true
+		switch {
+		case s.GetHistogram() != nil:
+			return sample{histogram: true, count: s.GetHistogram().GetSampleCount()}, true
+		case s.GetGauge() != nil:
+			return sample{value: s.GetGauge().GetValue()}, true
+		default:
+			return sample{value: s.GetCounter().GetValue()}, true
 		}
-		return s.GetCounter().GetValue(), true
 	}
-	return 0, false
+	return sample{}, false
 }
