@@ -149,6 +149,7 @@ type attemptResult struct {
 
 func (w *walk) run(hedge bool) (llm.ChatResponse, error) {
 	for i, t := range w.targets {
+		retrying := false
 		for try := 1; ; try++ {
 			if err := w.ctx.Err(); err != nil {
 				return llm.ChatResponse{}, w.canceled(err)
@@ -158,6 +159,11 @@ func (w *walk) run(hedge bool) (llm.ChatResponse, error) {
 				w.refused = append(w.refused, ref)
 				w.lastRef = ref
 				break
+			}
+			if retrying {
+				// Counted only once admitted: a retry that the opened
+				// breaker refuses made no request.
+				w.c.retry(t)
 			}
 			var r attemptResult
 			if hedge && i == 0 && try == 1 {
@@ -187,7 +193,7 @@ func (w *walk) run(hedge bool) (llm.ChatResponse, error) {
 				}
 				wait = ra
 			}
-			w.c.retry(t)
+			retrying = true
 			if err := sleep(w.ctx, wait); err != nil {
 				return llm.ChatResponse{}, w.canceled(err)
 			}
@@ -217,8 +223,8 @@ func (w *walk) canceled(err error) *LLMError {
 		Message: "the request ended before the LLM answered", Err: err, Attempts: w.attempts}
 }
 
-// attempt sends one request to targets[i] under permit p. lost tells
-// whether a hedge's winner cancelled it.
+// attempt sends one request to targets[i] under permit p. hedged is true
+// for both requests of a hedge: the one a winner cancels is neutral.
 func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, hedged bool) attemptResult {
 	c := w.c
 	model, label := t.spec.Model, t.spec.Model
@@ -228,7 +234,8 @@ func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, hedged b
 	c.mu.Lock() // a hedge's two attempts share the walk
 	w.attempts++
 	from := -1
-	if i > 0 && i != w.prev {
+	if i > 0 && i != w.prev && !hedged {
+		// A hedge is not a failover: the first target has not failed.
 		from = max(w.prev, 0)
 	}
 	w.prev = i
@@ -243,7 +250,7 @@ func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, hedged b
 			// The client panicked: the attempt ends as neutral, so that
 			// neither its bulkhead slot nor its trial slot is lost; the
 			// panic goes on up.
-			c.finish(t, p, llm.Neutral, "", nil, 0)
+			c.finish(t, p, llm.Neutral, "", nil)
 		}
 	}()
 	start := time.Now()
@@ -257,7 +264,7 @@ func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, hedged b
 	}
 	c.emitCall(t.spec.Provider, label, callLabel(outcome, kind), took)
 	finished = true
-	lerr := c.finish(t, p, outcome, kind, err, took)
+	lerr := c.finish(t, p, outcome, kind, err)
 	return attemptResult{idx: i, resp: resp, err: lerr, outcome: outcome, raw: err}
 }
 
@@ -315,7 +322,7 @@ func (c *Circuit) admit(t *target, probe bool) (permit, *refusal) {
 
 // finish records an attempt's outcome on its target and, for an error,
 // returns the *LLMError that describes it.
-func (c *Circuit) finish(t *target, p permit, outcome llm.Outcome, kind llm.Kind, err error, _ time.Duration) *LLMError {
+func (c *Circuit) finish(t *target, p permit, outcome llm.Outcome, kind llm.Kind, err error) *LLMError {
 	var msg string
 	if err != nil {
 		// The one place an LLM error becomes the text that is stored

@@ -94,7 +94,7 @@ func (c *Circuit) runProbe(t *target) {
 			kind = llm.KindTimeout
 		}
 		c.emitCall(t.spec.Provider, t.spec.Model, callLabel(outcome, kind), took)
-		c.finish(t, p, outcome, kind, err, took)
+		c.finish(t, p, outcome, kind, err)
 		c.mu.Lock()
 		result := outcome.String()
 		if err != nil {
