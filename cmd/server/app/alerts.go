@@ -68,7 +68,8 @@ func (a *alerter) notify(t circuit.Transition) {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	a.n.Notify(alert.Event{
-		Circuit: t.Circuit, From: t.From, To: t.To, Reason: t.Reason, Time: t.At.UTC(), Statistics: t.Stats,
+		Circuit: t.Circuit, Provider: t.Provider, Model: t.Model, First: t.First,
+		From: t.From, To: t.To, Reason: t.Reason, Time: t.At.UTC(), Statistics: t.Stats,
 	})
 }
 

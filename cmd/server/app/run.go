@@ -333,6 +333,7 @@ func logEffectiveConfig(log *slog.Logger, l loaded, opts options, hasKey, hasAdm
 		slog.Bool("log_circuit_changes", cfg.CircuitBreaker.LogCircuitChanges),
 		slog.Bool("metrics_enabled", cfg.CircuitBreaker.MetricsEnabled),
 		slog.String("llm_base_url", redact.URL(cfg.LLM.BaseURL)),
+		slog.Any("llm_providers", providerURLs(cfg.LLM)),
 		slog.String("llm_api_key_env", cfg.LLM.APIKeyEnv),
 		slog.Bool("llm_api_key_set", hasKey),
 		slog.Bool("admin_api_enabled", hasAdmin),
@@ -402,6 +403,15 @@ func targetIDs(ts config.Targets) []string {
 	out := make([]string, 0, len(ts))
 	for _, t := range ts {
 		out = append(out, t.String())
+	}
+	return out
+}
+
+// providerURLs maps each provider to its base URL as it may be shown.
+func providerURLs(cfg config.LLM) map[string]string {
+	out := map[string]string{}
+	for name, p := range cfg.ResolvedProviders() {
+		out[name] = redact.URL(p.BaseURL)
 	}
 	return out
 }

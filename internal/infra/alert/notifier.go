@@ -75,9 +75,15 @@ func (c Config) withDefaults() Config {
 // {"circuit","from","to","reason","time","statistics"}.
 type Event struct {
 	Circuit string `json:"circuit"`
-	From    string `json:"from"`
-	To      string `json:"to"`
-	Reason  string `json:"reason"`
+	// Provider and Model name the target whose breaker changed state.
+	Provider string `json:"provider,omitempty"`
+	Model    string `json:"model,omitempty"`
+	// First is true when the target is the circuit's first, whose state is
+	// the circuit's.
+	First  bool   `json:"first_target"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Reason string `json:"reason"`
 	// Time is when the transition happened; Notify stamps the current time
 	// if it is zero.
 	Time time.Time `json:"time"`
