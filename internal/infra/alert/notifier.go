@@ -80,7 +80,7 @@ type Event struct {
 	Model    string `json:"model,omitempty"`
 	// First is true when the target is the circuit's first, whose state is
 	// the circuit's.
-	First  bool   `json:"first_target"`
+	First  bool   `json:"first_target,omitempty"`
 	From   string `json:"from"`
 	To     string `json:"to"`
 	Reason string `json:"reason"`
