@@ -3,6 +3,7 @@ package circuit
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 )
@@ -45,24 +46,34 @@ func (c *Circuit) Targets() []Selector {
 	return out
 }
 
+// each runs fn on every selected target with the lock held, then delivers
+// the transitions it caused.
+func (c *Circuit) each(sel Selector, fn func(t *target, now time.Time) error) error {
+	c.mu.Lock()
+	targets, err := c.selectLocked(sel)
+	if err == nil {
+		now := c.now()
+		for _, t := range targets {
+			if err = fn(t, now); err != nil {
+				break
+			}
+		}
+	}
+	c.mu.Unlock()
+	c.deliver()
+	return err
+}
+
 // ForceOpen holds the selected targets open until Close or Reset, like
 // resilience4j's FORCED_OPEN: they reject every call, never drift to
 // half-open, and stay held through reloads. Calls in flight record
 // nothing into the new state. With circuit breakers disabled there is
 // nothing to hold open: ErrDisabled.
 func (c *Circuit) ForceOpen(reason string, sel Selector) error {
-	c.mu.Lock()
-	if !c.enabled {
-		c.mu.Unlock()
-		return ErrDisabled
-	}
-	targets, err := c.selectLocked(sel)
-	if err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	now := c.now()
-	for _, t := range targets {
+	return c.each(sel, func(t *target, now time.Time) error {
+		if !c.enabled {
+			return ErrDisabled
+		}
 		t.syncLocked(now)
 		from := t.stateLocked(now)
 		t.forced = true
@@ -75,45 +86,28 @@ func (c *Circuit) ForceOpen(reason string, sel Selector) error {
 			c.noteTransitionLocked(t, Transition{Circuit: c.name, Provider: t.spec.Provider, Model: t.spec.Model,
 				From: from, To: StateOpen, Reason: reason, At: now, Forced: true})
 		}
-	}
-	c.mu.Unlock()
-	c.deliver()
-	return nil
+		return nil
+	})
 }
 
 // Close closes the selected targets once; they then count normally, from
 // zero: the failure streak and failsafe-go's failure window start afresh.
 // Statistics are kept. There is no forced-closed state.
 func (c *Circuit) Close(reason string, sel Selector) error {
-	c.mu.Lock()
-	targets, err := c.selectLocked(sel)
-	if err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	for _, t := range targets {
+	return c.each(sel, func(t *target, _ time.Time) error {
 		if c.enabled {
 			c.closeLocked(t, reason)
 		}
 		t.counts.consecutive = 0
-	}
-	c.mu.Unlock()
-	c.deliver()
-	return nil
+		return nil
+	})
 }
 
 // Reset closes the selected targets and zeroes their statistics and
 // cooldowns; the event log keeps the history, with a reset entry. It works
 // with circuit breakers disabled too (statistics only).
 func (c *Circuit) Reset(reason string, sel Selector) error {
-	c.mu.Lock()
-	targets, err := c.selectLocked(sel)
-	if err != nil {
-		c.mu.Unlock()
-		return err
-	}
-	now := c.now()
-	for _, t := range targets {
+	return c.each(sel, func(t *target, now time.Time) error {
 		if c.enabled {
 			c.closeLocked(t, reason)
 		}
@@ -124,10 +118,8 @@ func (c *Circuit) Reset(reason string, sel Selector) error {
 			ev.Provider, ev.Model = t.spec.Provider, t.spec.Model
 		}
 		c.events.add(ev)
-	}
-	c.mu.Unlock()
-	c.deliver()
-	return nil
+		return nil
+	})
 }
 
 // closeLocked ends any forced or tripped state of t as an operator's

@@ -37,10 +37,23 @@ func (b *background) enter() bool {
 	return true
 }
 
-func (b *background) close() {
+// stop refuses new probes from now on.
+func (b *background) stop() {
 	b.mu.Lock()
 	b.closed = true
 	b.mu.Unlock()
+}
+
+// stopped reports whether stop was called.
+func (b *background) stopped() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+// close cancels the probes in flight and waits for them.
+func (b *background) close() {
+	b.stop()
 	b.cancel()
 	b.wg.Wait()
 }
@@ -51,7 +64,7 @@ var probeRequest = llm.ChatRequest{Messages: []llm.Message{{Role: "user", Conten
 // scheduleProbeLocked arms t's recovery probe to run when its open delay
 // ends, if recovery_probe is on.
 func (c *Circuit) scheduleProbeLocked(t *target, d time.Duration) {
-	if !c.s.RecoveryProbe || !c.enabled || c.background == nil {
+	if !c.s.RecoveryProbe || !c.enabled || c.background == nil || c.background.stopped() {
 		return
 	}
 	t.stopProbe()

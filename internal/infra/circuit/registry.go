@@ -83,6 +83,7 @@ func (c *Circuit) newTarget(spec TargetSpec) *target {
 // Close stops the recovery probes and waits for those running. Calls keep
 // working; only Nexus's own probes end.
 func (r *Registry) Close() {
+	r.background.stop() // no probe is scheduled from here on
 	for _, name := range r.order {
 		c := r.circuits[name]
 		c.mu.Lock()
