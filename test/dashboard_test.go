@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -457,6 +458,175 @@ func TestDashboardShouldServeASelfContainedPageWithAStrictCSP(t *testing.T) {
 			t.Errorf("the page lacks %s", want)
 		}
 	}
+}
+
+// Given code_generator with a failing primary target and a healthy backup
+// on a second provider, when two failures open the primary, then the card
+// lists both targets: the primary open, the backup closed and marked as the
+// one serving, and the circuit available via the backup. When the backup
+// then answers 429 with Retry-After, it cools down: the card says so, with
+// no target admitting and the circuit not available.
+func TestDashboardShouldShowWhichTargetServes(t *testing.T) {
+	t.Parallel()
+	chrome := chromium(t)
+	backup := fakellm.New(t)
+	n := startNexus(t, func(o *startOpts) {
+		o.env["BACKUP_KEY"] = "sk-backup"
+		o.cfg.LLM.Providers = map[string]config.Provider{"backup": {BaseURL: backup.URL(), APIKeyEnv: "BACKUP_KEY"}}
+		o.cfg.LLM.Models[config.CircuitCodeGenerator] = config.Targets{
+			{Provider: "default", Model: codegenModel}, {Provider: "backup", Model: "backup-model"}}
+		o.cfg.CircuitBreaker.Circuits[config.CircuitCodeGenerator] = config.Circuit{
+			FailureThreshold: 2, SuccessThreshold: 1, RecoveryTimeout: 30, Timeout: 5, MaxRetryAfter: 30,
+		}
+	})
+	b := newBrowser(t, chrome)
+	b.navigate(t, n.URL+"/dashboard?interval=0.2")
+	card := `[data-circuit="code_generator"] `
+	row := func(i int) string { return fmt.Sprintf(`%s[data-field="target"]:nth-child(%d) `, card, i) }
+	rows := `document.querySelectorAll(` + jsString(card+`[data-field="target"]`) + `).length === 2`
+
+	// Before: the primary serves.
+	b.waitFor(t, 10*time.Second, "both targets closed, the primary serving", rows+` && `+
+		jsTextOf(row(1)+`[data-field="target_state"]`)+` === "closed" && `+
+		jsTextOf(row(1)+`[data-field="serving"]`)+` === "serving" && `+
+		`!document.querySelector(`+jsString(row(2)+`[data-field="serving"]`)+`) && `+
+		jsTextOf(card+`[data-field="available"]`)+` === "available"`)
+
+	// When: the primary fails twice; each call fails over to the backup.
+	n.LLM.SetDefaultFor(codegenModel, fakellm.Status(500, "primary down"))
+	for i := 0; i < 2; i++ {
+		r := n.generate(t)
+		expectStatus(t, r, http.StatusOK)
+		if r.Body["provider"] != "backup" {
+			t.Fatalf("call %d answered by %v, want backup: %s", i+1, r.Body["provider"], r.Raw)
+		}
+	}
+
+	// Then: the primary is open, the backup closed and serving.
+	b.waitFor(t, 10*time.Second, "the primary open and the backup serving", rows+` && `+
+		cardStateIs(config.CircuitCodeGenerator, "open")+` && `+
+		jsTextOf(row(1)+`[data-field="target_name"]`)+` === "default/`+codegenModel+`" && `+
+		jsTextOf(row(1)+`[data-field="target_state"]`)+` === "open" && `+
+		`!document.querySelector(`+jsString(row(1)+`[data-field="serving"]`)+`) && `+
+		jsTextOf(row(2)+`[data-field="target_name"]`)+` === "backup/backup-model" && `+
+		jsTextOf(row(2)+`[data-field="target_state"]`)+` === "closed" && `+
+		jsTextOf(row(2)+`[data-field="serving"]`)+` === "serving" && `+
+		jsTextOf(card+`[data-field="available"]`)+` === "available via backup (backup/backup-model)" && `+
+		`!document.querySelector(`+jsString(card+`[data-field="none_admitting"]`)+`).checkVisibility()`)
+	// The rows use the circuit pill's colours: red for open, green for closed.
+	for i, want := range []string{"rgb(255, 235, 233)", "rgb(218, 251, 225)"} {
+		sel := row(i+1) + `.tstate`
+		if got := evalJS[string](t, b, `getComputedStyle(document.querySelector(`+jsString(sel)+`)).backgroundColor`); got != want {
+			t.Errorf("%s background = %s, want %s", sel, got, want)
+		}
+	}
+	if got := b.attr(t, card+`[data-field="available"]`, "data-available"); got != "backup" {
+		t.Errorf("data-available = %q, want backup", got)
+	}
+	// A single-target circuit shows its one target, serving.
+	if got := b.text(t, `[data-circuit="data_analyst"] [data-field="target"]`); !strings.HasPrefix(got, "default/"+analystModel+"closedserving") {
+		t.Errorf("data_analyst target row = %q, want default/%s, closed, serving", got, analystModel)
+	}
+	b.screenshot(t, "dashboard-targets-desktop.png", 1280, 900, false)
+	b.screenshot(t, "dashboard-targets-375.png", 375, 812, true)
+	b.expectNoHorizontalScroll(t)
+
+	// When: the backup answers 429 with Retry-After: it cools down.
+	backup.EnqueueFor("backup-model", fakellm.RateLimited(30))
+	expectStatus(t, n.generate(t), http.StatusServiceUnavailable)
+	b.waitFor(t, 10*time.Second, "the backup cooling down, no target admitting", rows+` && `+
+		jsTextOf(row(1)+`[data-field="target_state"]`)+` === "open" && `+
+		jsTextOf(row(2)+`[data-field="target_state"]`)+` === "closed" && `+
+		`/^cooling down until \d/.test(`+jsTextOf(row(2)+`[data-field="cooling_down"]`)+`) && `+
+		`!document.querySelector(`+jsString(card+`[data-field="serving"]`)+`) && `+
+		`document.querySelector(`+jsString(card+`[data-field="none_admitting"]`)+`).checkVisibility() && `+
+		jsTextOf(card+`[data-field="none_admitting"]`)+` === "none admitting" && `+
+		jsTextOf(card+`[data-field="available"]`)+` === "not available"`)
+	b.expectNoPageErrors(t)
+}
+
+// Given a second provider whose base URL is a closed loopback port, the
+// Providers section lists both providers: the default one reachable, with
+// its latency and probe time, and the dead one unreachable.
+func TestDashboardShouldListTheProviders(t *testing.T) {
+	t.Parallel()
+	chrome := chromium(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := startNexus(t, func(o *startOpts) {
+		o.env["DEAD_KEY"] = "sk-dead"
+		o.cfg.LLM.Providers = map[string]config.Provider{"dead": {BaseURL: dead + "/v1", APIKeyEnv: "DEAD_KEY"}}
+		o.cfg.LLM.Models[config.CircuitCodeGenerator] = config.Targets{
+			{Provider: "default", Model: codegenModel}, {Provider: "dead", Model: "dead-model"}}
+	})
+	b := newBrowser(t, chrome)
+	b.navigate(t, n.URL+"/dashboard?interval=0.2")
+	prov := func(name string) string { return `#providers [data-provider="` + name + `"] ` }
+	b.waitFor(t, 10*time.Second, "both providers, probed", `document.getElementById("providers-section").checkVisibility() && `+
+		`document.querySelectorAll("#providers > li").length === 2 && `+
+		jsTextOf(prov("default")+`[data-field="reachable"]`)+` === "yes" && `+
+		jsTextOf(prov("dead")+`[data-field="reachable"]`)+` === "no"`)
+	defaultURL := strings.TrimSuffix(n.LLM.URL(), "/v1")
+	for sel, want := range map[string]*regexp.Regexp{
+		prov("default") + `[data-field="provider_name"]`:           regexp.MustCompile(`^default$`),
+		prov("default") + `[data-field="provider_base_url"]`:       regexp.MustCompile(`^` + regexp.QuoteMeta(defaultURL) + `$`),
+		prov("default") + `[data-field="latency"]`:                 regexp.MustCompile(`^\d+(\.\d)? ms$`),
+		prov("default") + `[data-field="last_probe"]`:              regexp.MustCompile(`^probed (just now|\d+ s ago)$`),
+		prov("dead") + `[data-field="provider_name"]`:              regexp.MustCompile(`^dead$`),
+		prov("dead") + `[data-field="provider_base_url"]`:          regexp.MustCompile(`^` + regexp.QuoteMeta(dead) + `$`),
+		prov("dead") + `[data-field="last_probe"]`:                 regexp.MustCompile(`^probed (just now|\d+ s ago)$`),
+		`#providers > li:first-child [data-field="provider_name"]`: regexp.MustCompile(`^default$`),
+	} {
+		if got := b.text(t, sel); !want.MatchString(got) {
+			t.Errorf("%s = %q, want it to match %s", sel, got, want)
+		}
+	}
+	if got := b.attr(t, `#providers [data-provider="dead"]`, "data-reachable"); got != "no" {
+		t.Errorf("dead provider data-reachable = %q, want no", got)
+	}
+	if got := evalJS[string](t, b, `getComputedStyle(document.querySelector('#providers [data-provider="dead"] .reach')).backgroundColor`); got != "rgb(255, 235, 233)" {
+		t.Errorf("unreachable background = %s, want the red rgb(255, 235, 233)", got)
+	}
+	b.screenshot(t, "dashboard-providers-375.png", 375, 812, true)
+	b.expectNoHorizontalScroll(t)
+	b.expectNoPageErrors(t)
+}
+
+// Given model names that look like HTML (model names are free text), the
+// page shows them literally and creates no element from them.
+func TestDashboardShouldShowModelNamesAsText(t *testing.T) {
+	t.Parallel()
+	chrome := chromium(t)
+	const bold = "<b>bold</b>"
+	const img = `<img src=x onerror="window.pwned=1">`
+	n := startNexus(t, func(o *startOpts) {
+		o.cfg.LLM.Models[config.CircuitVisualization] = config.Single(bold)
+		o.cfg.LLM.Models[config.CircuitCoTEngine] = config.Targets{{Provider: "default", Model: cotModel}, {Provider: "default", Model: img}}
+	})
+	b := newBrowser(t, chrome)
+	b.navigate(t, n.URL+"/dashboard?interval=0.2")
+	viz := `[data-circuit="visualization"] `
+	cot := `[data-circuit="cot_engine"] `
+	b.waitFor(t, 10*time.Second, "the model names as text",
+		jsTextOf(viz+`[data-field="target_name"]`)+` === `+jsString("default/"+bold)+` && `+
+			jsTextOf(viz+`[data-field="model"]`)+` === `+jsString(bold)+` && `+
+			jsTextOf(cot+`[data-field="target"]:nth-child(2) [data-field="target_name"]`)+` === `+jsString("default/"+img))
+	if got := evalJS[int](t, b, `document.querySelectorAll("main b, main img").length`); got != 0 {
+		t.Errorf("the page made %d <b> or <img> elements from model names", got)
+	}
+	if got := evalJS[bool](t, b, `window.pwned === undefined`); !got {
+		t.Error("a model name ran script")
+	}
+	if got := evalJS[bool](t, b, `document.body.innerText.includes(`+jsString(bold)+`)`); !got {
+		t.Errorf("the page does not show %q literally", bold)
+	}
+	b.expectNoPageErrors(t)
 }
 
 // ---- Browser harness ----
