@@ -23,6 +23,9 @@ type target struct {
 	// want is the status every answer must have; anything else counts as
 	// an error.
 	want int
+	// check, if set, also judges the body of an answer with status want;
+	// an error counts the request as failed.
+	check func(body []byte) error
 }
 
 // phase bounds one measurement: it stops after max requests or when d has
@@ -143,13 +146,23 @@ func send(ctx context.Context, client *http.Client, t target) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(io.Discard, resp.Body)
+	var body []byte
+	if t.check != nil {
+		body, err = io.ReadAll(resp.Body)
+	} else {
+		_, err = io.Copy(io.Discard, resp.Body)
+	}
 	resp.Body.Close()
 	if err != nil {
 		return err
 	}
 	if resp.StatusCode != t.want {
 		return fmt.Errorf("%s: status %d, want %d", t.name, resp.StatusCode, t.want)
+	}
+	if t.check != nil {
+		if err := t.check(body); err != nil {
+			return fmt.Errorf("%s: %w", t.name, err)
+		}
 	}
 	return nil
 }

@@ -21,6 +21,26 @@
 // (nexus, upstream, bare or client), so the server alone reads as
 //
 //	go tool pprof -tagfocus=part=nexus -top DIR/generate.pprof
+//
+// -scenario failover measures issue 9's failover instead, each figure
+// beside its baseline from the same run, every configuration on its own
+// Nexus against fake upstreams:
+//
+//   - the share of /generate calls answered with LLM-written code with a
+//     dead primary (always 500) or a flapping one (every other request
+//     500), with a backup, with max_attempts 2, and with neither (before);
+//   - the p50 of calls that skip a primary forced open through the admin
+//     API, against calls through a circuit whose only target is the same
+//     backup, in alternating rounds;
+//   - p50 and p99 against a primary that holds every 20th request 300 ms,
+//     with hedging off and with hedge_after 0.05 s at budgets of 100% and
+//     10%, in alternating rounds.
+//
+// There each measurement stops after -requests requests (per round) or
+// -phase-timeout, whichever comes first; -rounds, -warmup and
+// -latency-conns apply as above. The defaults take about a minute:
+//
+//	go run ./cmd/nexus-load -scenario failover
 package main
 
 import (

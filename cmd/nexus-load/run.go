@@ -35,7 +35,20 @@ type settings struct {
 	profileDir   string
 	logPath      string
 	stderr       io.Writer
+	// scenario is scenarioPaths (the four request paths) or
+	// scenarioFailover.
+	scenario string
+	// requests and phaseTimeout bound each measurement of the failover
+	// scenario, which counts requests instead of running for -duration.
+	requests     int64
+	phaseTimeout time.Duration
 }
+
+// Scenarios, chosen with -scenario.
+const (
+	scenarioPaths    = "paths"
+	scenarioFailover = "failover"
+)
 
 func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs := flag.NewFlagSet("nexus-load", flag.ContinueOnError)
@@ -49,11 +62,17 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs.IntVar(&s.latencyConns, "latency-conns", 4, "connections for the latency figures")
 	fs.StringVar(&s.profileDir, "cpuprofile", "", "directory for one CPU profile per target (first round, throughput)")
 	fs.StringVar(&s.logPath, "log", "", "file for Nexus's log (default: a temporary file, removed at the end)")
+	fs.StringVar(&s.scenario, "scenario", scenarioPaths, `what to measure: "paths" (direct, /generate, open circuit, bare) or "failover" (success rates with a failing primary, the cost of skipping an open primary, hedging against a slow tail)`)
+	fs.Int64Var(&s.requests, "requests", 500, "failover scenario: requests per configuration per round (the success rates use -rounds × -requests calls)")
+	fs.DurationVar(&s.phaseTimeout, "phase-timeout", 30*time.Second, "failover scenario: longest time one measurement may take; it stops early with the requests made so far")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
-	if s.duration <= 0 || s.rounds < 1 || s.conns < 1 || s.latencyConns < 1 || s.maxRequests < 1 {
-		return s, errors.New("-duration, -rounds, -conns, -latency-conns and -max-requests must be positive")
+	if s.duration <= 0 || s.rounds < 1 || s.conns < 1 || s.latencyConns < 1 || s.maxRequests < 1 || s.requests < 1 || s.phaseTimeout <= 0 {
+		return s, errors.New("-duration, -rounds, -conns, -latency-conns, -max-requests, -requests and -phase-timeout must be positive")
+	}
+	if s.scenario != scenarioPaths && s.scenario != scenarioFailover {
+		return s, fmt.Errorf(`-scenario must be %q or %q, got %q`, scenarioPaths, scenarioFailover, s.scenario)
 	}
 	return s, nil
 }
@@ -107,6 +126,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer logFile.Close()
+	if s.scenario == scenarioFailover {
+		return runFailover(ctx, s, tmp, logFile, stdout)
+	}
 
 	upstream, err := serve(ctx, "upstream", upstreamHandler())
 	if err != nil {
@@ -370,9 +392,16 @@ type nexus struct {
 // one DuckDB worker (Python generation never uses it) and the upstream at
 // baseURL. It logs at info, so the access log is part of what is measured.
 func startNexus(ctx context.Context, dir, baseURL string, logs, stderr io.Writer) (*nexus, error) {
+	return startNexusWith(ctx, dir, func(cfg *config.Config) { cfg.LLM.BaseURL = baseURL }, nil, logs, stderr)
+}
+
+// startNexusWith is startNexus with the defaults changed by mutate (after
+// the one DuckDB worker is set) and env added to Nexus's environment, as
+// for a further provider's key. Its config and data live in dir.
+func startNexusWith(ctx context.Context, dir string, mutate func(*config.Config), extraEnv map[string]string, logs, stderr io.Writer) (*nexus, error) {
 	cfg := config.Default()
-	cfg.LLM.BaseURL = baseURL
 	cfg.Datasets.Workers = 1
+	mutate(&cfg)
 	data, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -390,6 +419,9 @@ func startNexus(ctx context.Context, dir, baseURL string, logs, stderr io.Writer
 		"NEXUS_ADMIN_TOKEN": hex.EncodeToString(tok[:]),
 		"NEXUS_LOG_LEVEL":   "info",
 		"LLM_API_KEY":       llmKey,
+	}
+	for k, v := range extraEnv {
+		env[k] = v
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	addrc := make(chan net.Addr, 1)
@@ -440,7 +472,17 @@ func (n *nexus) checkGenerate(ctx context.Context) error {
 
 // circuitAction forces the code_generator circuit open or closes it.
 func (n *nexus) circuitAction(ctx context.Context, action string) error {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, n.url+"/api/circuits/"+config.CircuitCodeGenerator+"/"+action, nil)
+	return n.targetAction(ctx, action, "")
+}
+
+// targetAction is circuitAction on one target of the circuit, chosen by
+// query ("provider=P&model=M"), or on every target when query is empty.
+func (n *nexus) targetAction(ctx context.Context, action, query string) error {
+	u := n.url + "/api/circuits/" + config.CircuitCodeGenerator + "/" + action
+	if query != "" {
+		u += "?" + query
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	req.Header.Set("Authorization", "Bearer "+n.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

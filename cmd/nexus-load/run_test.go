@@ -67,3 +67,64 @@ func TestHammerStopsAtItsRequestBudget(t *testing.T) {
 		t.Fatalf("percentiles p50 %s p99 %s", r.percentile(0.5), r.percentile(0.99))
 	}
 }
+
+// TestFailoverScenarioReportsEveryRow runs -scenario failover in a tiny
+// configuration: it must print every row of its three tables, stop by
+// itself with nothing left running, and report the success rates, which
+// one connection makes exact. Timings are not checked.
+func TestFailoverScenarioReportsEveryRow(t *testing.T) {
+	// Given a failover run of one round of 40 requests per configuration
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	args := []string{"-scenario", "failover", "-rounds", "1", "-requests", "40", "-warmup", "0", "-latency-conns", "2"}
+
+	// When it runs
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, errOut.String())
+	}
+
+	// Then each success-rate row says how many of the 40 calls got
+	// LLM-written code: none or half without a backup or retries, all
+	// with either
+	rows := map[string]string{
+		"dead primary (always 500), no backup":                  "| 1 | 0.0% (0 of 40) |",
+		"dead primary (always 500) + backup":                    "| 1 | 100.0% (40 of 40) |",
+		"flapping primary (every other request 500), no backup": "| 1 | 50.0% (20 of 40) |",
+		"flapping primary, no backup, retries":                  "| 2 | 100.0% (40 of 40) |",
+		"flapping primary + backup":                             "| 1 | 100.0% (40 of 40) |",
+		"flapping primary + backup, retries":                    "| 2 | 100.0% (40 of 40) |",
+	}
+	lines := strings.Split(out.String(), "\n")
+	row := func(title string) string {
+		for _, l := range lines {
+			if strings.HasPrefix(l, "| "+title+" | ") {
+				return l
+			}
+		}
+		t.Errorf("report lacks the row %q:\n%s", title, out.String())
+		return ""
+	}
+	for title, want := range rows {
+		if l := row(title); l != "" && !strings.Contains(l, want) {
+			t.Errorf("row %q: want %q in\n%s", title, want, l)
+		}
+	}
+	// And the latency rows are there, each with its 40 requests
+	for _, title := range []string{
+		"backup as the circuit's only target (baseline)", "primary forced open, backup second",
+		"per round: median (range)", "all requests pooled",
+		"hedging off", "hedge_after 0.05 s, hedge_budget_percent 100", "hedge_after 0.05 s, hedge_budget_percent 10",
+	} {
+		row(title)
+	}
+	for _, title := range []string{"backup as the circuit's only target (baseline)", "primary forced open, backup second", "hedging off"} {
+		if l := row(title); l != "" && !strings.HasPrefix(l, "| "+title+" | 40 | ") {
+			t.Errorf("row %q does not count 40 requests:\n%s", title, l)
+		}
+	}
+	// And no request reached the forced-open primary
+	if l := row("primary forced open, backup second"); l != "" && !strings.HasSuffix(l, " | 0 |") {
+		t.Errorf("the open primary received requests:\n%s", l)
+	}
+}
