@@ -87,10 +87,17 @@ func (r *reloader) reload(ctx context.Context) error {
 			sec.keep()
 		}
 	}
+	if next.LLM.ProbeInterval != cur.LLM.ProbeInterval {
+		r.log.Warn("restart required: config change ignored until then", slog.String("key", "llm.probe_interval"))
+		next.LLM.ProbeInterval = cur.LLM.ProbeInterval
+	}
 	// The config status is committed before its effects, so a client that
 	// sees a rebuilt or disabled circuit also sees the reload that did it
 	// (loaded_at moved, last_reload_error cleared).
 	r.live.Set(next, time.Now())
+	// A provider added by this reload brings a key the redactor must hide
+	// from now on.
+	r.redact.Add(r.providers.secrets(next.LLM)...)
 	clients := r.providers.apply(next.LLM)
 	changed := r.circuits.Apply(registryConfig(next, clients))
 	if r.prober != nil {

@@ -26,7 +26,10 @@ package redact
 import (
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 )
 
@@ -104,10 +107,14 @@ func maskURL(m string) string {
 	return URL(m[:end]) + m[end:]
 }
 
-// Redactor redacts a fixed set of secrets on top of Text. A nil *Redactor
-// is valid and redacts as Text does.
+// Redactor redacts a set of secrets on top of Text; Add grows the set
+// (a reload may bring a provider's new key). A nil *Redactor is valid and
+// redacts as Text does.
 type Redactor struct {
-	secrets []string
+	// secrets is replaced whole by Add, never changed in place, so that
+	// readers need no lock.
+	secrets atomic.Pointer[[]string]
+	mu      sync.Mutex // serializes Add
 }
 
 // New returns a Redactor for these secrets. Empty and very short ones (under
@@ -115,21 +122,41 @@ type Redactor struct {
 // hide nothing.
 func New(secrets ...string) *Redactor {
 	r := &Redactor{}
+	r.Add(secrets...)
+	return r
+}
+
+// Add redacts these secrets too from now on, with the same rules as New.
+func (r *Redactor) Add(secrets ...string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var next []string
+	if cur := r.secrets.Load(); cur != nil {
+		next = append(next, *cur...)
+	}
 	for _, s := range secrets {
-		if len(s) >= 4 {
-			r.secrets = append(r.secrets, s)
+		if len(s) >= 4 && !slices.Contains(next, s) {
+			next = append(next, s)
 		}
 	}
-	return r
+	r.secrets.Store(&next)
+}
+
+func (r *Redactor) list() []string {
+	if r == nil {
+		return nil
+	}
+	if p := r.secrets.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Redact returns s with every configured secret replaced by Placeholder,
 // then the URL policy and token patterns applied (see Text).
 func (r *Redactor) Redact(s string) string {
-	if r != nil {
-		for _, secret := range r.secrets {
-			s = strings.ReplaceAll(s, secret, Placeholder)
-		}
+	for _, secret := range r.list() {
+		s = strings.ReplaceAll(s, secret, Placeholder)
 	}
 	return Text(s)
 }
@@ -141,10 +168,8 @@ func (r *Redactor) Redact(s string) string {
 // enough past the cut that a secret starting before it is still seen whole.
 func (r *Redactor) Scrub(s string) string {
 	margin := 64
-	if r != nil {
-		for _, secret := range r.secrets {
-			margin = max(margin, utf8.RuneCountInString(secret))
-		}
+	for _, secret := range r.list() {
+		margin = max(margin, utf8.RuneCountInString(secret))
 	}
 	s, cutEarly := cutRunes(s, MaxRunes+margin)
 	s = r.Redact(s)

@@ -121,3 +121,15 @@ func TestScrubShouldWorkWithoutARedactor(t *testing.T) {
 		t.Fatalf("Scrub on a nil Redactor = %.40q…", got)
 	}
 }
+
+func TestAddShouldRedactASecretFromThenOn(t *testing.T) {
+	t.Parallel()
+	r := redact.New("first-secret")
+	if got := r.Redact("key second-secret"); got != "key second-secret" {
+		t.Fatalf("before Add: %q", got)
+	}
+	r.Add("second-secret", "ab") // too short to redact
+	if got := r.Redact("first-secret second-secret ab"); got != redact.Placeholder+" "+redact.Placeholder+" ab" {
+		t.Fatalf("after Add: %q", got)
+	}
+}
