@@ -278,8 +278,8 @@ func TestHedgeShouldLetAFastBackupWinAndCancelTheSlowPrimary(t *testing.T) {
 	body := n.scrape(t)
 	expectMetric(t, body, "nexus_llm_hedges_total", map[string]string{"circuit": "code_generator", "outcome": "won"}, 1)
 	expectMetric(t, body, "nexus_llm_hedges_total", map[string]string{"circuit": "code_generator", "outcome": "lost"}, 0)
-	expectMetric(t, body, "nexus_circuit_calls_total", map[string]string{"circuit": "code_generator", "provider": "default", "outcome": "neutral"}, 1)
-	expectMetric(t, body, "nexus_circuit_calls_total", map[string]string{"circuit": "code_generator", "provider": "backup", "outcome": "success"}, 1)
+	expectMetric(t, body, "nexus_target_calls_total", map[string]string{"circuit": "code_generator", "provider": "default", "model": codegenModel, "outcome": "neutral"}, 1)
+	expectMetric(t, body, "nexus_target_calls_total", map[string]string{"circuit": "code_generator", "provider": "backup", "model": learnBackupModel, "outcome": "success"}, 1)
 	// The loser is neutral: no failure, no streak, still closed.
 	if s := learnTarget(t, n, config.DefaultProvider)["state"]; s != "closed" {
 		t.Fatalf("primary state = %v, want closed", s)
@@ -571,10 +571,11 @@ func TestMetricsShouldShowEachTargetsStateAndProvider(t *testing.T) {
 	expectMetric(t, body, "nexus_target_state", cg(map[string]string{"provider": "default", "model": codegenModel}), 2)
 	expectMetric(t, body, "nexus_target_state", cg(map[string]string{"provider": "backup", "model": learnBackupModel}), 0)
 	expectMetric(t, body, "nexus_target_state", map[string]string{"circuit": "data_analyst", "provider": "default", "model": analystModel}, 0)
-	expectMetric(t, body, "nexus_circuit_calls_total", cg(map[string]string{"provider": "default", "outcome": "failure"}), 1)
-	expectMetric(t, body, "nexus_circuit_calls_total", cg(map[string]string{"provider": "default", "outcome": "rejected"}), 1)
-	expectMetric(t, body, "nexus_circuit_calls_total", cg(map[string]string{"provider": "backup", "outcome": "success"}), 2)
-	if _, ok := metric(body, "nexus_circuit_calls_total", cg(map[string]string{"provider": "backup", "outcome": "failure"})); ok {
+	expectMetric(t, body, "nexus_target_calls_total", cg(map[string]string{"provider": "default", "model": codegenModel, "outcome": "failure"}), 1)
+	expectMetric(t, body, "nexus_target_calls_total", cg(map[string]string{"provider": "default", "model": codegenModel, "outcome": "rejected"}), 1)
+	expectMetric(t, body, "nexus_target_calls_total", cg(map[string]string{"provider": "backup", "model": learnBackupModel, "outcome": "success"}), 2)
+	expectMetric(t, body, "nexus_circuit_calls_total", cg(map[string]string{"outcome": "success"}), 2)
+	if _, ok := metric(body, "nexus_target_calls_total", cg(map[string]string{"provider": "backup", "model": learnBackupModel, "outcome": "failure"})); ok {
 		t.Fatal("a failure series for the backup, which never failed")
 	}
 	expectMetric(t, body, "nexus_llm_failovers_total", map[string]string{"circuit": "code_generator", "from_provider": "default", "to_provider": "backup"}, 2)

@@ -247,12 +247,17 @@ func circuitHealthFrom(s circuit.CircuitStatus) circuitHealth {
 }
 
 // circuitHealthOf is healthy while the first target is closed (or breakers
-// are disabled); degraded while it is half-open, or while it is not closed
-// but another target admits calls; unhealthy when no target can answer.
+// are disabled); degraded while it is half-open or cooling down, or while
+// it is not closed but another target admits calls; unhealthy when no
+// target can answer.
 // With one target this is what it always was: open is unhealthy, half-open
 // degraded.
 func circuitHealthOf(s circuit.CircuitStatus) string {
 	switch {
+	case s.State == circuit.StateClosed && len(s.Targets) > 0 && s.Targets[0].CoolingDownUntil != nil:
+		// Closed, but holding back at the upstream's request (429/503
+		// with Retry-After): a pause, not a trip.
+		return healthDegraded
 	case s.State == circuit.StateClosed || s.State == circuit.StateDisabled:
 		return healthHealthy
 	case s.State == circuit.StateHalfOpen || s.Available:

@@ -239,6 +239,7 @@ func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, hedged b
 		from = max(w.prev, 0)
 	}
 	w.prev = i
+	up := t.spec.LLM // a reload may swap in a new client for the provider
 	c.mu.Unlock()
 	if from >= 0 {
 		c.failover(w.targets[from].spec.Provider, t.spec.Provider)
@@ -255,7 +256,7 @@ func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, hedged b
 	}()
 	start := time.Now()
 	resp, err := limit.get(ctx, func(ctx context.Context) (llm.ChatResponse, error) {
-		return t.spec.LLM.Chat(ctx, model, w.req)
+		return up.Chat(ctx, model, w.req)
 	})
 	took := time.Since(start)
 	outcome, kind := llm.Classify(w.ctx, err)

@@ -91,7 +91,7 @@ func (c *Circuit) runProbe(t *target) {
 			return
 		}
 		p, ref := t.admitLocked(now, true)
-		s := c.s
+		s, up := c.s, t.spec.LLM
 		c.mu.Unlock()
 		c.deliver()
 		if ref != nil {
@@ -99,7 +99,7 @@ func (c *Circuit) runProbe(t *target) {
 		}
 		ctx, cancel := context.WithTimeout(c.background.ctx, s.Timeout)
 		start := time.Now()
-		_, err := t.spec.LLM.Chat(ctx, t.spec.Model, probeRequest)
+		_, err := up.Chat(ctx, t.spec.Model, probeRequest)
 		cancel()
 		took := time.Since(start)
 		outcome, kind := llm.Classify(c.background.ctx, err)

@@ -46,41 +46,59 @@ type TargetState struct {
 
 // Metrics holds Nexus's collectors.
 type Metrics struct {
-	reg           *prometheus.Registry
-	calls         *prometheus.CounterVec
-	transitions   *prometheus.CounterVec
-	llmDuration   *prometheus.HistogramVec
-	retries       *prometheus.CounterVec
-	failovers     *prometheus.CounterVec
-	hedges        *prometheus.CounterVec
-	httpRequests  *prometheus.CounterVec
-	httpDuration  *prometheus.HistogramVec
-	alertsDropped prometheus.Counter
-	alertsFailed  prometheus.Counter
-	alertsSent    prometheus.Counter
+	reg            *prometheus.Registry
+	calls          *prometheus.CounterVec
+	targetCalls    *prometheus.CounterVec
+	targetDuration *prometheus.HistogramVec
+	transitions    *prometheus.CounterVec
+	llmDuration    *prometheus.HistogramVec
+	retries        *prometheus.CounterVec
+	failovers      *prometheus.CounterVec
+	hedges         *prometheus.CounterVec
+	httpRequests   *prometheus.CounterVec
+	httpDuration   *prometheus.HistogramVec
+	alertsDropped  prometheus.Counter
+	alertsFailed   prometheus.Counter
+	alertsSent     prometheus.Counter
 }
+
+// durationBuckets are the LLM call duration histograms' buckets, in seconds.
+var durationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60}
+
+// callOutcomes are the outcomes of nexus_circuit_calls_total, pre-created
+// at zero for every circuit.
+var callOutcomes = []string{"success", "failure", "rejected", "timeout", "neutral"}
 
 // New registers every collector on a fresh registry. circuits is read at
 // scrape time, so that a lazily due half-open shows without any call; it
 // feeds both the per-circuit and the per-target state gauges.
 // circuitNames pre-creates at zero the series whose labels are all known
-// from it (transitions, hedges); series with a provider label appear on
-// their first observation.
+// from it (calls by circuit, transitions, hedges); series with a provider
+// label appear on their first observation.
 func New(circuitNames []string, circuits func() []CircuitState) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_circuit_calls_total",
-			Help: "LLM calls through each circuit by target provider and outcome: success, failure, rejected (refused by the circuit), timeout, neutral (LLM 400/422 or client hang-up). circuit is the configured circuit name, provider the configured provider of the target the call went to; labels come from configuration only.",
-		}, []string{"circuit", "provider", "outcome"}),
+			Help: "LLM attempts through each circuit by outcome, all targets together: success, failure, rejected (refused by a target's breaker, bulkhead or cooldown), timeout, neutral (LLM 400/422 or client hang-up). nexus_target_calls_total splits them by target.",
+		}, []string{"circuit", "outcome"}),
+		targetCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_target_calls_total",
+			Help: "LLM attempts by circuit, target provider, model and outcome (as nexus_circuit_calls_total). circuit is the configured circuit name, provider and model the target's configured provider and model (model is other when a request named another one); labels come from configuration only.",
+		}, []string{"circuit", "provider", "model", "outcome"}),
 		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_circuit_transitions_total",
 			Help: "Circuit state transitions.",
 		}, []string{"circuit", "from", "to"}),
 		llmDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nexus_llm_request_duration_seconds",
+			Help:    "Time spent on LLM calls (rejected calls excluded), by circuit, configured model (or other) and outcome; nexus_target_request_duration_seconds splits them by provider too.",
+			Buckets: durationBuckets,
+		}, []string{"circuit", "model", "outcome"}),
+		targetDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nexus_target_request_duration_seconds",
 			Help:    "Time spent on LLM calls (rejected calls excluded), by circuit, target provider, model and outcome. circuit is the configured circuit name, provider and model the target's configured provider and model (model is other when a request named another one); labels come from configuration only.",
-			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60},
+			Buckets: durationBuckets,
 		}, []string{"circuit", "provider", "model", "outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_llm_retries_total",
@@ -119,12 +137,15 @@ func New(circuitNames []string, circuits func() []CircuitState) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.calls, m.transitions, m.llmDuration, m.retries, m.failovers, m.hedges,
+		m.calls, m.targetCalls, m.transitions, m.llmDuration, m.targetDuration, m.retries, m.failovers, m.hedges,
 		m.httpRequests, m.httpDuration,
 		m.alertsDropped, m.alertsFailed, m.alertsSent,
 		&stateCollector{circuits: circuits},
 	)
 	for _, c := range circuitNames {
+		for _, o := range callOutcomes {
+			m.calls.WithLabelValues(c, o)
+		}
 		for _, o := range hedgeOutcomes {
 			m.hedges.WithLabelValues(c, o)
 		}
@@ -204,9 +225,11 @@ func (m *Metrics) Handler() http.Handler {
 // circuit; rejected calls spent no LLM time and enter no duration
 // histogram. model must be a configured model name or "other".
 func (m *Metrics) ObserveCall(circuit, provider, model, outcome string, d time.Duration) {
-	m.calls.WithLabelValues(circuit, provider, outcome).Inc()
+	m.calls.WithLabelValues(circuit, outcome).Inc()
+	m.targetCalls.WithLabelValues(circuit, provider, model, outcome).Inc()
 	if outcome != "rejected" {
-		m.llmDuration.WithLabelValues(circuit, provider, model, outcome).Observe(d.Seconds())
+		m.llmDuration.WithLabelValues(circuit, model, outcome).Observe(d.Seconds())
+		m.targetDuration.WithLabelValues(circuit, provider, model, outcome).Observe(d.Seconds())
 	}
 }
 

@@ -39,8 +39,9 @@ func TestScrapeShouldReadStateAtScrapeTime(t *testing.T) {
 	}
 	check("nexus_circuit_state", da("state", "closed"), 1)
 	check("nexus_circuit_state", da("state", "open"), 0)
-	if got, ok := metricstest.Value(t, m, "nexus_circuit_calls_total", da()); ok {
-		t.Fatalf("nexus_circuit_calls_total = %v before any call, want no series (providers are not known in advance)", got)
+	check("nexus_circuit_calls_total", da("outcome", "rejected"), 0)
+	if got, ok := metricstest.Value(t, m, "nexus_target_calls_total", da("provider", "openai", "model", "m", "outcome", "rejected")); ok {
+		t.Fatalf("nexus_target_calls_total = %v before any call, want no series (targets are not known in advance)", got)
 	}
 	check("nexus_datasets", nil, 3)
 	check("nexus_dataset_open_handles", nil, 1)
@@ -54,7 +55,8 @@ func TestScrapeShouldReadStateAtScrapeTime(t *testing.T) {
 	check("nexus_circuit_state", da("state", "closed"), 0)
 	check("nexus_circuit_forced", da(), 1)
 	check("nexus_circuit_in_flight", da(), 2)
-	check("nexus_circuit_calls_total", da("provider", "openai", "outcome", "rejected"), 1)
+	check("nexus_circuit_calls_total", da("outcome", "rejected"), 1)
+	check("nexus_target_calls_total", da("provider", "openai", "model", "m", "outcome", "rejected"), 1)
 	check("nexus_datasets", nil, 4)
 	check("nexus_dataset_open_handles", nil, 2)
 	check("nexus_worker_busy", nil, 1)
@@ -126,15 +128,17 @@ func TestObserveCallShouldLabelTheProvider(t *testing.T) {
 	m.ObserveCall("planner", "anthropic", "claude", "failure", time.Second)
 	m.ObserveCall("planner", "anthropic", "claude", "rejected", 0)
 
-	// Then the calls are counted by provider and outcome
-	check("nexus_circuit_calls_total", labels("circuit", "planner", "provider", "openai", "outcome", "success"), 2)
-	check("nexus_circuit_calls_total", labels("circuit", "planner", "provider", "anthropic", "outcome", "failure"), 1)
-	check("nexus_circuit_calls_total", labels("circuit", "planner", "provider", "anthropic", "outcome", "rejected"), 1)
-	absent(t, m, "nexus_circuit_calls_total", labels("circuit", "planner", "provider", "openai", "outcome", "failure"))
+	// Then the calls are counted by target and outcome, and by circuit
+	check("nexus_target_calls_total", labels("circuit", "planner", "provider", "openai", "model", "gpt-4o", "outcome", "success"), 2)
+	check("nexus_target_calls_total", labels("circuit", "planner", "provider", "anthropic", "model", "claude", "outcome", "failure"), 1)
+	check("nexus_target_calls_total", labels("circuit", "planner", "provider", "anthropic", "model", "claude", "outcome", "rejected"), 1)
+	absent(t, m, "nexus_target_calls_total", labels("circuit", "planner", "provider", "openai", "model", "gpt-4o", "outcome", "failure"))
+	check("nexus_circuit_calls_total", labels("circuit", "planner", "outcome", "success"), 2)
+	check("nexus_circuit_calls_total", labels("circuit", "planner", "outcome", "rejected"), 1)
 
 	// And the durations by provider, model and outcome, without the rejection
 	hist := func(provider, model, outcome string) (uint64, bool) {
-		return metricstest.HistogramCount(t, m, "nexus_llm_request_duration_seconds",
+		return metricstest.HistogramCount(t, m, "nexus_target_request_duration_seconds",
 			labels("circuit", "planner", "provider", provider, "model", model, "outcome", outcome))
 	}
 	if n, ok := hist("openai", "gpt-4o", "success"); !ok || n != 2 {
