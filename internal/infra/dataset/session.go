@@ -100,13 +100,11 @@ func (q *Session) Sample(ctx context.Context, n int) (Result, error) {
 // If the caller's ctx ends first, the error wraps ctx's error and is not
 // an *Error (the client is gone; there is nobody to tell).
 //
-// Values are converted for JSON: DECIMAL to float64, HUGEINT to an exact
-// json.Number, UUID, BLOB and INTERVAL to strings, DATE to "2006-01-02",
-// TIME to "15:04:05", timestamps to RFC 3339, NaN and infinities to
-// strings, lists to arrays, structs and maps to objects. Integers of the
-// integer column types are int64 (uint64 for UBIGINT beyond it); other
-// numbers are json.Number, exactly as DuckDB printed them. Strings
-// holding the data directory show "<path>" instead.
+// Values are converted for JSON as the table at the top of values.go says:
+// FLOAT keeps its 32-bit precision, DECIMAL is exact, UBIGINT, HUGEINT and
+// UHUGEINT beyond ±2^53 are strings, DATE, TIME and timestamps are ISO
+// 8601, lists are arrays, structs and maps objects, NaN and infinities
+// strings. Strings holding the data directory show "<path>" instead.
 func (q *Session) Query(ctx context.Context, text string) (Result, error) {
 	return q.run(ctx, text, true)
 }
