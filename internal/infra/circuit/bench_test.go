@@ -9,6 +9,7 @@ import (
 	"github.com/failsafe-go/failsafe-go/timeout"
 
 	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/llm"
 )
 
@@ -34,6 +35,18 @@ func BenchmarkCircuitOverhead(b *testing.B) {
 		for b.Loop() {
 			if _, err := c.Complete(ctx, req); err != nil {
 				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("skip-open-primary", func(b *testing.B) {
+		// The backup answers after the walk skips the open primary: the
+		// difference from "circuit" is what a skipped target costs.
+		c, _ := twoTargets(b, config.Circuit{FailureThreshold: 1, SuccessThreshold: 1, RecoveryTimeout: 3600, Timeout: 30}, chatFunc(fail), chatFunc(ok), circuit.Options{})
+		_, _ = c.Complete(ctx, req)
+		b.ReportAllocs()
+		for b.Loop() {
+			if resp, err := c.Complete(ctx, req); err != nil || resp.Provider != "backup" {
+				b.Fatal(resp, err)
 			}
 		}
 	})

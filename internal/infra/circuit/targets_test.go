@@ -57,7 +57,7 @@ func count(fn chatFunc) *counted { return &counted{fn: fn} }
 
 // twoTargets builds the data_analyst circuit with primary on "default" and
 // backup on "backup".
-func twoTargets(t *testing.T, cc config.Circuit, primary, backup circuit.Chatter, opts circuit.Options) (*circuit.Circuit, *circuit.Registry) {
+func twoTargets(t testing.TB, cc config.Circuit, primary, backup circuit.Chatter, opts circuit.Options) (*circuit.Circuit, *circuit.Registry) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = cc
