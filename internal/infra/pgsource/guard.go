@@ -145,7 +145,7 @@ var refusedNodes = map[string]string{
 	"LockRows":    "it locks rows (FOR UPDATE/SHARE)",
 }
 
-// planFinding is one relation or function a plan uses.
+// relation is a table, view or other relation that a plan reads.
 type relation struct{ schema, name string }
 
 func (r relation) String() string { return r.schema + "." + r.name }
