@@ -59,6 +59,9 @@ type Config struct {
 	Alerts         Alerts         `json:"alerts"`
 	Datasets       Datasets       `json:"datasets"`
 	CoTReview      CoTReview      `json:"cot_review"`
+	// Sources declares live databases by name, reached read-only. Default:
+	// none.
+	Sources Sources `json:"sources"`
 }
 
 // Datasets configures dataset storage and the SQL sandbox.
@@ -652,6 +655,7 @@ func Default() Config {
 			Enabled:       false,
 			MaxIterations: 2,
 		},
+		Sources: Sources{},
 	}
 }
 
@@ -825,6 +829,7 @@ func (c Config) Validate() error {
 	if c.CoTReview.MaxIterations < 0 {
 		bad("cot_review.max_iterations", "must be >= 0", c.CoTReview.MaxIterations)
 	}
+	errs = append(errs, c.Sources.validate()...)
 	return errors.Join(errs...)
 }
 

@@ -47,7 +47,8 @@ const (
 
 // EnvVars lists every environment variable Nexus reads, in the order -h
 // prints them. Besides these, the API key is also read from the variable
-// that llm.api_key_env names, when LLM_API_KEY is unset.
+// that llm.api_key_env names, when LLM_API_KEY is unset, and each source's
+// DSN from the variable that its sources.<name>.dsn_env names.
 func EnvVars() []EnvVar {
 	return []EnvVar{
 		{Name: EnvConfig, Flag: "config",

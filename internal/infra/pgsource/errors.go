@@ -1,0 +1,199 @@
+package pgsource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/nexus/nexus/internal/infra/redact"
+)
+
+// Kind classifies an *Error so that the API layer can map it to an HTTP
+// status, and the pipeline decide whom to blame, without parsing messages.
+type Kind string
+
+// The kinds of *Error. The suggested HTTP status is the API layer's choice.
+const (
+	// KindUnsafeSQL: the guard refused the SQL without running it (not one
+	// read-only query, a relation outside the allowed tables, a forbidden
+	// function), or the database refused it for lack of a privilege or
+	// because the transaction is read-only. The message names what was
+	// refused and is meant to be fed back to the LLM. Suggests 422.
+	KindUnsafeSQL Kind = "unsafe_sql"
+	// KindSQL: the database could not parse, plan or run the SQL (unknown
+	// column, type error, division by zero). The message is PostgreSQL's
+	// own, scrubbed, and is meant to be fed back to the LLM. Suggests 422.
+	KindSQL Kind = "sql_error"
+	// KindTimeout: the statement ran past Config.StatementTimeout or the
+	// caller's deadline and was cancelled on the server. Suggests 504 or
+	// 422 (the query was too expensive).
+	KindTimeout Kind = "timeout"
+	// KindUnavailable: the server cannot be reached or refused the
+	// connection (down, restarting, too many connections, authentication
+	// failed). Not the LLM's fault. Suggests 503 with Retry-After.
+	KindUnavailable Kind = "unavailable"
+	// KindUnsafeRole: the DSN's role can write or escape the database (see
+	// Open); the source refuses to serve. The message names the privilege.
+	KindUnsafeRole Kind = "unsafe_role"
+	// KindInvalidConfig: the Config or the DSN is not valid. The message
+	// never holds the DSN.
+	KindInvalidConfig Kind = "invalid_config"
+	// KindNotFound: Profile or Sample named a table that is not among
+	// Tables().
+	KindNotFound Kind = "not_found"
+)
+
+// Error is the package's user-facing error. Message is safe to show to a
+// user and to send to an LLM: it never holds the DSN or its password, and
+// server file paths are replaced by "<path>". Error() prefixes the source's
+// name: `source "sales": SQL refused: ...`.
+type Error struct {
+	Source  string `json:"source"`
+	Kind    Kind   `json:"kind"`
+	Message string `json:"message"`
+}
+
+// Error implements error.
+func (e *Error) Error() string { return fmt.Sprintf("source %q: %s", e.Source, e.Message) }
+
+// KindOf returns the Kind of an *Error in err's chain, or "" when there is
+// none (a caller's own context cancellation, say).
+func KindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return ""
+}
+
+// absPath matches an absolute POSIX path with at least two segments, or a
+// well-known top-level directory, starting at a boundary: PostgreSQL names
+// files in some messages ("could not open file ..."), and the Unix socket
+// path in connection errors.
+var absPath = regexp.MustCompile(`(^|[\s'"(=,:\[{<])((?:/[^\s'"/()<>,;]+){2,}/?|/(?:tmp|etc|root|home|var|usr|proc|sys|dev|opt|srv|mnt|run)\b/?)`)
+
+// passwordKV matches a password in a key=value DSN, quoted or not.
+var passwordKV = regexp.MustCompile(`(?i)\bpassword\s*=\s*(?:'(?:[^'\\]|\\.)*'|\S+)`)
+
+// scrubber makes text safe to show: the DSN and its password (when known)
+// replaced, key=value passwords replaced, URLs cut to scheme://host (the
+// redact package's policy, which drops a URL DSN's userinfo), and absolute
+// paths replaced by "<path>".
+type scrubber struct {
+	r *redact.Redactor
+}
+
+func newScrubber(secrets ...string) scrubber { return scrubber{r: redact.New(secrets...)} }
+
+func (s scrubber) scrub(msg string) string {
+	msg = passwordKV.ReplaceAllString(msg, "password="+redact.Placeholder)
+	msg = s.r.Redact(msg)
+	msg = absPath.ReplaceAllString(msg, "${1}<path>")
+	return strings.TrimSpace(msg)
+}
+
+// errorf builds an *Error with a scrubbed message.
+func (s *Source) errorf(kind Kind, format string, args ...any) *Error {
+	return &Error{Source: s.cfg.Name, Kind: kind, Message: s.scrub.scrub(fmt.Sprintf(format, args...))}
+}
+
+// classify turns an error from pgx into an *Error. ctx is the context the
+// failed call ran under: its deadline tells a timeout from a server error.
+// A cancellation by the caller (not a deadline) is returned as the
+// context's own error, wrapped, since it is nobody's failure.
+func (s *Source) classify(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return s.classifyPg(ctx, pgErr)
+	}
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+		return s.errorf(KindTimeout, "the query was cancelled: it ran past its deadline")
+	case errors.Is(ctx.Err(), context.Canceled):
+		return fmt.Errorf("source %q: %w", s.cfg.Name, ctx.Err())
+	case strings.Contains(err.Error(), "closed pool"):
+		return s.errorf(KindUnavailable, "the source is closed")
+	}
+	if isConnectionError(err) {
+		return s.errorf(KindUnavailable, "the database is unavailable: %s", connCause(err))
+	}
+	return s.errorf(KindSQL, "%s", err.Error())
+}
+
+// classifyPg maps a PostgreSQL error by its SQLSTATE.
+func (s *Source) classifyPg(ctx context.Context, pgErr *pgconn.PgError) error {
+	msg := pgErr.Message
+	if pgErr.Detail != "" {
+		msg += " (" + pgErr.Detail + ")"
+	}
+	if pgErr.Hint != "" {
+		msg += " Hint: " + pgErr.Hint
+	}
+	code := pgErr.Code
+	switch {
+	case code == "57014": // query_canceled: statement_timeout, or our cancel request
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return fmt.Errorf("source %q: %w", s.cfg.Name, ctx.Err())
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return s.errorf(KindTimeout, "the query was cancelled: it ran past its deadline")
+		}
+		return s.errorf(KindTimeout, "the query was cancelled: it ran past the statement timeout of %s", s.cfg.StatementTimeout)
+	case code == "42501" || code == "25006": // insufficient_privilege, read_only_sql_transaction
+		return s.errorf(KindUnsafeSQL, "SQL refused by the database: %s", msg)
+	case strings.HasPrefix(code, "08"), // connection exception
+		strings.HasPrefix(code, "28"),  // invalid authorization
+		strings.HasPrefix(code, "53"),  // insufficient resources, too many connections
+		strings.HasPrefix(code, "57P"), // admin or crash shutdown, cannot connect now
+		code == "3D000",                // invalid_catalog_name: the database is gone
+		strings.EqualFold(pgErr.Severity, "FATAL"), strings.EqualFold(pgErr.Severity, "PANIC"):
+		return s.errorf(KindUnavailable, "the database is unavailable: %s", msg)
+	}
+	return s.errorf(KindSQL, "%s", msg)
+}
+
+// isConnectionError reports an error of the network or of connecting,
+// rather than of the SQL.
+func isConnectionError(err error) bool {
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ce) || errors.As(err, &ne) || errors.As(err, &oe) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err) ||
+		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "connection reset")
+}
+
+// connCause condenses a connection error to its innermost cause, without
+// pgconn's "failed to connect to `user=... database=...`" preamble.
+func connCause(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Message
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		op := oe.Op
+		if op == "" {
+			op = "connect"
+		}
+		return op + ": " + oe.Err.Error()
+	}
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.Contains(msg, "failed to connect") {
+		msg = msg[i+2:]
+	}
+	return msg
+}

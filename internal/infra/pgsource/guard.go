@@ -1,0 +1,282 @@
+package pgsource
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// readOnlyStarts are the first keywords a query may have: the forms of a
+// SELECT. Everything else (DML, DDL, COPY, SET, SHOW, CALL, DO, EXECUTE,
+// DECLARE, EXPLAIN ANALYZE, ...) is refused before the database sees it.
+var readOnlyStarts = []string{"select", "with", "values", "table"}
+
+// checkText is the guard's first, lexical, layer: one statement whose first
+// keyword starts a read-only query, and no INTO (SELECT ... INTO creates a
+// table; INTO is a reserved word, so outside quotes it can mean nothing
+// else). It is a courtesy that names the problem: the layers that hold on
+// their own are the extended protocol (one statement), the read-only
+// transaction, EXPLAIN's plan and the role's privileges.
+func checkText(sql string) *guardError {
+	toks, _ := lex(sql) // an unclosed quote is the server's syntax error
+	// Leading parentheses may open a query: (SELECT 1) UNION (SELECT 2).
+	first := 0
+	for first < len(toks) && toks[first].kind == tokPunct && toks[first].text == "(" {
+		first++
+	}
+	if first >= len(toks) || (toks[first].kind == tokPunct && toks[first].text == ";") {
+		return refuse("the SQL is empty")
+	}
+	if t := toks[first]; t.kind != tokWord || !slices.Contains(readOnlyStarts, t.text) {
+		return refuse("only a read-only query (SELECT, WITH, VALUES or TABLE) is allowed, got %s", describeToken(t))
+	}
+	for i, t := range toks {
+		if t.kind == tokPunct && t.text == ";" {
+			for _, rest := range toks[i+1:] {
+				if rest.kind != tokPunct || rest.text != ";" {
+					return refuse("only one statement is allowed")
+				}
+			}
+			break
+		}
+		if t.kind == tokWord && t.text == "into" {
+			return refuse("SELECT ... INTO creates a table; only a read-only query is allowed")
+		}
+	}
+	return nil
+}
+
+func describeToken(t token) string {
+	switch t.kind {
+	case tokWord:
+		return strings.ToUpper(t.text)
+	case tokQIdent:
+		return fmt.Sprintf("%q", t.text)
+	case tokString:
+		return "a string constant"
+	case tokNumber:
+		return t.text
+	}
+	return fmt.Sprintf("%q", t.text)
+}
+
+// guardError is a refusal; Query wraps it as an *Error of KindUnsafeSQL
+// whose message starts "SQL refused: ".
+type guardError struct{ msg string }
+
+func (e *guardError) Error() string { return "SQL refused: " + e.msg }
+
+func refuse(format string, args ...any) *guardError {
+	return &guardError{msg: fmt.Sprintf(format, args...)}
+}
+
+// deniedFunctions can read or write server files, reach other servers, run
+// SQL of their own that EXPLAIN does not show, change settings or roles,
+// signal other sessions or hold locks past the transaction. A plan that
+// calls one anywhere is refused, whatever schema qualifies it.
+var deniedFunctions = map[string]bool{
+	"pg_stat_file": true, "pg_current_logfile": true,
+	"set_config":           true,
+	"pg_terminate_backend": true, "pg_cancel_backend": true, "pg_reload_conf": true,
+	"pg_rotate_logfile": true, "pg_promote": true, "pg_switch_wal": true,
+	"pg_create_restore_point": true, "pg_start_backup": true, "pg_stop_backup": true,
+	"pg_backup_start": true, "pg_backup_stop": true, "pg_notify": true,
+	"pg_log_backend_memory_contexts": true, "pg_import_system_collations": true,
+	"pg_prewarm": true, "pg_stat_statements_reset": true,
+	"loread": true, "lowrite": true,
+	"nextval": true, "setval": true,
+	// These run a query given as text, which EXPLAIN does not plan.
+	"query_to_xml": true, "query_to_xmlschema": true, "query_to_xml_and_xmlschema": true,
+	"cursor_to_xml": true, "cursor_to_xmlschema": true,
+	"table_to_xml": true, "table_to_xmlschema": true, "table_to_xml_and_xmlschema": true,
+	"schema_to_xml": true, "schema_to_xmlschema": true, "schema_to_xml_and_xmlschema": true,
+	"database_to_xml": true, "database_to_xmlschema": true, "database_to_xml_and_xmlschema": true,
+	"ts_stat": true, "ts_rewrite": true,
+}
+
+// deniedPrefixes extend deniedFunctions to families: server files
+// (pg_read_file, pg_read_binary_file, pg_ls_dir, pg_ls_waldir, adminpack's
+// pg_file_write), large objects (lo_import, lo_export, lo_get, ...),
+// dblink, advisory locks, replication slots and origins, and statistics
+// resets.
+var deniedPrefixes = []string{
+	"pg_read_", "pg_ls_", "pg_file_", "pg_logdir_", "lo_", "dblink",
+	"pg_advisory", "pg_try_advisory", "pg_replication_", "pg_create_", "pg_drop_",
+	"pg_copy_", "pg_logical_", "pg_stat_reset",
+}
+
+func isDeniedFunction(name string) bool {
+	name = strings.ToLower(name)
+	if deniedFunctions[name] {
+		return true
+	}
+	for _, p := range deniedPrefixes {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// allowedSetFunctions are the built-in (pg_catalog) functions that a plan
+// may scan in FROM (a "Function Scan"): set-returning functions over
+// values. Functions of the allowed schemas may be scanned too. Any other
+// function in FROM is refused, built-in or not: pg_ls_dir('.') AS x,
+// pg_stat_activity's functions, an extension's function in another schema.
+var allowedSetFunctions = map[string]bool{
+	"generate_series": true, "generate_subscripts": true, "unnest": true,
+	"json_array_elements": true, "json_array_elements_text": true,
+	"jsonb_array_elements": true, "jsonb_array_elements_text": true,
+	"json_each": true, "json_each_text": true, "jsonb_each": true, "jsonb_each_text": true,
+	"json_object_keys": true, "jsonb_object_keys": true,
+	"json_to_record": true, "json_to_recordset": true, "jsonb_to_record": true, "jsonb_to_recordset": true,
+	"json_populate_record": true, "json_populate_recordset": true,
+	"jsonb_populate_record": true, "jsonb_populate_recordset": true,
+	"jsonb_path_query": true, "regexp_matches": true, "regexp_split_to_table": true,
+	"string_to_table": true,
+}
+
+// refusedNodes are plan nodes that write or lock: a data-modifying WITH, or
+// SELECT ... FOR UPDATE/SHARE.
+var refusedNodes = map[string]string{
+	"ModifyTable": "it modifies data",
+	"LockRows":    "it locks rows (FOR UPDATE/SHARE)",
+}
+
+// relation is a table, view or other relation that a plan reads.
+type relation struct{ schema, name string }
+
+func (r relation) String() string { return r.schema + "." + r.name }
+
+// planReport is what checkPlan learned of a plan: the relations it reads,
+// for the allow-list check that may need the catalog (partitions).
+type planReport struct {
+	relations []relation
+}
+
+// checkPlan walks the JSON that EXPLAIN (VERBOSE, FORMAT JSON) printed and
+// refuses a plan that writes or locks, scans a function in FROM that is
+// not allowed, or calls a denied function or a function of a schema that
+// is neither allowed nor pg_catalog in any expression. It returns the
+// relations the plan reads; the caller checks them against the allow-list.
+func checkPlan(planJSON []byte, allowedSchemas []string) (planReport, *guardError) {
+	var doc []struct {
+		Plan map[string]any `json:"Plan"`
+	}
+	if err := json.Unmarshal(planJSON, &doc); err != nil || len(doc) == 0 || doc[0].Plan == nil {
+		return planReport{}, refuse("the plan could not be read")
+	}
+	var rep planReport
+	seen := map[relation]bool{}
+	var walk func(node map[string]any) *guardError
+	walk = func(node map[string]any) *guardError {
+		nodeType, _ := node["Node Type"].(string)
+		if why, bad := refusedNodes[nodeType]; bad {
+			return refuse("the plan has a %s node: %s", nodeType, why)
+		}
+		if rel, ok := node["Relation Name"].(string); ok {
+			schema, _ := node["Schema"].(string)
+			if schema == "" {
+				return refuse("the plan reads %s without a schema", rel)
+			}
+			r := relation{schema: schema, name: rel}
+			if !seen[r] {
+				seen[r] = true
+				rep.relations = append(rep.relations, r)
+			}
+		}
+		if nodeType == "Function Scan" {
+			if err := checkFunctionScan(node, allowedSchemas); err != nil {
+				return err
+			}
+		}
+		for key, v := range node {
+			if key == "Plans" {
+				continue
+			}
+			if err := checkExpressions(v, allowedSchemas); err != nil {
+				return err
+			}
+		}
+		if plans, ok := node["Plans"].([]any); ok {
+			for _, p := range plans {
+				if child, ok := p.(map[string]any); ok {
+					if err := walk(child); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(doc[0].Plan); err != nil {
+		return planReport{}, err
+	}
+	sort.Slice(rep.relations, func(i, j int) bool { return rep.relations[i].String() < rep.relations[j].String() })
+	return rep, nil
+}
+
+// checkExpressions looks for function calls in every string of a plan
+// node's value (Output, Filter, Join Filter, Hash Cond, Sort Key, Group
+// Key, One-Time Filter, Function Call, ...). String constants are skipped,
+// so WHERE name = 'pg_read_file(' is no call.
+func checkExpressions(v any, allowedSchemas []string) *guardError {
+	switch x := v.(type) {
+	case string:
+		if !strings.Contains(x, "(") {
+			return nil
+		}
+		toks, _ := lex(x)
+		for _, fc := range funcCalls(toks) {
+			if isDeniedFunction(fc.name) {
+				return refuse("calls %s, which is not allowed", fc)
+			}
+			if fc.schema != "" && fc.schema != "pg_catalog" && !slices.Contains(allowedSchemas, fc.schema) {
+				return refuse("calls %s, outside the allowed schemas", fc)
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if err := checkExpressions(e, allowedSchemas); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkFunctionScan allows a function in FROM when it is a set-returning
+// function of allowedSetFunctions or belongs to an allowed schema.
+func checkFunctionScan(node map[string]any, allowedSchemas []string) *guardError {
+	if name, ok := node["Function Name"].(string); ok {
+		schema, _ := node["Schema"].(string)
+		if slices.Contains(allowedSchemas, schema) || (schema == "pg_catalog" && allowedSetFunctions[name]) {
+			return nil
+		}
+		return refuse("reads from function %s.%s in FROM, which is not allowed", schema, name)
+	}
+	// ROWS FROM (f(), g()) names no single function: check each call at
+	// the top level of the Function Call.
+	call, _ := node["Function Call"].(string)
+	toks, _ := lex(call)
+	n := 0
+	for _, fc := range funcCalls(toks) {
+		if fc.depth != 0 {
+			continue
+		}
+		n++
+		switch {
+		case fc.schema == "" && allowedSetFunctions[fc.name]:
+		case fc.schema == "pg_catalog" && allowedSetFunctions[fc.name]:
+		case fc.schema != "" && slices.Contains(allowedSchemas, fc.schema):
+		default:
+			return refuse("reads from function %s in FROM, which is not allowed", fc)
+		}
+	}
+	if n == 0 {
+		return refuse("reads from a function in FROM that the plan does not name")
+	}
+	return nil
+}
