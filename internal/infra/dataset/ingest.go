@@ -313,7 +313,11 @@ func (u *Upload) addTo(ctx context.Context) (Dataset, error) {
 	// Pin the current generation, so that a Delete meanwhile cannot
 	// remove the file being copied.
 	s.mu.Lock()
-	if e.deleted || s.closed {
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return Dataset{}, ErrClosed
+	case e.deleted:
 		s.mu.Unlock()
 		return Dataset{}, fmt.Errorf("dataset %q: %w", id, ErrNotFound)
 	}
@@ -367,8 +371,12 @@ func (u *Upload) addTo(ctx context.Context) (Dataset, error) {
 	}
 	s.mu.Lock()
 	if e.deleted || s.closed {
+		closed := s.closed
 		s.mu.Unlock()
 		_ = removeDBFiles(newPath)
+		if closed {
+			return Dataset{}, ErrClosed
+		}
 		return Dataset{}, fmt.Errorf("dataset %q: %w", id, ErrNotFound)
 	}
 	// The commit point: the rename is atomic, and it happens under the
