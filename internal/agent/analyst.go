@@ -143,11 +143,15 @@ type InputError struct {
 func (e *InputError) Error() string { return e.Field + ": " + e.Message }
 
 // UnavailableError is returned when every path to an answer failed. It
-// wraps the last LLM error and carries the dataset's profile, which is
-// still useful to the caller.
+// wraps the last LLM error and carries what is still useful to the
+// caller: the profile of data of one table, and the dataset's id, which
+// can still be read without the LLM.
 type UnavailableError struct {
-	Err     error
+	Err error
+	// Profile is nil for a dataset of several tables.
 	Profile *dataset.Profile
+	// DatasetID is the stored dataset asked about, or "".
+	DatasetID string
 }
 
 func (e *UnavailableError) Error() string { return "no answer could be produced: " + e.Err.Error() }
@@ -253,13 +257,12 @@ func (r *run) withData(ctx context.Context) error {
 		return err
 	}
 	defer table.Close()
-	sample, err := table.Sample(ctx, sampleRows)
+	facts, multi, err := r.facts(ctx, table, profile)
 	if err != nil {
 		return err
 	}
-	facts := describeData(table.Schema(), profile, sample)
 
-	res, ok := r.planAndRun(ctx, table, facts)
+	res, ok := r.planAndRun(ctx, table, facts, multi)
 	t := time.Now()
 	if ok {
 		r.out.Columns, r.out.Rows, r.out.RowCount, r.out.Truncated = res.Columns, res.Rows, res.RowCount, res.Truncated
@@ -283,7 +286,11 @@ func (r *run) withData(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return &UnavailableError{Err: err, Profile: &profile}
+			ue := &UnavailableError{Err: err, DatasetID: r.req.DatasetID}
+			if !multi {
+				ue.Profile = &profile
+			}
+			return ue
 		}
 		r.out.Answer, r.out.Model = strings.TrimSpace(resp.Content), resp.Model
 		r.step(StepAnswer, r.a.cfg.Answerer.Name(), OutcomeOK, 1, t, "answered from the profile and sample: no query result")
@@ -331,11 +338,36 @@ func (r *run) open(ctx context.Context) (Table, dataset.Profile, error) {
 	return table, p, nil
 }
 
+// facts describes the data for the prompts: for one table, its schema,
+// profile and sample as the table data; for several, every table with its
+// own, and the likely join keys. multi reports the latter.
+func (r *run) facts(ctx context.Context, table Table, profile dataset.Profile) (facts string, multi bool, err error) {
+	tables := table.Tables()
+	if len(tables) <= 1 {
+		sample, err := table.Sample(ctx, sampleRows)
+		if err != nil {
+			return "", false, err
+		}
+		return describeData(table.Schema(), profile, sample), false, nil
+	}
+	samples := make([]dataset.Result, len(tables))
+	for i, t := range tables {
+		if samples[i], err = table.SampleTable(ctx, t.Name, tableSampleRows); err != nil {
+			return "", true, err
+		}
+	}
+	return describeTables(tables, samples), true, nil
+}
+
 // planAndRun asks the planner for SQL and runs it, sending each error back
 // for a corrected query, up to MaxSQLAttempts queries.
-func (r *run) planAndRun(ctx context.Context, table Table, facts string) (dataset.Result, bool) {
+func (r *run) planAndRun(ctx context.Context, table Table, facts string, multi bool) (dataset.Result, bool) {
 	planner := r.a.cfg.Planner
-	msgs := planPrompt(r.req.Query, facts)
+	msgs := planPrompt(r.req.Query, facts, multi)
+	over := "the table data"
+	if multi {
+		over = "the tables listed"
+	}
 	planStart := time.Now()
 	var runTook time.Duration
 	var lastErr string
@@ -371,7 +403,7 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string) (datase
 		lastErr = queryError(qerr)
 		msgs = append(msgs,
 			llm.Message{Role: "assistant", Content: resp.Content},
-			llm.Message{Role: "user", Content: fmt.Sprintf("That query failed: %s\nWrite one corrected DuckDB SELECT over the table data, in a ```sql block.", lastErr)})
+			llm.Message{Role: "user", Content: fmt.Sprintf("That query failed: %s\nWrite one corrected DuckDB SELECT over %s, in a ```sql block.", lastErr, over)})
 	}
 	r.add(Step{Step: StepPlan, Circuit: planner.Name(), Outcome: OutcomeOK,
 		Attempts: r.a.cfg.MaxSQLAttempts, Duration: time.Since(planStart) - runTook})

@@ -103,6 +103,10 @@ type fakeTable struct {
 	profileErr error
 	sample     dataset.Result
 	script     []query
+	// multi, when set, are the tables of a dataset of several, sampled
+	// from samples by name.
+	multi   []dataset.Table
+	samples map[string]dataset.Result
 
 	queries []string
 	opens   int
@@ -110,6 +114,28 @@ type fakeTable struct {
 }
 
 func (f *fakeTable) Schema() []dataset.Column { return f.schema }
+
+// Tables lists multi, or the fake's one table, named data.
+func (f *fakeTable) Tables() []dataset.Table {
+	if f.multi != nil {
+		return f.multi
+	}
+	return []dataset.Table{{Name: "data", Rows: f.profile.RowCount, Columns: f.schema, Profile: f.profile}}
+}
+
+func (f *fakeTable) SampleTable(ctx context.Context, table string, n int) (dataset.Result, error) {
+	if f.multi != nil {
+		res, ok := f.samples[table]
+		if !ok || n < 1 {
+			f.tb.Errorf("sample of %d rows of table %q", n, table)
+		}
+		return res, nil
+	}
+	if table != "data" {
+		f.tb.Errorf("sample of table %q", table)
+	}
+	return f.Sample(ctx, n)
+}
 
 func (f *fakeTable) Profile(context.Context) (dataset.Profile, error) {
 	return f.profile, f.profileErr

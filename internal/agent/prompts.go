@@ -11,9 +11,13 @@ import (
 
 // Limits on what of the data goes into a prompt.
 const (
-	sampleRows      = 5
+	sampleRows = 5
+	// tableSampleRows are sampled of each table of a dataset of several.
+	tableSampleRows = 3
 	promptRows      = 50
 	promptCellChars = 80
+	// maxJoinKeys caps the join keys listed.
+	maxJoinKeys = 30
 )
 
 func system(text string) llm.Message { return llm.Message{Role: "system", Content: text} }
@@ -30,35 +34,125 @@ func directPrompt(query string) []llm.Message {
 // planner needs to write SQL, and what the fallback answer relies on.
 func describeData(schema []dataset.Column, p dataset.Profile, sample dataset.Result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Table `data`: %d rows, %d columns.\nColumns:\n", p.RowCount, len(schema))
+	describeTable(&b, "data", schema, p, sample, sampleRows)
+	return b.String()
+}
+
+// describeTables renders every table of a dataset of several, with its
+// schema, profile and sample, then the likely join keys.
+func describeTables(tables []dataset.Table, samples []dataset.Result) string {
+	var b strings.Builder
+	names := make([]string, len(tables))
+	for i, t := range tables {
+		names[i] = t.Name
+	}
+	fmt.Fprintf(&b, "The data has %d tables: %s.\n\n", len(tables), strings.Join(names, ", "))
+	for i, t := range tables {
+		describeTable(&b, t.Name, t.Columns, t.Profile, samples[i], tableSampleRows)
+		b.WriteString("\n")
+	}
+	keys := joinKeys(tables)
+	if len(keys) == 0 {
+		b.WriteString("Likely join keys: none (no column name appears in two tables with a compatible type).\n")
+		return b.String()
+	}
+	b.WriteString("Likely join keys (the same column name with a compatible type in two tables):\n")
+	for _, k := range keys {
+		b.WriteString("- " + k + "\n")
+	}
+	return b.String()
+}
+
+// joinKeys lists, for every pair of tables, the columns of the same name
+// (ignoring case, as DuckDB does) and a compatible type, as join
+// conditions: "customers.customer_id = orders.customer_id (BIGINT)".
+func joinKeys(tables []dataset.Table) []string {
+	var out []string
+	for i, a := range tables {
+		for _, b := range tables[i+1:] {
+			for _, ca := range a.Columns {
+				for _, cb := range b.Columns {
+					if !strings.EqualFold(ca.Name, cb.Name) || typeFamily(ca.Type) != typeFamily(cb.Type) {
+						continue
+					}
+					types := ca.Type
+					if cb.Type != ca.Type {
+						types += ", " + cb.Type
+					}
+					out = append(out, fmt.Sprintf("%s.%s = %s.%s (%s)", ident(a.Name), ident(ca.Name), ident(b.Name), ident(cb.Name), types))
+					if len(out) == maxJoinKeys {
+						return out
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// typeFamily groups DuckDB types that compare without a cast worth
+// mentioning: integers with integers, text with text, and so on.
+func typeFamily(t string) string {
+	switch {
+	case strings.HasSuffix(t, "INT") || t == "INTEGER" || t == "UINTEGER":
+		return "integer"
+	case t == "VARCHAR" || strings.HasPrefix(t, "ENUM"):
+		return "text"
+	case t == "FLOAT" || t == "DOUBLE" || strings.HasPrefix(t, "DECIMAL"):
+		return "number"
+	case strings.HasPrefix(t, "TIMESTAMP"):
+		return "timestamp"
+	}
+	return t
+}
+
+// ident writes a name as SQL reads it: bare when it is a plain lower-case
+// identifier, else double-quoted.
+func ident(name string) string {
+	plain := name != ""
+	for i, r := range name {
+		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && r >= '0' && r <= '9') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return name
+	}
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// describeTable renders one table: its size, its columns with their
+// profile, and up to rows sample rows.
+func describeTable(b *strings.Builder, name string, schema []dataset.Column, p dataset.Profile, sample dataset.Result, rows int) {
+	fmt.Fprintf(b, "Table `%s`: %d rows, %d columns.\nColumns:\n", name, p.RowCount, len(schema))
 	byName := map[string]dataset.ColumnProfile{}
 	for _, c := range p.Columns {
 		byName[c.Name] = c
 	}
 	for _, c := range schema {
-		fmt.Fprintf(&b, "- %q %s", c.Name, c.Type)
+		fmt.Fprintf(b, "- %q %s", c.Name, c.Type)
 		if cp, ok := byName[c.Name]; ok {
-			fmt.Fprintf(&b, " (nulls %d, distinct %d", cp.Nulls, cp.Distinct)
+			fmt.Fprintf(b, " (nulls %d, distinct %d", cp.Nulls, cp.Distinct)
 			if cp.Min != nil || cp.Max != nil {
-				fmt.Fprintf(&b, ", min %v, max %v", cp.Min, cp.Max)
+				fmt.Fprintf(b, ", min %v, max %v", cp.Min, cp.Max)
 			}
 			if cp.Mean != nil {
-				fmt.Fprintf(&b, ", mean %.4g", *cp.Mean)
+				fmt.Fprintf(b, ", mean %.4g", *cp.Mean)
 			}
 			if len(cp.TopValues) > 0 {
 				tops := make([]string, 0, len(cp.TopValues))
 				for _, tv := range cp.TopValues {
 					tops = append(tops, fmt.Sprintf("%s×%d", cell(tv.Value), tv.Count))
 				}
-				fmt.Fprintf(&b, ", top: %s", strings.Join(tops, ", "))
+				fmt.Fprintf(b, ", top: %s", strings.Join(tops, ", "))
 			}
 			b.WriteString(")")
 		}
 		b.WriteString("\n")
 	}
 	b.WriteString("Sample rows:\n")
-	b.WriteString(table(sample.Columns, sample.Rows, sampleRows))
-	return b.String()
+	b.WriteString(table(sample.Columns, sample.Rows, rows))
 }
 
 // table renders rows as a pipe-separated table, at most limit rows.
@@ -106,10 +200,15 @@ func cell(v any) string {
 	return strings.ReplaceAll(s, "\n", " ")
 }
 
-func planPrompt(query, facts string) []llm.Message {
+func planPrompt(query, facts string, multi bool) []llm.Message {
+	where := "The data is in a table named data; use only the columns listed. "
+	if multi {
+		where = "The data is in the tables listed; use only those tables and their columns, and join them on the keys listed " +
+			"when the question spans tables. Double-quote a table or column name that is an SQL keyword. "
+	}
 	return []llm.Message{
 		system("You write exactly one read-only DuckDB SQL query (a single SELECT, or WITH … SELECT) that answers the user's question. " +
-			"The data is in a table named data; use only the columns listed. Never modify data, read files or change settings. " +
+			where + "Never modify data, read files or change settings. " +
 			"Reply with the query alone in a ```sql fenced block."),
 		user(fmt.Sprintf("%s\nQuestion: %s", facts, query)),
 	}
@@ -133,7 +232,7 @@ func answerPrompt(query, sql string, res dataset.Result) []llm.Message {
 
 func profilePrompt(query, facts string) []llm.Message {
 	return []llm.Message{
-		system("You are a careful data analyst. No query could be run, so answer from the table profile and sample below. " +
+		system("You are a careful data analyst. No query could be run, so answer from the table profiles and samples below. " +
 			"Cite only numbers that appear there, and say what would need a query to be certain."),
 		user(fmt.Sprintf("%s\nQuestion: %s", facts, query)),
 	}

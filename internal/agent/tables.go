@@ -6,16 +6,23 @@ import (
 	"github.com/nexus/nexus/internal/infra/dataset"
 )
 
-// Table is a sandboxed, read-only view of one table named data: what the
-// analyst reads of the request's data. *dataset.Session provides it. Close
-// is called exactly once, when the request is done with the table.
+// Table is a sandboxed, read-only view of the request's data: what the
+// analyst reads of it. *dataset.Session provides it. Data of one table can
+// be read as data (Schema, Profile and Sample are that table's); a dataset
+// of several tables is read through Tables and SampleTable. Close is
+// called exactly once, when the request is done with the data.
 type Table interface {
-	// Schema returns the table's columns.
+	// Tables lists every table SQL may read, with its columns and
+	// profile, in the order they were added.
+	Tables() []dataset.Table
+	// Schema returns the only table's columns.
 	Schema() []dataset.Column
-	// Profile returns the table's deterministic summary.
+	// Profile returns the only table's deterministic summary.
 	Profile(ctx context.Context) (dataset.Profile, error)
-	// Sample returns the first n rows, for the prompts.
+	// Sample returns the only table's first n rows, for the prompts.
 	Sample(ctx context.Context, n int) (dataset.Result, error)
+	// SampleTable returns the first n rows of the named table.
+	SampleTable(ctx context.Context, table string, n int) (dataset.Result, error)
 	// Query runs the planner's untrusted SQL. A *dataset.Error's Message
 	// is safe to send back to the LLM; any other error is not shown.
 	Query(ctx context.Context, sql string) (dataset.Result, error)

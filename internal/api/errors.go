@@ -195,7 +195,7 @@ func writeLLMError(c echo.Context, e *circuit.LLMError, full error) {
 		return
 	}
 	retry := retryAfterSeconds(e.RetryAfter)
-	fb := fallbackFor(e, retry)
+	fb := fallbackFor(e, retry, datasetIDOf(full))
 	body := unavailableBody{
 		FallbackUsed: true,
 		Circuit:      e.Circuit,

@@ -3,8 +3,10 @@ package api
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/agent"
 	"github.com/nexus/nexus/internal/infra/circuit"
 )
 
@@ -18,12 +20,13 @@ type fallbackService struct {
 // fallbackServices are the seed's fallback texts, per circuit.
 var fallbackServices = map[string]fallbackService{
 	config.CircuitDataAnalyst: {"The data analysis service", []string{
-		"Look at the first rows of your data to answer simple lookups yourself.",
-		"Compute basic summary statistics (count, mean, min, max) per column.",
+		"Look at the first rows of your data to answer simple lookups yourself: GET /datasets/{id}/rows (add ?table=NAME when the dataset has several tables).",
+		"Run your own SQL, no LLM involved: POST /datasets/{id}/query with {\"sql\": \"SELECT ...\"}.",
+		"Read basic summary statistics (count, nulls, min, max, mean, top values) per column: GET /datasets/{id}.",
 		"Plot the columns you care about with a simple bar or line chart.",
 	}},
 	config.CircuitCodeGenerator: {"Code generation", []string{
-		"Write the query or script by hand, starting from a previous generated snippet.",
+		"Write the query or script by hand, starting from a previous generated snippet; run SQL yourself with POST /datasets/{id}/query.",
 		"Use pandas' describe(), groupby() and value_counts() for common summaries.",
 		"Ask a narrower question once the service is back: shorter prompts generate faster.",
 	}},
@@ -37,16 +40,34 @@ var fallbackServices = map[string]fallbackService{
 	}},
 }
 
+// datasetIDOf returns the dataset an analysis that could not be answered
+// was about, or "".
+func datasetIDOf(err error) string {
+	if ue, ok := errors.AsType[*agent.UnavailableError](err); ok {
+		return ue.DatasetID
+	}
+	return ""
+}
+
 // fallbackFor says what the user can do while e's circuit keeps the LLM
-// away, and when to come back. A circuit held open by an operator does not
-// recover on its own, so its message says who holds it and how it is
+// away, and when to come back. The alternatives link to the endpoints that
+// read data without the LLM, with the dataset's id filled in when the
+// request named one (datasetID). A circuit held open by an operator does
+// not recover on its own, so its message says who holds it and how it is
 // released, instead of promising a retry time.
-func fallbackFor(e *circuit.LLMError, retry int) fallbackInfo {
+func fallbackFor(e *circuit.LLMError, retry int, datasetID string) fallbackInfo {
 	svc, known := fallbackServices[e.Circuit]
 	if !known {
 		svc = fallbackService{name: "The AI service", alternatives: []string{}}
 	}
-	fb := fallbackInfo{RetryAfterSeconds: retry, Alternatives: svc.alternatives}
+	alts := svc.alternatives
+	if datasetID != "" {
+		alts = make([]string, len(svc.alternatives))
+		for i, a := range svc.alternatives {
+			alts[i] = strings.ReplaceAll(a, "{id}", datasetID)
+		}
+	}
+	fb := fallbackInfo{RetryAfterSeconds: retry, Alternatives: alts}
 	switch {
 	case errors.Is(e, circuit.ErrCircuitForcedOpen):
 		fb.Message = fmt.Sprintf("%s is switched off: an operator holds its circuit (%s) open. "+

@@ -13,6 +13,10 @@ func routes(e *echo.Echo, cfg Config) {
 	e.GET("/datasets", handleListDatasets(cfg.Datasets))
 	e.GET("/datasets/:id", handleGetDataset(cfg.Datasets))
 	e.DELETE("/datasets/:id", handleDeleteDataset(cfg.Datasets))
+	e.POST("/datasets/:id/tables", handleAddTables(cfg.Datasets, cfg.MaxUploadBytes))
+	// Reading data without the LLM: they work while every circuit is open.
+	e.GET("/datasets/:id/rows", handleRows(cfg.Datasets), deadline)
+	e.POST("/datasets/:id/query", handleQuery(cfg.Datasets, cfg.MaxBodyBytes), deadline)
 
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(cfg.Ready))

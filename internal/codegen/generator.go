@@ -133,18 +133,39 @@ func (g *Generator) prompt(prompt string, lang Language, sess *dataset.Session) 
 	}
 	user := fmt.Sprintf("Task: %s", prompt)
 	if sess != nil {
-		cols := make([]string, 0, len(sess.Schema()))
-		for _, c := range sess.Schema() {
-			cols = append(cols, fmt.Sprintf("%q %s", c.Name, c.Type))
-		}
-		where := "a DuckDB table named data"
-		if lang == Python {
-			where = "a pandas DataFrame named df"
-		}
-		user = fmt.Sprintf("The data is %s with columns: %s.\n%s", where, strings.Join(cols, ", "), user)
+		user = describeData(sess.Tables(), lang) + "\n" + user
 	}
 	return []llm.Message{
 		{Role: "system", Content: system},
 		{Role: "user", Content: user},
 	}
+}
+
+// describeData names where the data is and its columns: one table as data
+// (or the DataFrame df), several tables each by name.
+func describeData(tables []dataset.Table, lang Language) string {
+	columns := func(t dataset.Table) string {
+		cols := make([]string, 0, len(t.Columns))
+		for _, c := range t.Columns {
+			cols = append(cols, fmt.Sprintf("%q %s", c.Name, c.Type))
+		}
+		return strings.Join(cols, ", ")
+	}
+	if len(tables) == 1 {
+		where := "a DuckDB table named data"
+		if lang == Python {
+			where = "a pandas DataFrame named df"
+		}
+		return fmt.Sprintf("The data is %s with columns: %s.", where, columns(tables[0]))
+	}
+	var b strings.Builder
+	if lang == Python {
+		fmt.Fprintf(&b, "The data is %d pandas DataFrames, one per table, each named after its table:", len(tables))
+	} else {
+		fmt.Fprintf(&b, "The data is %d DuckDB tables (double-quote a name that is an SQL keyword):", len(tables))
+	}
+	for _, t := range tables {
+		fmt.Fprintf(&b, "\n- %s with columns: %s", t.Name, columns(t))
+	}
+	return b.String()
 }

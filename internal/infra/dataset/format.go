@@ -69,10 +69,10 @@ func firstJSONByte(head []byte) byte {
 }
 
 // loadSQL returns the statement that loads a file of the given format into
-// table data; full asks for type detection over the whole file instead of
+// a new table; full asks for type detection over the whole file instead of
 // a sample (slower; used as a retry when a sampled guess fails later in the
 // file). The file path is bound as the only parameter.
-func loadSQL(format string, full bool) string {
+func loadSQL(format, table string, full bool) string {
 	sample := ""
 	if full {
 		sample = ", sample_size=-1"
@@ -94,7 +94,7 @@ func loadSQL(format string, full bool) string {
 		// Our own CSV rendering of the first sheet (see xlsx.go).
 		src = "read_csv(?, header=true, delim=',', quote='\"', escape='\"'" + sample + ")"
 	}
-	return "CREATE OR REPLACE TABLE data AS SELECT * FROM " + src
+	return "CREATE TABLE " + quoteIdent(table) + " AS SELECT * FROM " + src
 }
 
 // sampled reports whether the format's reader guesses types from a sample,

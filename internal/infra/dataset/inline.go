@@ -60,10 +60,15 @@ func (s *Store) OpenInline(ctx context.Context, format, content string) (*Sessio
 		return nil, fmt.Errorf("dataset: write temp file: %w", err)
 	}
 	db := path + dbExt
-	rep, err := s.runJob(ctx, job{Op: opIngest, Src: path, Format: format, DB: db, TmpDir: path + ".xl", Limits: s.inputLimits()},
-		s.cfg.StatementTimeout)
+	rep, err := s.runJob(ctx, job{Op: opIngest, Sources: []source{{Table: DataAlias, Src: path, Format: format, TmpDir: path + ".xl"}},
+		DB: db, Limits: s.inputLimits()}, s.cfg.StatementTimeout)
+	if err == nil && (len(rep.Tables) != 1 || rep.Tables[0].Profile == nil) {
+		err = fmt.Errorf("dataset: the worker loaded %d tables of 1", len(rep.Tables))
+	}
 	if err != nil {
 		return nil, errors.Join(err, removeDBFiles(db))
 	}
-	return &Session{store: s, path: db, schema: rep.Columns, prof: *rep.Profile}, nil
+	lt := rep.Tables[0]
+	t := Table{Name: DataAlias, Format: format, Rows: lt.Profile.RowCount, Columns: lt.Columns, SizeBytes: int64(len(content)), Profile: *lt.Profile}
+	return s.newSession(db, []Table{t}, nil), nil
 }

@@ -51,11 +51,11 @@ type queryer interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// computeProfile profiles table data: one scan for counts, distinct
+// computeProfile profiles a table: one scan for counts, distinct
 // counts, min, max and mean of every column, then, per text column, one
 // grouping that yields both its distinct count and its top values (so text
 // columns, usually the costliest to count, are hashed once, not twice).
-func computeProfile(ctx context.Context, q queryer, cols []Column) (Profile, error) {
+func computeProfile(ctx context.Context, q queryer, table string, cols []Column) (Profile, error) {
 	prof := Profile{Columns: make([]ColumnProfile, len(cols))}
 	exprs := []string{"count(*)"}
 	for _, c := range cols {
@@ -75,7 +75,7 @@ func computeProfile(ctx context.Context, q queryer, cols []Column) (Profile, err
 		}
 		exprs = append(exprs, "count("+id+")", distinct, minMax, mean)
 	}
-	rows, err := q.QueryContext(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM data")
+	rows, err := q.QueryContext(ctx, "SELECT "+strings.Join(exprs, ", ")+" FROM "+quoteIdent(table))
 	if err != nil {
 		return Profile{}, err
 	}
@@ -113,7 +113,7 @@ func computeProfile(ctx context.Context, q queryer, cols []Column) (Profile, err
 			cp.Mean = &f
 		}
 		if isText(c.Type) && nonNull > 0 {
-			if cp.Distinct, cp.TopValues, err = topValuesOf(ctx, q, c.Name); err != nil {
+			if cp.Distinct, cp.TopValues, err = topValuesOf(ctx, q, table, c.Name); err != nil {
 				return Profile{}, err
 			}
 		}
@@ -124,11 +124,11 @@ func computeProfile(ctx context.Context, q queryer, cols []Column) (Profile, err
 
 // topValuesOf groups a text column once and returns its distinct count
 // and its most frequent values, by count descending then value.
-func topValuesOf(ctx context.Context, q queryer, col string) (int64, []TopValue, error) {
+func topValuesOf(ctx context.Context, q queryer, table, col string) (int64, []TopValue, error) {
 	id := quoteIdent(col)
 	query := fmt.Sprintf(`WITH g AS MATERIALIZED (
-		SELECT %s::VARCHAR AS v, count(*) AS n FROM data WHERE %s IS NOT NULL GROUP BY 1)
-	SELECT (SELECT count(*) FROM g) AS distinct_values, v, n FROM g ORDER BY n DESC, v LIMIT %d`, id, id, topValues)
+		SELECT %s::VARCHAR AS v, count(*) AS n FROM %s WHERE %s IS NOT NULL GROUP BY 1)
+	SELECT (SELECT count(*) FROM g) AS distinct_values, v, n FROM g ORDER BY n DESC, v LIMIT %d`, id, quoteIdent(table), id, topValues)
 	rows, err := q.QueryContext(ctx, query)
 	if err != nil {
 		return 0, nil, err
@@ -179,7 +179,7 @@ func toInt64(v any) int64 {
 	return 0
 }
 
-// quoteIdent quotes a column name for DuckDB.
+// quoteIdent quotes a table or column name for DuckDB.
 func quoteIdent(name string) string {
 	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
 }

@@ -26,23 +26,41 @@ type Result struct {
 	Truncated bool `json:"truncated"`
 }
 
-// Session is a sandboxed, read-only view of one table named data: a stored
+// Session is a sandboxed, read-only view of a dataset's tables: a stored
 // dataset (Store.Session) or inline content (Store.OpenInline, loaded into
-// a temporary database file). Every query runs in a worker process, on a
-// handle opened READ_ONLY with file access and settings locked. It is
-// safe for concurrent use. Close it: a stored dataset's files are only
-// removed after a Delete once every Session on it is closed, and an inline
-// table's file when its Session closes.
+// a temporary database file as one table named data). A dataset of one
+// table can also be read as data, whatever its table's name. Every query
+// runs in a worker process, on a handle opened READ_ONLY with file access
+// and settings locked. It is safe for concurrent use.
+//
+// A Session sees the tables its dataset had when it was opened, for as
+// long as it is open, even if AddTables adds more meanwhile. Close it: a
+// stored dataset's files are only removed (after a Delete, or once
+// AddTables has replaced them) when every Session on them is closed, and
+// an inline table's file when its Session closes.
 type Session struct {
 	store  *Store
 	path   string // the database file
-	schema []Column
-	prof   Profile
+	tables []Table
+	// allowed are the table names the guard lets SQL read.
+	allowed []string
 
-	entry *entry // stored dataset; nil for inline data
+	gen *generation // stored dataset; nil for inline data
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// newSession opens a view of the tables in the database file path.
+func (s *Store) newSession(path string, tables []Table, gen *generation) *Session {
+	q := &Session{store: s, path: path, tables: tables, gen: gen}
+	for _, t := range tables {
+		q.allowed = append(q.allowed, t.Name)
+	}
+	if len(tables) == 1 && tables[0].Name != DataAlias {
+		q.allowed = append(q.allowed, DataAlias)
+	}
+	return q
 }
 
 // Session opens a sandboxed view of a stored dataset; an unknown id gives
@@ -51,18 +69,18 @@ func (s *Store) Session(ctx context.Context, id string) (*Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	e, err := s.acquire(id)
+	g, err := s.acquire(id)
 	if err != nil {
 		return nil, err
 	}
-	return &Session{store: s, path: s.dbPath(id), schema: e.meta.Dataset.Columns, entry: e, prof: e.meta.profile()}, nil
+	return s.newSession(g.path, cloneTables(g.meta.Dataset.Tables), g), nil
 }
 
 // Close releases the session. It is idempotent.
 func (q *Session) Close() error {
 	q.closeOnce.Do(func() {
-		if q.entry != nil {
-			q.closeErr = q.store.release(q.entry)
+		if q.gen != nil {
+			q.closeErr = q.store.release(q.gen)
 			return
 		}
 		q.closeErr = removeDBFiles(q.path)
@@ -70,32 +88,92 @@ func (q *Session) Close() error {
 	return q.closeErr
 }
 
-// Schema returns the columns of table data.
-func (q *Session) Schema() []Column { return slices.Clone(q.schema) }
+// Tables returns the tables SQL may read, in the order they were added,
+// each with its columns and profile. Inline data is one table named data.
+func (q *Session) Tables() []Table { return cloneTables(q.tables) }
 
-// Profile returns the table's profile, computed when the data was loaded.
+// Table returns the named table (names are matched case-insensitively, as
+// DuckDB does; the data alias of a one-table dataset is its table).
+func (q *Session) Table(name string) (Table, bool) {
+	for _, t := range q.tables {
+		if strings.EqualFold(t.Name, name) {
+			return cloneTables([]Table{t})[0], true
+		}
+	}
+	if len(q.tables) == 1 && strings.EqualFold(name, DataAlias) {
+		return cloneTables(q.tables)[0], true
+	}
+	return Table{}, false
+}
+
+// Schema returns the columns of a one-table dataset's table (data); nil
+// when the dataset has several tables (see Tables).
+func (q *Session) Schema() []Column {
+	if len(q.tables) != 1 {
+		return nil
+	}
+	return slices.Clone(q.tables[0].Columns)
+}
+
+// Profile returns the profile of a one-table dataset's table, computed
+// when the data was loaded; for several tables, an empty profile (see
+// Tables).
 func (q *Session) Profile(ctx context.Context) (Profile, error) {
 	if err := ctx.Err(); err != nil {
 		return Profile{}, err
 	}
-	return metadata{Profile: q.prof}.profile(), nil
+	if len(q.tables) != 1 {
+		return Profile{Columns: []ColumnProfile{}}, nil
+	}
+	return cloneProfile(q.tables[0].Profile), nil
 }
 
-// Sample returns the first n rows of data (n is clamped to 1..MaxRows;
-// RowCount is the size of the sample, see Dataset.Rows for the table's).
+// Sample returns the first n rows of a one-table dataset's table (n is
+// clamped to 1..MaxRows; RowCount is the size of the sample, see
+// Table.Rows for the table's). For several tables, use SampleTable.
 func (q *Session) Sample(ctx context.Context, n int) (Result, error) {
-	n = max(1, min(n, q.store.cfg.MaxRows))
-	return q.run(ctx, fmt.Sprintf("SELECT * FROM data LIMIT %d", n), false)
+	if len(q.tables) != 1 {
+		return Result{}, q.store.errorf(KindInvalid, "the dataset has %d tables: name the one to sample", len(q.tables))
+	}
+	return q.SampleTable(ctx, q.tables[0].Name, n)
+}
+
+// SampleTable returns the first n rows of the named table, like Sample.
+func (q *Session) SampleTable(ctx context.Context, table string, n int) (Result, error) {
+	return q.Rows(ctx, table, n, 0)
+}
+
+// Rows returns up to limit rows of the named table from offset on, in the
+// order they were loaded (DuckDB preserves insertion order). limit is
+// clamped to 1..MaxRows and offset to 0 and up; Config.MaxResultBytes may
+// cut the page shorter (Truncated). RowCount is the size of the page. An
+// unknown table is KindInvalid.
+func (q *Session) Rows(ctx context.Context, table string, limit int, offset int64) (Result, error) {
+	t, ok := q.Table(table)
+	if !ok {
+		return Result{}, q.store.errorf(KindInvalid, "no table named %q: the tables are %s", table, strings.Join(q.names(), ", "))
+	}
+	limit = max(1, min(limit, q.store.cfg.MaxRows))
+	offset = max(0, offset)
+	return q.run(ctx, fmt.Sprintf("SELECT * FROM %s LIMIT %d OFFSET %d", quoteIdent(t.Name), limit, offset), false)
+}
+
+func (q *Session) names() []string {
+	out := make([]string, len(q.tables))
+	for i, t := range q.tables {
+		out[i] = t.Name
+	}
+	return out
 }
 
 // Query runs untrusted SQL in a worker: the guard refuses anything but
-// one SELECT on table data (KindUnsafeSQL, nothing run), then it runs in
-// the sandbox under Config.StatementTimeout (KindTimeout) and its errors
-// come back as KindSQL with paths scrubbed. Work DuckDB cannot interrupt
-// is stopped by killing the worker: past the statement timeout or the
-// worker's memory ceiling, that is KindQueryTooExpensive. Rows stop at
-// Config.MaxRows and Config.MaxResultBytes while streaming; RowCount is
-// still the full count.
+// one SELECT that reads only the session's tables (and data, for one
+// table) (KindUnsafeSQL, nothing run), then it runs in the sandbox under
+// Config.StatementTimeout (KindTimeout) and its errors come back as
+// KindSQL with paths scrubbed. Work DuckDB cannot interrupt is stopped by
+// killing the worker: past the statement timeout or the worker's memory
+// ceiling, that is KindQueryTooExpensive. Rows stop at Config.MaxRows and
+// Config.MaxResultBytes while streaming; RowCount is still the full count.
 //
 // If the caller's ctx ends first, the error wraps ctx's error and is not
 // an *Error (the client is gone; there is nobody to tell).
@@ -113,17 +191,14 @@ func (q *Session) Query(ctx context.Context, text string) (Result, error) {
 // prepare in the sandbox, which binds names and types against the schema
 // (so an unknown column is a KindSQL error) but runs nothing.
 func (q *Session) Validate(ctx context.Context, text string) error {
-	_, err := q.store.runJob(ctx, job{Op: opValidate, SQL: text, DB: q.path, Tables: dataTables}, q.store.cfg.StatementTimeout)
+	_, err := q.store.runJob(ctx, job{Op: opValidate, SQL: text, DB: q.path, Tables: q.allowed}, q.store.cfg.StatementTimeout)
 	return err
 }
-
-// dataTables are the tables a session's SQL may read.
-var dataTables = []string{"data"}
 
 func (q *Session) run(ctx context.Context, text string, untrusted bool) (Result, error) {
 	cfg := q.store.cfg
 	rep, err := q.store.runJob(ctx, job{
-		Op: opQuery, SQL: text, Guard: untrusted, Tables: dataTables, DB: q.path,
+		Op: opQuery, SQL: text, Guard: untrusted, Tables: q.allowed, DB: q.path,
 		MaxRows: cfg.MaxRows, MaxResultBytes: cfg.MaxResultBytes,
 	}, cfg.StatementTimeout)
 	if err != nil {

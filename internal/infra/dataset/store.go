@@ -11,26 +11,53 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Dataset describes a stored dataset. It is immutable once created.
+// Dataset describes a stored dataset: one or more tables in one DuckDB
+// database. It changes only when tables are added (AddTables); each
+// change is a new, immutable snapshot.
 type Dataset struct {
 	// ID is random and URL-safe ("ds_" + 16 hex digits).
 	ID string `json:"id"`
-	// Name is the name given at upload, else the sanitised file name
-	// without its extension. It is for display only, never a path.
+	// Name is the name given at upload, else the sanitised name of the
+	// first file without its extension. It is for display only, never a
+	// path.
 	Name string `json:"name"`
 	// Format is how the upload was parsed: csv, tsv, json, ndjson, parquet
-	// or xlsx.
+	// or xlsx; "mixed" for tables of different formats.
+	Format string `json:"format"`
+	// Rows and Columns are the only table's for a dataset of one table;
+	// for several, Rows is their total and Columns is empty (see Tables).
+	Rows    int64    `json:"rows"`
+	Columns []Column `json:"columns"`
+	// SizeBytes is the size of the uploaded files, not of the database.
+	SizeBytes int64     `json:"size_bytes"`
+	CreatedAt time.Time `json:"created_at"`
+	// TableCount is how many tables the dataset holds.
+	TableCount int `json:"table_count"`
+	// Tables are the dataset's tables in the order they were added. List
+	// leaves them out; Get, Create and AddTables fill them in.
+	Tables []Table `json:"tables,omitempty"`
+}
+
+// Table is one table of a dataset.
+type Table struct {
+	// Name is what SQL calls the table (see TableName).
+	Name string `json:"name"`
+	// File is the cleaned name of the file it was loaded from; empty for
+	// datasets stored before datasets held several tables.
+	File    string   `json:"file,omitempty"`
 	Format  string   `json:"format"`
 	Rows    int64    `json:"rows"`
 	Columns []Column `json:"columns"`
-	// SizeBytes is the size of the uploaded file, not of the database.
-	SizeBytes int64     `json:"size_bytes"`
-	CreatedAt time.Time `json:"created_at"`
+	// SizeBytes is the size of the uploaded file.
+	SizeBytes int64 `json:"size_bytes"`
+	// Profile is computed once, when the table is loaded.
+	Profile Profile `json:"profile"`
 }
 
 // Column is one column of a table or result. Type is DuckDB's type name
@@ -41,30 +68,84 @@ type Column struct {
 	Type string `json:"type"`
 }
 
-// metadata is the on-disk record of a dataset, written last and atomically.
+// metadata is the on-disk record of a dataset, written last and
+// atomically.
+//
+// Version 1 (one table named data, its profile at the top level) is still
+// read; version 2 keeps every table with its profile in Dataset.Tables
+// and names the database file by its generation.
 type metadata struct {
 	Version int     `json:"version"`
 	Dataset Dataset `json:"dataset"`
-	Profile Profile `json:"profile"`
+	// Profile is version 1's profile of table data; decodeMetadata moves
+	// it into Dataset.Tables.
+	Profile *Profile `json:"profile,omitempty"`
+	// Generation numbers the database file: 0 is ds_<id>.duckdb, n is
+	// ds_<id>.g<n>.duckdb. AddTables writes the next generation beside the
+	// current one and switches the metadata to it.
+	Generation int `json:"generation"`
 }
 
-const metadataVersion = 1
+const metadataVersion = 2
 
-// dataset and profile return copies, so that a caller that edits a slice
+// cloneTables deep-copies tables, so that a caller that edits a slice
 // cannot race with other callers or change what the Store holds.
-func (m metadata) dataset() Dataset {
-	d := m.Dataset
-	d.Columns = slices.Clone(d.Columns)
-	return d
+func cloneTables(ts []Table) []Table {
+	if ts == nil {
+		return nil
+	}
+	out := make([]Table, len(ts))
+	for i, t := range ts {
+		t.Columns = slices.Clone(t.Columns)
+		t.Profile = cloneProfile(t.Profile)
+		out[i] = t
+	}
+	return out
 }
 
-func (m metadata) profile() Profile {
-	p := m.Profile
+func cloneProfile(p Profile) Profile {
 	p.Columns = slices.Clone(p.Columns)
 	for i := range p.Columns {
 		p.Columns[i].TopValues = slices.Clone(p.Columns[i].TopValues)
 	}
 	return p
+}
+
+// dataset returns a copy of the dataset with its tables.
+func (m metadata) dataset() Dataset {
+	d := m.Dataset
+	d.Columns = slices.Clone(d.Columns)
+	d.Tables = cloneTables(d.Tables)
+	return d
+}
+
+// profile returns the only table's profile, or an empty one (no rows, no
+// columns) for a dataset of several tables.
+func (m metadata) profile() Profile {
+	if len(m.Dataset.Tables) == 1 {
+		return cloneProfile(m.Dataset.Tables[0].Profile)
+	}
+	return Profile{Columns: []ColumnProfile{}}
+}
+
+// summarize fills a dataset's top-level fields from its tables.
+func summarize(d *Dataset) {
+	d.TableCount = len(d.Tables)
+	d.Rows, d.SizeBytes, d.Format = 0, 0, ""
+	d.Columns = []Column{}
+	for i, t := range d.Tables {
+		d.Rows += t.Rows
+		d.SizeBytes += t.SizeBytes
+		switch {
+		case i == 0:
+			d.Format = t.Format
+		case d.Format != t.Format:
+			d.Format = "mixed"
+		}
+	}
+	if len(d.Tables) == 1 {
+		d.Columns = slices.Clone(d.Tables[0].Columns)
+	}
 }
 
 // Names in Dir. Only these are ever created, read or removed.
@@ -75,6 +156,10 @@ const (
 )
 
 var idPattern = regexp.MustCompile(`^ds_[0-9a-f]{16}$`)
+
+// dbNamePattern matches a database file of any generation, and what
+// DuckDB keeps beside it: ds_<id>.duckdb, ds_<id>.g3.duckdb.wal, ...
+var dbNamePattern = regexp.MustCompile(`^(ds_[0-9a-f]{16})(?:\.g([1-9][0-9]{0,8}))?\.duckdb(?:\.wal|\.tmp)?$`)
 
 // Store owns the datasets in one directory. It is safe for concurrent use.
 // Close it to release every DuckDB handle.
@@ -95,20 +180,37 @@ type Store struct {
 	datasets map[string]*entry
 }
 
-// entry is one stored dataset. refs counts open Sessions; a deleted
-// entry's files are removed when the last one ends.
+// entry is one stored dataset.
 type entry struct {
-	meta metadata
+	// adding holds a token while AddTables works on the dataset, so that
+	// two additions never build on the same generation.
+	adding chan struct{}
 
 	// guarded by Store.mu
-	refs    int
+	cur     *generation
 	deleted bool
 }
 
+// generation is one immutable snapshot of a dataset: its metadata and the
+// database file that holds exactly its tables. A Session pins the
+// generation it opened, so all its queries see the same tables even while
+// AddTables switches the dataset to a new generation. refs counts open
+// Sessions; a retired generation's file (replaced or deleted) is removed
+// when the last one ends.
+type generation struct {
+	meta metadata
+	path string
+
+	// guarded by Store.mu
+	refs    int
+	retired bool
+}
+
 // Open opens (creating if needed) the store in cfg.Dir, loads the datasets
-// found there, and removes leftovers of interrupted uploads: temp files and
-// databases without metadata. Corrupt metadata is logged and skipped, so
-// one bad file does not stop the service.
+// found there, and removes leftovers of interrupted uploads: temp files,
+// databases without metadata, and generations the metadata no longer
+// names. Corrupt metadata is logged and skipped, so one bad file does not
+// stop the service.
 func Open(cfg Config, log *slog.Logger) (*Store, error) {
 	cfg = cfg.withDefaults()
 	if log == nil {
@@ -167,7 +269,10 @@ func (s *Store) load() error {
 	if err != nil {
 		return fmt.Errorf("dataset: read data dir: %w", err)
 	}
+	// hasMeta: a metadata file exists (readable or not); gens: the
+	// generation readable metadata names.
 	hasMeta := map[string]bool{}
+	gens := map[string]int{}
 	for _, de := range des {
 		name := de.Name()
 		id, ok := strings.CutSuffix(name, metaExt)
@@ -180,40 +285,55 @@ func (s *Store) load() error {
 			err = fmt.Errorf("metadata id %q does not match file name", meta.Dataset.ID)
 		}
 		if err == nil {
-			_, err = os.Stat(s.dbPath(id))
+			_, err = os.Stat(s.dbPath(id, meta.Generation))
 		}
 		if err != nil {
 			s.log.Warn("dataset: skipping unreadable dataset", "id", id, "err", err)
 			continue
 		}
+		gens[id] = meta.Generation
 		s.datasets[id] = s.newEntry(meta)
 	}
 	for _, de := range des {
 		name := de.Name()
 		path := filepath.Join(s.cfg.Dir, name)
-		switch {
-		case strings.HasPrefix(name, tmpPrefix):
+		if strings.HasPrefix(name, tmpPrefix) {
 			s.log.Info("dataset: removing leftover of an interrupted upload", "file", name)
 			_ = os.RemoveAll(path)
-		case idPattern.MatchString(dbID(name)) && !hasMeta[dbID(name)]:
-			// A database (or its .wal / spill dir) whose metadata was never
-			// written, or whose Delete was interrupted. One with unreadable
-			// metadata is kept for a person to look at.
-			s.log.Info("dataset: removing database without metadata", "file", name)
+			continue
+		}
+		id, gen, ok := parseDBName(name)
+		if !ok || !hasMeta[id] {
+			if ok {
+				// A database (or its .wal / spill dir) whose metadata was
+				// never written, or whose Delete was interrupted.
+				s.log.Info("dataset: removing database without metadata", "file", name)
+				_ = os.RemoveAll(path)
+			}
+			continue
+		}
+		if cur, readable := gens[id]; readable && cur != gen {
+			// A generation replaced by AddTables, or one whose metadata
+			// was never switched to it. One with unreadable metadata is
+			// kept for a person to look at.
+			s.log.Info("dataset: removing a database generation the metadata does not name", "file", name)
 			_ = os.RemoveAll(path)
 		}
 	}
 	return nil
 }
 
-// dbID returns the id of a database file name ("ds_x.duckdb",
-// "ds_x.duckdb.wal", "ds_x.duckdb.tmp"), or "".
-func dbID(name string) string {
-	id, _, ok := strings.Cut(name, dbExt)
-	if !ok {
-		return ""
+// parseDBName returns the id and generation of a database file name
+// ("ds_x.duckdb", "ds_x.g2.duckdb", "ds_x.duckdb.wal", "ds_x.duckdb.tmp").
+func parseDBName(name string) (id string, gen int, ok bool) {
+	m := dbNamePattern.FindStringSubmatch(name)
+	if m == nil {
+		return "", 0, false
 	}
-	return id
+	if m[2] != "" {
+		gen, _ = strconv.Atoi(m[2])
+	}
+	return m[1], gen, true
 }
 
 func readMetadata(path string) (metadata, error) {
@@ -224,8 +344,9 @@ func readMetadata(path string) (metadata, error) {
 	return decodeMetadata(b)
 }
 
-// decodeMetadata is also used right after writing, so a profile looks the
+// decodeMetadata is also used right after writing, so a dataset looks the
 // same before and after a restart (numbers as json.Number, exact).
+// Version 1 metadata becomes a dataset of one table named data.
 func decodeMetadata(b []byte) (metadata, error) {
 	var m metadata
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -233,24 +354,68 @@ func decodeMetadata(b []byte) (metadata, error) {
 	if err := dec.Decode(&m); err != nil {
 		return metadata{}, err
 	}
-	if m.Version != metadataVersion {
+	switch m.Version {
+	case 1:
+		prof := Profile{}
+		if m.Profile != nil {
+			prof = *m.Profile
+		}
+		d := &m.Dataset
+		d.Tables = []Table{{Name: DataAlias, Format: d.Format, Rows: d.Rows, Columns: d.Columns, SizeBytes: d.SizeBytes, Profile: prof}}
+		m.Version, m.Profile, m.Generation = metadataVersion, nil, 0
+	case metadataVersion:
+	default:
 		return metadata{}, fmt.Errorf("unsupported metadata version %d", m.Version)
 	}
-	if m.Dataset.Columns == nil {
-		m.Dataset.Columns = []Column{}
+	if m.Generation < 0 {
+		return metadata{}, fmt.Errorf("bad generation %d", m.Generation)
 	}
-	for i := range m.Profile.Columns {
-		if m.Profile.Columns[i].TopValues == nil {
-			m.Profile.Columns[i].TopValues = []TopValue{}
+	if len(m.Dataset.Tables) == 0 {
+		return metadata{}, errors.New("the dataset has no tables")
+	}
+	for i := range m.Dataset.Tables {
+		t := &m.Dataset.Tables[i]
+		if t.Columns == nil {
+			t.Columns = []Column{}
+		}
+		if t.Profile.Columns == nil {
+			t.Profile.Columns = []ColumnProfile{}
+		}
+		for k := range t.Profile.Columns {
+			if t.Profile.Columns[k].TopValues == nil {
+				t.Profile.Columns[k].TopValues = []TopValue{}
+			}
 		}
 	}
-	if m.Profile.Columns == nil {
-		m.Profile.Columns = []ColumnProfile{}
-	}
+	summarize(&m.Dataset)
 	return m, nil
 }
 
-func (s *Store) dbPath(id string) string   { return filepath.Join(s.cfg.Dir, id+dbExt) }
+// encodeMetadata returns m's bytes and m as a reader of those bytes will
+// see it.
+func encodeMetadata(m metadata) ([]byte, metadata, error) {
+	m.Version = metadataVersion
+	summarize(&m.Dataset)
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, metadata{}, fmt.Errorf("dataset: encode metadata: %w", err)
+	}
+	// What callers see now is exactly what they will see after a restart.
+	back, err := decodeMetadata(b)
+	if err != nil {
+		return nil, metadata{}, fmt.Errorf("dataset: decode metadata: %w", err)
+	}
+	return b, back, nil
+}
+
+// dbPath is the database file of a dataset's generation.
+func (s *Store) dbPath(id string, gen int) string {
+	if gen == 0 {
+		return filepath.Join(s.cfg.Dir, id+dbExt)
+	}
+	return filepath.Join(s.cfg.Dir, id+".g"+strconv.Itoa(gen)+dbExt)
+}
+
 func (s *Store) metaPath(id string) string { return filepath.Join(s.cfg.Dir, id+metaExt) }
 
 // Close stops the worker processes; a job still running fails. Files of
@@ -290,9 +455,16 @@ func (s *Store) Stats() Stats {
 	return Stats{Datasets: n, OpenHandles: s.pool.openHandles(), Workers: s.pool.stats(), InlineLoads: len(s.inline)}
 }
 
-func (s *Store) newEntry(meta metadata) *entry { return &entry{meta: meta} }
+func (s *Store) newEntry(meta metadata) *entry {
+	return &entry{adding: make(chan struct{}, 1), cur: s.newGeneration(meta)}
+}
 
-// List returns every dataset, oldest first (by CreatedAt, then ID).
+func (s *Store) newGeneration(meta metadata) *generation {
+	return &generation{meta: meta, path: s.dbPath(meta.Dataset.ID, meta.Generation)}
+}
+
+// List returns every dataset, oldest first (by CreatedAt, then ID),
+// without their tables (TableCount says how many).
 func (s *Store) List(ctx context.Context) ([]Dataset, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -300,7 +472,10 @@ func (s *Store) List(ctx context.Context) ([]Dataset, error) {
 	s.mu.Lock()
 	out := make([]Dataset, 0, len(s.datasets))
 	for _, e := range s.datasets {
-		out = append(out, e.meta.dataset())
+		d := e.cur.meta.Dataset
+		d.Columns = slices.Clone(d.Columns)
+		d.Tables = nil
+		out = append(out, d)
 	}
 	s.mu.Unlock()
 	slices.SortFunc(out, func(a, b Dataset) int {
@@ -312,17 +487,22 @@ func (s *Store) List(ctx context.Context) ([]Dataset, error) {
 	return out, nil
 }
 
-// Get returns one dataset; an unknown id gives an error wrapping
-// ErrNotFound.
+// Get returns one dataset with its tables and their profiles; an unknown
+// id gives an error wrapping ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (Dataset, error) {
 	m, err := s.metadata(ctx, id)
 	return m.dataset(), err
 }
 
-// Profile returns the profile computed at upload; it costs no query.
+// Profile returns the profile of a dataset of one table, computed at
+// upload; it costs no query. A dataset of several tables has an empty
+// profile here: each table's is in Get's Tables.
 func (s *Store) Profile(ctx context.Context, id string) (Profile, error) {
 	m, err := s.metadata(ctx, id)
-	return m.profile(), err
+	if err != nil {
+		return Profile{}, err
+	}
+	return m.profile(), nil
 }
 
 func (s *Store) metadata(ctx context.Context, id string) (metadata, error) {
@@ -335,7 +515,7 @@ func (s *Store) metadata(ctx context.Context, id string) (metadata, error) {
 	if !ok {
 		return metadata{}, fmt.Errorf("dataset %q: %w", id, ErrNotFound)
 	}
-	return e.meta, nil
+	return e.cur.meta, nil
 }
 
 // Delete removes a dataset. It is unknown (ErrNotFound) as soon as Delete
@@ -357,7 +537,9 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	}
 	delete(s.datasets, id)
 	e.deleted = true
-	idle := e.refs == 0
+	g := e.cur
+	g.retired = true
+	idle := g.refs == 0
 	s.mu.Unlock()
 
 	// Metadata first: from here on the dataset does not exist, even after a
@@ -368,18 +550,14 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	syncDir(s.cfg.Dir)
 	s.log.Info("dataset: deleted", "id", id)
 	if idle {
-		return s.removeDB(e)
+		return removeDBFiles(g.path)
 	}
 	return nil
 }
 
-// removeDB removes a deleted dataset's database files. A worker that
-// still holds the file open notices on its next job and closes it.
-func (s *Store) removeDB(e *entry) error {
-	return removeDBFiles(s.dbPath(e.meta.Dataset.ID))
-}
-
 // removeDBFiles removes a database file and what DuckDB keeps beside it.
+// A worker that still holds the file open notices on its next job and
+// closes it.
 func removeDBFiles(path string) error {
 	var err error
 	for _, p := range []string{path, path + ".wal", path + ".tmp"} {
@@ -390,8 +568,9 @@ func removeDBFiles(path string) error {
 	return err
 }
 
-// acquire takes a reference to a dataset for a Session.
-func (s *Store) acquire(id string) (*entry, error) {
+// acquire takes a reference to a dataset's current generation for a
+// Session.
+func (s *Store) acquire(id string) (*generation, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -401,19 +580,19 @@ func (s *Store) acquire(id string) (*entry, error) {
 	if !ok {
 		return nil, fmt.Errorf("dataset %q: %w", id, ErrNotFound)
 	}
-	e.refs++
-	return e, nil
+	e.cur.refs++
+	return e.cur, nil
 }
 
-// release drops a Session's reference and finishes a pending Delete.
-func (s *Store) release(e *entry) error {
+// release drops a Session's reference and removes the generation's file
+// once it is retired (replaced or deleted) and unused.
+func (s *Store) release(g *generation) error {
 	s.mu.Lock()
-	e.refs--
-	last := e.refs == 0
-	deleted := e.deleted
+	g.refs--
+	remove := g.refs == 0 && g.retired
 	s.mu.Unlock()
-	if last && deleted {
-		return s.removeDB(e)
+	if remove {
+		return removeDBFiles(g.path)
 	}
 	return nil
 }

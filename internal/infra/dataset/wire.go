@@ -55,11 +55,27 @@ type job struct {
 	MemoryLimitMB  int    `json:"memory_limit_mb,omitempty"`
 	// MaxOpen caps the read-only handles the worker keeps open.
 	MaxOpen int `json:"max_open,omitempty"`
-	// Ingest: the source file, its format, a scratch dir, and input caps.
-	Src    string      `json:"src,omitempty"`
-	Format string      `json:"format,omitempty"`
-	TmpDir string      `json:"tmp_dir,omitempty"`
-	Limits inputLimits `json:"limits"`
+	// Ingest: the files to load, one table each, and the input caps.
+	Sources []source    `json:"sources,omitempty"`
+	Limits  inputLimits `json:"limits"`
+	// Base, for an ingest, is an existing database that DB starts as a
+	// copy of (tables added to a dataset); "" creates DB empty.
+	Base string `json:"base,omitempty"`
+	// DataView names the table that a view named data selects from (a
+	// dataset of one table); DropDataView drops Base's view data first.
+	DataView     string `json:"data_view,omitempty"`
+	DropDataView bool   `json:"drop_data_view,omitempty"`
+}
+
+// source is one file an ingest loads into one table.
+type source struct {
+	Table string `json:"table"`
+	// Label names the file in error messages ("" for inline data).
+	Label  string `json:"label,omitempty"`
+	Src    string `json:"src"`
+	Format string `json:"format"`
+	// TmpDir is a scratch name for converting XLSX.
+	TmpDir string `json:"tmp_dir"`
 }
 
 // inputLimits bound what an ingest reads before DuckDB sees it.
@@ -79,10 +95,17 @@ type reply struct {
 	Rows      []json.RawMessage `json:"rows,omitempty"`
 	RowCount  int64             `json:"row_count,omitempty"`
 	Truncated bool              `json:"truncated,omitempty"`
-	// Ingest result.
-	Profile *Profile `json:"profile,omitempty"`
+	// Ingest result: the tables loaded, in the order of the sources.
+	Tables []loadedTable `json:"tables,omitempty"`
 	// OpenHandles is how many read-only handles the worker holds now.
 	OpenHandles int `json:"open_handles"`
+}
+
+// loadedTable is one table an ingest loaded.
+type loadedTable struct {
+	Name    string   `json:"name"`
+	Columns []Column `json:"columns"`
+	Profile *Profile `json:"profile"`
 }
 
 // kindInternal marks a worker-side failure that is not the input's fault

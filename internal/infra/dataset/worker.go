@@ -216,14 +216,21 @@ func (w *worker) sweep(max int) {
 }
 
 // open returns the sandboxed read-only handle of a database file.
+// A cached handle is used only while the path still names the file it
+// was opened on: a file replaced under the same name is reopened, so a
+// handle never serves a database that is no longer there.
 func (w *worker) open(path string, memoryLimitMB int) (*sql.DB, error) {
-	if h, ok := w.handles[path]; ok {
-		h.lastUsed = time.Now()
-		return h.db, nil
-	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if h, ok := w.handles[path]; ok {
+		if h.ino == st.Ino {
+			h.lastUsed = time.Now()
+			return h.db, nil
+		}
+		_ = h.db.Close()
+		delete(w.handles, path)
 	}
 	// enable_external_access=false: no file, network or extension access
 	// from SQL; lock_configuration=true: no SET can undo that; READ_ONLY:
@@ -379,20 +386,16 @@ func (w *worker) countRest(ctx context.Context, db *sql.DB, rows *sql.Rows, j jo
 	return rows.Err()
 }
 
-// ingest loads j.Src into a new database file at j.DB, profiles it, and
-// checkpoints and closes it, so that the file is complete on its own (no
-// .wal) and can be renamed or opened read-only.
+// ingest loads j.Sources, one table each, into the database file j.DB
+// (created empty, or as a copy of j.Base), sets up the data view, profiles
+// the new tables, and checkpoints and closes the file, so that it is
+// complete on its own (no .wal) and can be renamed or opened read-only.
+// A source's failure is an *Error naming its file.
 func (w *worker) ingest(ctx context.Context, j job) (rep reply, err error) {
-	src := j.Src
-	if j.Format == FormatXLSX {
-		src = j.TmpDir + ".csv"
-		if err := xlsxToCSV(ctx, j.Src, src, j.TmpDir, xlsxLimitsFor(j.Limits)); err != nil {
-			return reply{}, err
+	if j.Base != "" {
+		if err := copyFile(j.Base, j.DB); err != nil {
+			return reply{}, fmt.Errorf("copy database: %w", err)
 		}
-		defer os.Remove(src)
-	}
-	if err := checkInput(src, j.Format, j.Limits); err != nil {
-		return reply{}, err
 	}
 	c, err := duckdb.NewConnector(dsn(j.DB, j.MemoryLimitMB, nil), nil)
 	if err != nil {
@@ -404,35 +407,108 @@ func (w *worker) ingest(ctx context.Context, j job) (rep reply, err error) {
 			err = fmt.Errorf("close database: %w", cerr)
 		}
 	}()
-	cols, err := loadTable(ctx, db, src, j.Format)
-	if err != nil {
-		return reply{}, err
+	cols := make([][]Column, len(j.Sources))
+	for i, src := range j.Sources {
+		if cols[i], err = loadSource(ctx, db, src, j.Limits); err != nil {
+			return reply{}, labelled(src.Label, err)
+		}
 	}
-	if len(cols) > j.Limits.MaxColumns && j.Limits.MaxColumns > 0 {
-		return reply{}, tooManyColumns(len(cols), j.Limits.MaxColumns)
+	if j.DropDataView {
+		if _, err := db.ExecContext(ctx, "DROP VIEW IF EXISTS "+quoteIdent(DataAlias)); err != nil {
+			return reply{}, loadError(ctx, err, "drop view data")
+		}
 	}
-	// Checkpoint (write the table out for good) while profiling on a second
-	// connection: the checkpoint is mostly I/O and single-threaded, so the
-	// overlap hides most of the profile's cost.
+	if j.DataView != "" {
+		if _, err := db.ExecContext(ctx, "CREATE VIEW "+quoteIdent(DataAlias)+" AS SELECT * FROM "+quoteIdent(j.DataView)); err != nil {
+			return reply{}, loadError(ctx, err, "create view data")
+		}
+	}
+	// Checkpoint (write the tables out for good) while profiling on a
+	// second connection: the checkpoint is mostly I/O and single-threaded,
+	// so the overlap hides most of the profiles' cost.
 	checkpointed := make(chan error, 1)
 	go func() {
 		_, err := db.ExecContext(ctx, "CHECKPOINT")
 		checkpointed <- err
 	}()
-	prof, err := computeProfile(ctx, db, cols)
+	rep.Tables = make([]loadedTable, len(j.Sources))
+	var profErr error
+	for i, src := range j.Sources {
+		prof, err := computeProfile(ctx, db, src.Table, cols[i])
+		if err != nil {
+			profErr = labelled(src.Label, loadError(ctx, err, "profile"))
+			break
+		}
+		rep.Tables[i] = loadedTable{Name: src.Table, Columns: cols[i], Profile: &prof}
+	}
 	ckptErr := <-checkpointed
-	if err != nil {
-		return reply{}, loadError(ctx, err, "profile")
+	if profErr != nil {
+		return reply{}, profErr
 	}
 	if ckptErr != nil && ctx.Err() == nil {
 		// A checkpoint may refuse to run beside another transaction; the
-		// profile is done now.
+		// profiles are done now.
 		_, ckptErr = db.ExecContext(ctx, "CHECKPOINT")
 	}
 	if ckptErr != nil {
 		return reply{}, loadError(ctx, ckptErr, "checkpoint")
 	}
-	return reply{Columns: cols, Profile: &prof}, nil
+	return rep, nil
+}
+
+// loadSource loads one file into its table and returns the columns.
+func loadSource(ctx context.Context, db *sql.DB, s source, lim inputLimits) ([]Column, error) {
+	src := s.Src
+	if s.Format == FormatXLSX {
+		src = s.TmpDir + ".csv"
+		if err := xlsxToCSV(ctx, s.Src, src, s.TmpDir, xlsxLimitsFor(lim)); err != nil {
+			return nil, err
+		}
+		defer os.Remove(src)
+	}
+	if err := checkInput(src, s.Format, lim); err != nil {
+		return nil, err
+	}
+	cols, err := loadTable(ctx, db, s.Table, src, s.Format)
+	if err != nil {
+		return nil, err
+	}
+	if len(cols) > lim.MaxColumns && lim.MaxColumns > 0 {
+		return nil, tooManyColumns(len(cols), lim.MaxColumns)
+	}
+	return cols, nil
+}
+
+// labelled prefixes an *Error's message with the file it is about, so
+// that a user who sent several files knows which one failed.
+func labelled(label string, err error) error {
+	var e *Error
+	if label == "" || !errors.As(err, &e) {
+		return err
+	}
+	return &Error{Kind: e.Kind, Message: label + ": " + e.Message}
+}
+
+// copyFile copies the database src to a new file dst and syncs it.
+func copyFile(src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	if _, err := io.Copy(out, in); err != nil {
+		return err
+	}
+	return out.Sync()
 }
 
 func tooManyColumns(n, max int) *Error {
@@ -477,19 +553,20 @@ func checkInput(src, format string, lim inputLimits) error {
 // maxHeaderBytes bounds the header line read to count CSV columns.
 const maxHeaderBytes = 1 << 20
 
-// loadTable fills table data from the file src and returns its columns.
+// loadTable fills a new table from the file src and returns its columns.
 // It is shared by uploads and inline data.
-func loadTable(ctx context.Context, db *sql.DB, src, format string) ([]Column, error) {
-	_, err := db.ExecContext(ctx, loadSQL(format, false), src)
+func loadTable(ctx context.Context, db *sql.DB, table, src, format string) ([]Column, error) {
+	_, err := db.ExecContext(ctx, loadSQL(format, table, false), src)
 	if err != nil && sampled(format) && ctx.Err() == nil {
 		// A sampled type guess can fail deep in a valid file (text in a
 		// column that looked numeric); a full scan guesses from all rows.
-		_, err = db.ExecContext(ctx, loadSQL(format, true), src)
+		// The failed statement created nothing.
+		_, err = db.ExecContext(ctx, loadSQL(format, table, true), src)
 	}
 	if err != nil {
 		return nil, loadError(ctx, err, "could not read the data as "+format)
 	}
-	cols, err := describe(ctx, db)
+	cols, err := describe(ctx, db, table)
 	if err != nil {
 		return nil, loadError(ctx, err, "describe")
 	}
@@ -499,7 +576,7 @@ func loadTable(ctx context.Context, db *sql.DB, src, format string) ([]Column, e
 	if format == FormatJSON || format == FormatNDJSON {
 		// An empty array loads as one column named json and no rows.
 		var n int64
-		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM data").Scan(&n); err != nil {
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM "+quoteIdent(table)).Scan(&n); err != nil {
 			return nil, loadError(ctx, err, "count")
 		}
 		if n == 0 {
@@ -518,10 +595,10 @@ func loadError(ctx context.Context, err error, what string) error {
 	return &Error{Kind: KindInvalid, Message: what + ": " + ingestMessage(err)}
 }
 
-// describe returns the columns of table data with DuckDB's type names, the
+// describe returns the columns of a table with DuckDB's type names, the
 // same names a query Result reports.
-func describe(ctx context.Context, q queryer) ([]Column, error) {
-	rows, err := q.QueryContext(ctx, "SELECT * FROM data LIMIT 0")
+func describe(ctx context.Context, q queryer, table string) ([]Column, error) {
+	rows, err := q.QueryContext(ctx, "SELECT * FROM "+quoteIdent(table)+" LIMIT 0")
 	if err != nil {
 		return nil, err
 	}
