@@ -163,7 +163,10 @@ type run struct {
 	req   Request
 	steps []Step
 	out   Answer
-	use   llmUse
+	// use tallies each circuit's LLM calls since its last step was added,
+	// so that a step is credited only with its own circuit's calls (the
+	// review step also calls the data_analyst to revise).
+	use map[string]*llmUse
 }
 
 // llmUse tallies the LLM calls of the step in progress.
@@ -176,21 +179,29 @@ type llmUse struct {
 // complete makes one LLM call of the step in progress through c, and
 // tallies which target answered and how many requests it took.
 func (r *run) complete(ctx context.Context, c Completer, req llm.ChatRequest) (llm.ChatResponse, error) {
+	if r.use == nil {
+		r.use = map[string]*llmUse{}
+	}
+	u := r.use[c.Name()]
+	if u == nil {
+		u = &llmUse{}
+		r.use[c.Name()] = u
+	}
 	resp, err := c.Complete(ctx, req)
 	if err != nil {
 		var le *circuit.LLMError
 		if errors.As(err, &le) {
-			r.use.requests += le.Attempts
+			u.requests += le.Attempts
 			if le.Provider != "" {
-				r.use.provider, r.use.model = le.Provider, le.Model
+				u.provider, u.model = le.Provider, le.Model
 			}
 		}
 		return resp, err
 	}
 	if resp.Attempts > 0 { // a circuit answered (unit tests' fakes do not say)
-		r.use.provider, r.use.model = resp.Provider, resp.Model
-		r.use.requests += resp.Attempts
-		r.use.failover = r.use.failover || resp.Failover
+		u.provider, u.model = resp.Provider, resp.Model
+		u.requests += resp.Attempts
+		u.failover = u.failover || resp.Failover
 	}
 	return resp, nil
 }
@@ -202,10 +213,10 @@ func (r *run) step(name, circuit, outcome string, attempts int, started time.Tim
 // add appends st with what its LLM calls came to, and starts the next
 // step's tally.
 func (r *run) add(st Step) {
-	if st.Circuit != "" {
-		st.Provider, st.Model, st.LLMRequests, st.Failover = r.use.provider, r.use.model, r.use.requests, r.use.failover
+	if u := r.use[st.Circuit]; st.Circuit != "" && u != nil {
+		st.Provider, st.Model, st.LLMRequests, st.Failover = u.provider, u.model, u.requests, u.failover
+		delete(r.use, st.Circuit)
 	}
-	r.use = llmUse{}
 	r.steps = append(r.steps, st)
 	outcome, name := st.Outcome, st.Step
 	if outcome == OutcomeFallback {

@@ -106,8 +106,9 @@ func registryConfig(cfg config.Config, clients map[string]*llm.Client) circuit.R
 			spec.Targets = append(spec.Targets, circuit.TargetSpec{
 				Provider: t.Provider, Model: t.Model,
 				// Shown as the one URL policy says: scheme://host[:port].
-				URL: redact.URL(resolved[t.Provider].BaseURL),
-				LLM: clients[t.Provider],
+				URL:      redact.URL(resolved[t.Provider].BaseURL),
+				Endpoint: resolved[t.Provider].BaseURL,
+				LLM:      clients[t.Provider],
 			})
 		}
 		out.Circuits = append(out.Circuits, spec)
@@ -145,7 +146,9 @@ func probeTargets(cfg config.LLM, clients map[string]*llm.Client) []llm.ProbeTar
 	resolved := cfg.ResolvedProviders()
 	out := make([]llm.ProbeTarget, 0, len(resolved))
 	for _, name := range cfg.ProviderNames() {
-		out = append(out, llm.ProbeTarget{Name: name, URL: redact.URL(resolved[name].BaseURL), Client: clients[name]})
+		// The whole URL, so that a move to another path is a new
+		// provider to probe; the prober shows scheme and host only.
+		out = append(out, llm.ProbeTarget{Name: name, URL: resolved[name].BaseURL, Client: clients[name]})
 	}
 	return out
 }

@@ -145,6 +145,8 @@ type attemptResult struct {
 	err     *LLMError
 	outcome llm.Outcome
 	raw     error
+	// panicked holds what a hedged attempt's goroutine recovered.
+	panicked any
 }
 
 func (w *walk) run(hedge bool) (llm.ChatResponse, error) {
@@ -160,16 +162,13 @@ func (w *walk) run(hedge bool) (llm.ChatResponse, error) {
 				w.lastRef = ref
 				break
 			}
-			if retrying {
-				// Counted only once admitted: a retry that the opened
-				// breaker refuses made no request.
-				w.c.retry(t)
-			}
 			var r attemptResult
 			if hedge && i == 0 && try == 1 {
 				r = w.hedged(t, p)
 			} else {
-				r = w.attempt(w.ctx, i, t, p, false)
+				// A retry is counted only once admitted: one that the
+				// opened breaker refuses made no request.
+				r = w.attempt(w.ctx, i, t, p, attemptOpts{retry: retrying})
 			}
 			if r.err == nil {
 				return w.answer(r), nil
@@ -223,10 +222,27 @@ func (w *walk) canceled(err error) *LLMError {
 		Message: "the request ended before the LLM answered", Err: err, Attempts: w.attempts}
 }
 
-// attempt sends one request to targets[i] under permit p. hedged is true
-// for both requests of a hedge: the one a winner cancels is neutral.
-func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, hedged bool) attemptResult {
+// attemptOpts say what kind of request an attempt is.
+type attemptOpts struct {
+	// hedged is true for both requests of a hedge: the one a winner
+	// cancels is neutral, and neither is a failover.
+	hedged bool
+	// retry is true for a retry on the same target.
+	retry bool
+}
+
+// attempt sends one request to targets[i] under permit p.
+func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, o attemptOpts) attemptResult {
 	c := w.c
+	finished := false
+	defer func() {
+		if !finished {
+			// The client (or a hook) panicked: the attempt ends as
+			// neutral, so that neither its bulkhead slot nor its trial
+			// slot is lost; the panic goes on up.
+			c.finish(t, p, llm.Neutral, "", nil)
+		}
+	}()
 	model, label := t.spec.Model, t.spec.Model
 	if i == 0 && w.req.Model != "" && w.req.Model != model {
 		model, label = w.req.Model, "other"
@@ -234,33 +250,30 @@ func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, hedged b
 	c.mu.Lock() // a hedge's two attempts share the walk
 	w.attempts++
 	from := -1
-	if i > 0 && i != w.prev && !hedged {
-		// A hedge is not a failover: the first target has not failed.
-		from = max(w.prev, 0)
+	if !o.hedged {
+		// A hedge is not a failover (the first target has not failed),
+		// and it does not move the walk either.
+		if i > 0 && i != w.prev {
+			from = max(w.prev, 0)
+		}
+		w.prev = i
 	}
-	w.prev = i
 	up := t.spec.LLM // a reload may swap in a new client for the provider
 	c.mu.Unlock()
 	if from >= 0 {
 		c.failover(w.targets[from].spec.Provider, t.spec.Provider)
 	}
+	if o.retry {
+		c.retry(t)
+	}
 	limit := callTimeout(w.s.Timeout)
-	finished := false
-	defer func() {
-		if !finished {
-			// The client panicked: the attempt ends as neutral, so that
-			// neither its bulkhead slot nor its trial slot is lost; the
-			// panic goes on up.
-			c.finish(t, p, llm.Neutral, "", nil)
-		}
-	}()
 	start := time.Now()
 	resp, err := limit.get(ctx, func(ctx context.Context) (llm.ChatResponse, error) {
 		return up.Chat(ctx, model, w.req)
 	})
 	took := time.Since(start)
 	outcome, kind := llm.Classify(w.ctx, err)
-	if err != nil && hedged && errors.Is(context.Cause(ctx), errHedgeLost) {
+	if err != nil && o.hedged && errors.Is(context.Cause(ctx), errHedgeLost) {
 		outcome, kind = llm.Neutral, llm.KindCanceled
 	}
 	c.emitCall(t.spec.Provider, label, callLabel(outcome, kind), took)
@@ -312,6 +325,13 @@ func sleep(ctx context.Context, d time.Duration) error {
 // call in metrics.
 func (c *Circuit) admit(t *target, probe bool) (permit, *refusal) {
 	c.mu.Lock()
+	if !c.has(t) {
+		// A reload removed it while this call was walking: no new
+		// request goes to a target that is no longer configured.
+		c.mu.Unlock()
+		return permit{}, &refusal{kind: llm.KindCircuitOpen, err: ErrCircuitOpen, state: StateDisabled,
+			message: fmt.Sprintf("target %s was removed by a config reload; no request was sent", t.id())}
+	}
 	p, ref := t.admitLocked(c.now(), probe)
 	c.mu.Unlock()
 	c.deliver()
@@ -387,7 +407,7 @@ func (c *Circuit) unavailable(w *walk) *LLMError {
 	c.mu.Unlock()
 	var out *LLMError
 	switch {
-	case w.last != nil:
+	case w.last != nil && !(w.last.Kind == llm.KindRejected && w.lastRef != nil):
 		e := *w.last
 		out = &e
 	case w.lastRef != nil:
@@ -413,9 +433,12 @@ func (c *Circuit) unavailable(w *walk) *LLMError {
 	if soonest >= 0 {
 		out.RetryAfter = soonest
 	}
-	if w.last == nil {
+	switch {
+	case w.last == nil:
 		out.Message = fmt.Sprintf("circuit %s: none of its %d targets admits calls now; no request was sent", c.name, len(reports))
-	} else {
+	case w.last.Kind == llm.KindRejected:
+		out.Message = fmt.Sprintf("circuit %s: the prompt is too long for %s/%s and no other target admits calls now", c.name, w.last.Provider, w.last.Model)
+	default:
 		out.Message = fmt.Sprintf("circuit %s: no target could answer; last: %s", c.name, w.last.Message)
 	}
 	return out
@@ -459,6 +482,9 @@ func (c *Circuit) failover(from, to string) {
 
 // noteTransitionLocked queues t for logging and observers, and keeps it.
 func (c *Circuit) noteTransitionLocked(tg *target, t Transition) {
+	if !c.has(tg) {
+		return // a call in flight on a target a reload removed
+	}
 	t.Stats = tg.counts.snapshot()
 	t.First = tg == c.targets[0]
 	c.pending = append(c.pending, t)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"time"
+
+	"github.com/nexus/nexus/internal/infra/llm"
 )
 
 // errHedgeLost is the cause given to the attempt that lost a hedge race.
@@ -25,35 +27,59 @@ func (w *walk) hedged(t *target, p permit) attemptResult {
 	results := make(chan attemptResult, 2)
 	ctx0, cancel0 := context.WithCancelCause(w.ctx)
 	defer cancel0(nil)
-	go func() { results <- w.attempt(ctx0, 0, t, p, true) }()
+	// launch runs one attempt on its own goroutine. A panic there (a
+	// client bug) is carried back and raised again on the caller's
+	// goroutine, once both attempts are done, where the server's recovery
+	// sees it instead of the process dying.
+	launch := func(ctx context.Context, i int, tg *target, pm permit) {
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					results <- attemptResult{idx: i, panicked: r, err: &LLMError{Circuit: w.c.name, Kind: llm.KindUnavailable}}
+				}
+			}()
+			results <- w.attempt(ctx, i, tg, pm, attemptOpts{hedged: true})
+		}()
+	}
+	launch(ctx0, 0, t, p)
 
 	timer := time.NewTimer(w.s.HedgeAfter)
 	select {
 	case r := <-results:
 		timer.Stop()
-		return r
+		return repanic(r)
 	case <-timer.C:
 	}
 	j, pj, ok := w.hedgeTarget()
 	if !ok {
-		return <-results
+		return repanic(<-results)
 	}
 	ctx1, cancel1 := context.WithCancelCause(w.ctx)
 	defer cancel1(nil)
-	go func() { results <- w.attempt(ctx1, j, w.targets[j], pj, true) }()
+	launch(ctx1, j, w.targets[j], pj)
 
 	first := <-results
+	if first.panicked != nil {
+		// Do not wait out the other request: cancel it, then raise.
+		cancel0(errHedgeLost)
+		cancel1(errHedgeLost)
+		<-results
+		repanic(first)
+	}
 	if first.err == nil {
 		loser := cancel1
 		if first.idx == j {
 			loser = cancel0
 		}
 		loser(errHedgeLost)
-		<-results // wait for the loser, so that nothing is left in flight
+		second := <-results // wait for the loser, so that nothing is left in flight
+		repanic(second)
 		w.c.hedged(first.idx == j)
 		return first
 	}
 	second := <-results
+	repanic(first)
+	repanic(second)
 	if second.err == nil {
 		w.c.hedged(second.idx == j)
 		return second
@@ -65,12 +91,28 @@ func (w *walk) hedged(t *target, p permit) attemptResult {
 	return second
 }
 
+// repanic raises again, on the caller's goroutine, a panic an attempt's
+// goroutine caught.
+func repanic(r attemptResult) attemptResult {
+	if r.panicked != nil {
+		panic(r.panicked)
+	}
+	return r
+}
+
 // hedgeTarget admits a call on the first target after the first that
 // takes one, if the hedge budget allows.
 func (w *walk) hedgeTarget() (int, permit, bool) {
 	c := w.c
+	// The budget is checked and spent in one step, so that calls reaching
+	// hedge_after together cannot all pass the check; it is refunded when
+	// no target takes the hedge.
 	c.mu.Lock()
-	allowed := c.hedging.allow(c.now(), w.s.HedgeBudgetPercent)
+	now := c.now()
+	allowed := c.hedging.allow(now, w.s.HedgeBudgetPercent)
+	if allowed {
+		c.hedging.spend(now, 1)
+	}
 	c.mu.Unlock()
 	if !allowed {
 		return 0, permit{}, false
@@ -83,12 +125,12 @@ func (w *walk) hedgeTarget() (int, permit, bool) {
 		}
 		c.mu.Unlock()
 		if p, ref := c.admit(w.targets[j], false); ref == nil {
-			c.mu.Lock()
-			c.hedging.spend(c.now())
-			c.mu.Unlock()
 			return j, p, true
 		}
 	}
+	c.mu.Lock()
+	c.hedging.spend(now, -1)
+	c.mu.Unlock()
 	return 0, permit{}, false
 }
 
@@ -123,8 +165,8 @@ func (b *budget) bucket(now time.Time) *struct {
 	return x
 }
 
-func (b *budget) call(now time.Time)  { b.bucket(now).calls++ }
-func (b *budget) spend(now time.Time) { b.bucket(now).hedges++ }
+func (b *budget) call(now time.Time)           { b.bucket(now).calls++ }
+func (b *budget) spend(now time.Time, n int64) { b.bucket(now).hedges += n }
 
 func (b *budget) allow(now time.Time, percent float64) bool {
 	sec := now.Unix()

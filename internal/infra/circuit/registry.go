@@ -247,7 +247,9 @@ func (c *Circuit) reconfigure(spec Spec, enabled, logChanges bool) string {
 	return reconfigRebuilt
 }
 
-// key identifies a target across reloads: its provider, model and URL.
+// key identifies a target across reloads: its provider, model and
+// endpoint (a provider moved to another path of the same host is another
+// upstream).
 func key(t TargetSpec) TargetSpec {
 	t.LLM = nil
 	return t

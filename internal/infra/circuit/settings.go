@@ -72,6 +72,10 @@ type TargetSpec struct {
 	Model    string
 	// URL is the provider's base URL as it may be shown (scheme and host).
 	URL string
+	// Endpoint is the provider's whole base URL, path included: with the
+	// provider and model it identifies the target across reloads. It is
+	// never shown.
+	Endpoint string
 	// LLM is the provider's client.
 	LLM Chatter
 }

@@ -178,3 +178,28 @@ func RetryAfter(err error) time.Duration {
 	}
 	return 0
 }
+
+// Ping sends the smallest chat completion there is, a 1-token answer to
+// "ping", as a recovery probe. Any 2xx is a success, empty or not: the
+// model answered. Reasoning models refuse max_tokens (go-openai checks it
+// before sending), so for them the one token is max_completion_tokens.
+func (c *Client) Ping(ctx context.Context, model string) error {
+	req := openai.ChatCompletionRequest{
+		Model:     model,
+		Messages:  []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "ping"}},
+		MaxTokens: 1,
+	}
+	if openai.NewReasoningValidator().Validate(req) != nil {
+		req.MaxTokens, req.MaxCompletionTokens = 0, 1
+	}
+	holder := &retryAfterHolder{}
+	ctx = context.WithValue(ctx, retryAfterKey{}, holder)
+	_, err := c.client.CreateChatCompletion(ctx, req)
+	if err != nil {
+		if d := holder.get(); d > 0 {
+			return &retryAfterError{err: err, after: d}
+		}
+		return err
+	}
+	return nil
+}

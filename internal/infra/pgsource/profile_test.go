@@ -51,9 +51,8 @@ CREATE TABLE %[1]s.fresh (x int);`, ident(schema)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if took > 2*time.Second {
-		t.Fatalf("Profile took %v", took)
-	}
+	// How long it took is a benchmark's business (BenchmarkProfile), not
+	// an assertion: the seq_scan count below is the proof.
 	t.Logf("Profile of 100,000 rows took %v", took)
 	if prof.Schema != schema || prof.Table != "facts" || !prof.Analyzed || prof.RowEstimate < 95_000 || prof.RowEstimate > 105_000 {
 		t.Fatalf("profile: %+v", prof)
