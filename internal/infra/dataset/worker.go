@@ -408,8 +408,11 @@ func (w *worker) ingest(ctx context.Context, j job) (rep reply, err error) {
 		}
 	}()
 	cols := make([][]Column, len(j.Sources))
+	// One upload's XLSX budget is shared by all its files: each file's
+	// CSV rendering is taken from what the ones before it left.
+	budget := xlsxLimitsFor(j.Limits)
 	for i, src := range j.Sources {
-		if cols[i], err = loadSource(ctx, db, src, j.Limits); err != nil {
+		if cols[i], err = loadSource(ctx, db, src, j.Limits, &budget); err != nil {
 			return reply{}, labelled(src.Label, err)
 		}
 	}
@@ -456,15 +459,27 @@ func (w *worker) ingest(ctx context.Context, j job) (rep reply, err error) {
 	return rep, nil
 }
 
-// loadSource loads one file into its table and returns the columns.
-func loadSource(ctx context.Context, db *sql.DB, s source, lim inputLimits) ([]Column, error) {
+// loadSource loads one file into its table and returns the columns. An
+// XLSX file spends budget: its inflated size and CSV rendering count
+// against the whole upload's, so 64 workbooks cannot each take the lot.
+func loadSource(ctx context.Context, db *sql.DB, s source, lim inputLimits, budget *XLSXLimits) ([]Column, error) {
 	src := s.Src
 	if s.Format == FormatXLSX {
 		src = s.TmpDir + ".csv"
-		if err := xlsxToCSV(ctx, s.Src, src, s.TmpDir, xlsxLimitsFor(lim)); err != nil {
+		if budget.MaxInflatedBytes <= 0 || budget.MaxOutputBytes <= 0 {
+			return nil, &Error{Kind: KindUploadTooExpensive,
+				Message: "the upload's workbooks together would take more than the upload limit allows once unpacked"}
+		}
+		if err := xlsxToCSV(ctx, s.Src, src, s.TmpDir, *budget); err != nil {
 			return nil, err
 		}
 		defer os.Remove(src)
+		if fi, err := os.Stat(src); err == nil {
+			budget.MaxOutputBytes -= fi.Size()
+		}
+		if n, err := inflatedSize(s.Src); err == nil {
+			budget.MaxInflatedBytes -= n
+		}
 	}
 	if err := checkInput(src, s.Format, lim); err != nil {
 		return nil, err

@@ -184,6 +184,21 @@ func checkInflatedSize(src string, limit int64, sc scrubber) error {
 	return nil
 }
 
+// inflatedSize is the workbook's total uncompressed size, from its zip
+// directory (xlsxToCSV has checked it against the limit already).
+func inflatedSize(src string) (int64, error) {
+	zr, err := zip.OpenReader(src)
+	if err != nil {
+		return 0, err
+	}
+	defer zr.Close()
+	var total uint64
+	for _, f := range zr.File {
+		total += f.UncompressedSize64
+	}
+	return int64(min(total, uint64(1)<<62)), nil
+}
+
 // errOutputCap is returned by a cappedWriter past its cap.
 var errOutputCap = errors.New("output cap reached")
 
