@@ -78,7 +78,7 @@ func (r *reloader) reload(ctx context.Context) error {
 		changed bool
 		keep    func()
 	}{
-		{"server", next.Server != cur.Server, func() { next.Server = cur.Server }},
+		{"server", !next.Server.Equal(cur.Server), func() { next.Server = cur.Server }},
 		{"datasets", next.Datasets != cur.Datasets, func() { next.Datasets = cur.Datasets }},
 		{"cot_review", next.CoTReview != cur.CoTReview, func() { next.CoTReview = cur.CoTReview }},
 	} {
