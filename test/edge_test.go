@@ -443,13 +443,17 @@ func TestEdgeCORSShouldAnswerOnlyConfiguredOrigins(t *testing.T) {
 	})
 }
 
-// HEAD is answered wherever GET is, without a body.
+// HEAD is answered wherever GET is, without a body, through the GET
+// route's own middleware (the admin token's included).
 func TestEdgeHeadShouldBeAnsweredWhereverGetIs(t *testing.T) {
 	t.Parallel()
-	n := startNexus(t, edgeConfig(nil))
-	head := func(path string) (*http.Response, string) {
+	n := startNexus(t, withAdmin, edgeConfig(nil))
+	head := func(path, token string) (*http.Response, string) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodHead, n.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		resp, err := n.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -459,25 +463,27 @@ func TestEdgeHeadShouldBeAnsweredWhereverGetIs(t *testing.T) {
 		return resp, string(b)
 	}
 	for _, tc := range []struct {
-		path string
-		want int
+		path, token string
+		want        int
 	}{
-		{"/healthz", http.StatusOK},
-		{"/readyz", http.StatusOK},
-		{"/datasets", http.StatusOK},
-		{"/api/health/status", http.StatusOK},
-		{"/metrics", http.StatusOK},
-		{"/dashboard", http.StatusOK},
-		{"/datasets/ds_nope", http.StatusNotFound},
-		{"/analyze", http.StatusMethodNotAllowed},
-		{"/nowhere", http.StatusNotFound},
+		{"/healthz", "", http.StatusOK},
+		{"/readyz", "", http.StatusOK},
+		{"/datasets", "", http.StatusOK},
+		{"/api/health/status", "", http.StatusOK},
+		{"/metrics", "", http.StatusOK},
+		{"/dashboard", "", http.StatusOK},
+		{"/datasets/ds_nope", "", http.StatusNotFound},
+		{"/api/circuits/data_analyst/events", "", http.StatusUnauthorized},
+		{"/api/circuits/data_analyst/events", adminToken, http.StatusOK},
+		{"/analyze", "", http.StatusMethodNotAllowed},
+		{"/nowhere", "", http.StatusNotFound},
 	} {
-		resp, body := head(tc.path)
+		resp, body := head(tc.path, tc.token)
 		if resp.StatusCode != tc.want || body != "" {
 			t.Errorf("HEAD %s: %d with %d bytes, want %d and none", tc.path, resp.StatusCode, len(body), tc.want)
 		}
 	}
-	resp, _ := head("/healthz")
+	resp, _ := head("/healthz", "")
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("HEAD /healthz Content-Type %q, want GET's", ct)
 	}

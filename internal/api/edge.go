@@ -73,15 +73,14 @@ func clientIPExtractor(trusted []netip.Prefix) echo.IPExtractor {
 }
 
 // edgeMiddleware returns the edge's middleware, in order: CORS (when
-// origins are configured), the request body's read deadlines, and HEAD
-// served by GET routes. It goes after the access log, so that what it
-// answers is logged, and last, because HEAD re-routes to the GET handler.
-func edgeMiddleware(e *echo.Echo, cfg Config) []echo.MiddlewareFunc {
+// origins are configured) and the request body's read deadlines. It goes
+// after the access log, so that what it answers is logged.
+func edgeMiddleware(cfg Config) []echo.MiddlewareFunc {
 	var out []echo.MiddlewareFunc
 	if len(cfg.Edge.CORSOrigins) > 0 {
 		out = append(out, cors(cfg.Edge.CORSOrigins))
 	}
-	return append(out, bodyDeadlines(cfg.Logger, cfg.Edge.ReadTimeout), headAsGet(e))
+	return append(out, bodyDeadlines(cfg.Logger, cfg.Edge.ReadTimeout))
 }
 
 // cors answers preflights and marks responses for the configured origins
@@ -97,20 +96,20 @@ func cors(origins []string) echo.MiddlewareFunc {
 	})
 }
 
-// headAsGet answers HEAD wherever GET is answered, with the GET route's
-// handler and middleware: the http.Server sends the headers and drops the
-// body. Echo registers no HEAD routes of its own, so a HEAD request reaches
-// here routed to the 405 (or 404) handler, and is routed again as GET.
-func headAsGet(e *echo.Echo) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			req := c.Request()
-			if req.Method != http.MethodHead {
-				return next(c)
-			}
-			e.Router().Find(http.MethodGet, echo.GetPath(req), c)
-			return c.Handler()(c)
+// headRoutes answers HEAD wherever GET is answered: it adds a HEAD route
+// beside every GET route registered so far, which runs the GET route's
+// handler with its middleware; the http.Server sends the headers and drops
+// the body. Echo adds no HEAD routes of its own. Being routes, they pass
+// through every global middleware as GET does.
+func headRoutes(e *echo.Echo) {
+	for _, r := range e.Routes() {
+		if r.Method != http.MethodGet {
+			continue
 		}
+		e.HEAD(r.Path, func(c echo.Context) error {
+			e.Router().Find(http.MethodGet, echo.GetPath(c.Request()), c)
+			return c.Handler()(c)
+		})
 	}
 }
 

@@ -120,7 +120,8 @@ func NewServer(cfg Config) http.Handler {
 	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.Redactor, cfg.RequestTimeout)
 	e.IPExtractor = clientIPExtractor(cfg.Edge.TrustedProxies)
 	e.Use(requestID(), accessLog(cfg.Logger, cfg.Metrics), recoverPanics(cfg.Logger))
-	e.Use(edgeMiddleware(e, cfg)...)
+	e.Use(edgeMiddleware(cfg)...)
 	routes(e, cfg)
+	headRoutes(e)
 	return e
 }
