@@ -104,6 +104,17 @@ type Datasets struct {
 	// MaxInlineLoads caps the inline loads in flight; past it /analyze
 	// answers 503 busy with Retry-After. 0 means twice the workers.
 	MaxInlineLoads int `json:"max_inline_loads"`
+	// UploadReadTimeoutSeconds bounds reading an upload's body (POST
+	// /datasets and /datasets/{id}/tables) in place of
+	// server.read_timeout_seconds. Default 600.
+	UploadReadTimeoutSeconds Seconds `json:"upload_read_timeout_seconds"`
+	// UploadMinBytesPerSecond is the slowest an upload may arrive, on
+	// average, once UploadMinRateGraceSeconds have passed; a slower one is
+	// cut with 408. 0 turns the floor off. Default 1024.
+	UploadMinBytesPerSecond int64 `json:"upload_min_bytes_per_second"`
+	// UploadMinRateGraceSeconds is the head start before the floor
+	// applies. Default 10.
+	UploadMinRateGraceSeconds Seconds `json:"upload_min_rate_grace_seconds"`
 }
 
 // CoTReview configures the critic that reviews answers (cot_engine).
@@ -592,6 +603,31 @@ type Server struct {
 	// every step and fallback included; past it the request's LLM calls
 	// and queries are cancelled and it answers 504. 0 means no limit.
 	RequestTimeoutSeconds Seconds `json:"request_timeout_seconds"`
+
+	// The edge: see server_edge.go for what each guards against.
+
+	// ReadTimeoutSeconds bounds reading a whole request, headers and body;
+	// a body still arriving then is cut with 408. Uploads have their own
+	// bound (datasets.upload_read_timeout_seconds). Default 60.
+	ReadTimeoutSeconds Seconds `json:"read_timeout_seconds"`
+	// IdleTimeoutSeconds is how long a keep-alive connection may wait for
+	// its next request. Default 120.
+	IdleTimeoutSeconds Seconds `json:"idle_timeout_seconds"`
+	// MaxHeaderBytes caps a request's header section. Default 65536.
+	MaxHeaderBytes int `json:"max_header_bytes"`
+	// MaxConnections caps the connections open at once; past it new ones
+	// wait in the kernel's accept queue. Default 1024.
+	MaxConnections int `json:"max_connections"`
+	// TrustedProxies lists the CIDRs (or single addresses) of the proxies
+	// whose X-Forwarded-For and X-Real-IP are believed. Default: none.
+	TrustedProxies []string `json:"trusted_proxies"`
+	// CORSOrigins lists the exact origins (scheme://host[:port]) that
+	// browsers may call the API from. Default: none, and no CORS headers.
+	CORSOrigins []string `json:"cors_origins"`
+	// TLSCertFile and TLSKeyFile, both or neither, serve HTTPS; the pair
+	// is re-read on every reload. Default: plain HTTP.
+	TLSCertFile string `json:"tls_cert_file"`
+	TLSKeyFile  string `json:"tls_key_file"`
 }
 
 // Default returns the built-in configuration: the seed's four circuits and
@@ -630,6 +666,12 @@ func Default() Config {
 			DrainSeconds:          0,
 			ShutdownGraceSeconds:  30,
 			RequestTimeoutSeconds: 300,
+			ReadTimeoutSeconds:    60,
+			IdleTimeoutSeconds:    120,
+			MaxHeaderBytes:        64 << 10,
+			MaxConnections:        1024,
+			TrustedProxies:        []string{},
+			CORSOrigins:           []string{},
 		},
 		Alerts: Alerts{
 			QueueSize: 256,
@@ -650,6 +692,10 @@ func Default() Config {
 			MaxJSONDepth:     64,
 			MaxColumns:       1024,
 			MaxInlineLoads:   0,
+
+			UploadReadTimeoutSeconds:  600,
+			UploadMinBytesPerSecond:   1024,
+			UploadMinRateGraceSeconds: 10,
 		},
 		CoTReview: CoTReview{
 			Enabled:       false,
@@ -830,6 +876,7 @@ func (c Config) Validate() error {
 		bad("cot_review.max_iterations", "must be >= 0", c.CoTReview.MaxIterations)
 	}
 	errs = append(errs, c.Sources.validate()...)
+	errs = append(errs, c.validateEdge()...)
 	return errors.Join(errs...)
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,19 +23,28 @@ const (
 // adminOnly guards one admin route. Without a configured token the route
 // does not exist (404). The token is compared in constant time, over
 // digests so that its length does not leak either. It is applied per route,
-// not to an /api group, so unknown /api paths still answer 404.
-func adminOnly(token string, log *slog.Logger) echo.MiddlewareFunc {
+// not to an /api group, so unknown /api paths still answer 404. An address
+// with too many failed attempts gets 429 before its token is looked at.
+func adminOnly(token string, log *slog.Logger, failures *authFailures) echo.MiddlewareFunc {
 	want := sha256.Sum256([]byte(token))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if token == "" {
 				return echo.ErrNotFound
 			}
-			got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+			remote := c.RealIP()
+			if wait := failures.Wait(remote); wait > 0 {
+				return tooManyAuthFailures(wait)
+			}
+			got, ok := bearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 			sum := sha256.Sum256([]byte(got))
 			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				if failures.Fail(remote) {
+					log.Warn("too many failed admin token attempts; the address is refused for a while",
+						slog.String("remote", remote), slog.Float64("retry_after_seconds", failures.Wait(remote).Seconds()))
+				}
 				log.Warn("admin request refused", slog.String("request_id", requestIDOf(c)),
-					slog.String("route", c.Path()), slog.String("remote", c.RealIP()))
+					slog.String("route", c.Path()), slog.String("remote", remote))
 				c.Response().Header().Set("WWW-Authenticate", `Bearer realm="nexus-admin"`)
 				return &Error{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "a valid admin bearer token is required"}
 			}

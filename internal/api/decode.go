@@ -45,6 +45,9 @@ func decode[T any, PT interface {
 	if int64(len(body)) > limit {
 		return v, tooLarge(limit)
 	}
+	if kind := topLevelKind(body); kind != "" {
+		return v, invalid("", "the request body must be a JSON object, got "+kind)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
@@ -57,6 +60,30 @@ func decode[T any, PT interface {
 		return v, err
 	}
 	return v, nil
+}
+
+// topLevelKind names the JSON value body starts with when it is not an
+// object ("an array", "a string", ...), and is "" for an object, an empty
+// body or one that is not JSON: the decoder words those. Without it, "[]"
+// would get encoding/json's type error, which names no field.
+func topLevelKind(body []byte) string {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	if len(body) == 0 {
+		return ""
+	}
+	switch c := body[0]; {
+	case c == '[':
+		return "an array"
+	case c == '"':
+		return "a string"
+	case c == 't' || c == 'f':
+		return "a boolean"
+	case c == 'n':
+		return "null"
+	case c == '-' || (c >= '0' && c <= '9'):
+		return "a number"
+	}
+	return ""
 }
 
 func tooLarge(limit int64) *Error {

@@ -25,12 +25,14 @@ import (
 const StatusClientClosed = 499
 
 // Error is an API error with a stable code. Field names the offending input
-// field, when there is one.
+// field, when there is one. A RetryAfter above zero is sent as Retry-After,
+// in whole seconds rounded up.
 type Error struct {
-	Status  int
-	Code    string
-	Message string
-	Field   string
+	Status     int
+	Code       string
+	Message    string
+	Field      string
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -73,6 +75,9 @@ func errorHandler(log *slog.Logger, redactor *redact.Redactor, requestTimeout ti
 			return
 		}
 		if apiErr, ok := errors.AsType[*Error](err); ok {
+			if apiErr.RetryAfter > 0 {
+				c.Response().Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(apiErr.RetryAfter)))
+			}
 			writeError(c, apiErr.Status, apiErr.Code, apiErr.Message, apiErr.Field)
 			return
 		}

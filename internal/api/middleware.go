@@ -70,7 +70,7 @@ func accessLog(log *slog.Logger, m Metrics) echo.MiddlewareFunc {
 				c.Error(err)
 			}
 			status := c.Response().Status
-			if conn.Err() != nil {
+			if conn.Err() != nil && !bodyCut(c) {
 				status = StatusClientClosed
 			}
 			route := c.Path()
@@ -89,6 +89,7 @@ func accessLog(log *slog.Logger, m Metrics) echo.MiddlewareFunc {
 				slog.String("request_id", requestIDOf(c)),
 				slog.String("method", c.Request().Method),
 				slog.String("route", route),
+				slog.String("remote", c.RealIP()),
 				slog.Int("status", status),
 				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
 			)

@@ -9,11 +9,12 @@ func routes(e *echo.Echo, cfg Config) {
 	e.POST("/analyze", handleAnalyze(cfg.Analyst, cfg.MaxBodyBytes), deadline)
 	e.POST("/generate", handleGenerate(cfg.Generator, cfg.MaxBodyBytes), deadline)
 
-	e.POST("/datasets", handleUpload(cfg.Datasets, cfg.MaxUploadBytes))
+	upload := uploadDeadlines(cfg.Edge)
+	e.POST("/datasets", handleUpload(cfg.Datasets, cfg.MaxUploadBytes), upload)
 	e.GET("/datasets", handleListDatasets(cfg.Datasets))
 	e.GET("/datasets/:id", handleGetDataset(cfg.Datasets))
 	e.DELETE("/datasets/:id", handleDeleteDataset(cfg.Datasets))
-	e.POST("/datasets/:id/tables", handleAddTables(cfg.Datasets, cfg.MaxUploadBytes))
+	e.POST("/datasets/:id/tables", handleAddTables(cfg.Datasets, cfg.MaxUploadBytes), upload)
 	// Reading data without the LLM: they work while every circuit is open.
 	e.GET("/datasets/:id/rows", handleRows(cfg.Datasets), deadline)
 	e.POST("/datasets/:id/query", handleQuery(cfg.Datasets, cfg.MaxBodyBytes), deadline)
@@ -24,7 +25,7 @@ func routes(e *echo.Echo, cfg Config) {
 	e.GET("/metrics", handleMetrics(cfg.Metrics, cfg.Settings))
 	e.GET("/dashboard", handleDashboard())
 
-	admin := adminOnly(cfg.AdminToken, cfg.Logger)
+	admin := adminOnly(cfg.AdminToken, cfg.Logger, newAuthFailures(cfg.Edge.AuthFailures, cfg.Now))
 	for _, action := range []string{actionOpen, actionClose, actionReset} {
 		e.POST("/api/circuits/:name/"+action, handleCircuitAction(cfg.Circuits, cfg.Logger, action), admin)
 	}

@@ -96,6 +96,9 @@ type Config struct {
 	Version        string
 	// Started is when the process started, for uptime_seconds.
 	Started time.Time
+	// Edge holds the HTTP edge's settings: client addresses, CORS, body
+	// deadlines, failed-auth limits.
+	Edge Edge
 	// Now is the clock for timestamps; time.Now when nil.
 	Now func() time.Time
 }
@@ -115,7 +118,10 @@ func NewServer(cfg Config) http.Handler {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = errorHandler(cfg.Logger, cfg.Redactor, cfg.RequestTimeout)
+	e.IPExtractor = clientIPExtractor(cfg.Edge.TrustedProxies)
 	e.Use(requestID(), accessLog(cfg.Logger, cfg.Metrics), recoverPanics(cfg.Logger))
+	e.Use(edgeMiddleware(cfg)...)
 	routes(e, cfg)
+	headRoutes(e)
 	return e
 }

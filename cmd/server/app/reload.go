@@ -32,6 +32,9 @@ type reloader struct {
 	// redact cleans a rejected file's error before it is logged and shown
 	// by health: config errors quote the values they refuse.
 	redact *redact.Redactor
+	// cert is the TLS certificate, re-read on every reload; nil over
+	// plain HTTP.
+	cert *certificate
 
 	// turn is held by the reload in progress, so that reloads run one at a
 	// time. It is a channel rather than a mutex so that a reload waiting
@@ -59,6 +62,8 @@ func (r *reloader) reload(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// Whatever becomes of the file, so that SIGHUP renews a certificate.
+	r.cert.reload()
 	l, err := loadConfig(r.opts)
 	if err != nil {
 		err = errors.New(r.redact.Redact(err.Error()))
@@ -78,7 +83,7 @@ func (r *reloader) reload(ctx context.Context) error {
 		changed bool
 		keep    func()
 	}{
-		{"server", next.Server != cur.Server, func() { next.Server = cur.Server }},
+		{"server", !next.Server.Equal(cur.Server), func() { next.Server = cur.Server }},
 		{"datasets", next.Datasets != cur.Datasets, func() { next.Datasets = cur.Datasets }},
 		{"cot_review", next.CoTReview != cur.CoTReview, func() { next.CoTReview = cur.CoTReview }},
 	} {

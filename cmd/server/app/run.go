@@ -164,7 +164,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			WorkersBusy: st.Workers.Busy, WorkerKills: st.Workers.Kills}
 	})
 
-	rl := newReloader(reloader{live: live, circuits: circuits, providers: clients, prober: prober, alerts: alerts, log: logger, opts: opts, file: loaded.file, redact: redactor})
+	cert, err := loadCertificate(cfg.Server, logger)
+	if err != nil {
+		return err
+	}
+	rl := newReloader(reloader{live: live, circuits: circuits, providers: clients, prober: prober, alerts: alerts, log: logger, opts: opts, file: loaded.file, redact: redactor, cert: cert})
 	var accepting atomic.Bool
 	accepting.Store(true)
 	handler := api.NewServer(api.Config{
@@ -194,20 +198,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		RequestTimeout: cfg.Server.RequestTimeoutSeconds.Duration(),
 		Version:        version(),
 		Started:        started,
+		Edge:           edgeConfig(cfg),
 	})
 
-	ln, err := net.Listen("tcp", cfg.Server.Addr)
+	ln, err := listen(cfg.Server)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	m.ObserveConnections(ln.open.Load, cfg.Server.MaxConnections)
 	var active inflight
-	srv := &http.Server{
-		Handler:           active.wrap(handler),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	logger.Info("nexus listening", slog.String("addr", ln.Addr().String()), slog.String("version", version()))
+	srv := newHTTPServer(cfg.Server, active.wrap(handler), logger, cert)
+	logger.Info("nexus listening", slog.String("addr", ln.Addr().String()), slog.Bool("tls", cert != nil), slog.String("version", version()))
 	if ready != nil {
 		ready(ln.Addr())
 	}
@@ -249,7 +250,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serve(srv, ln) }()
 	for {
 		select {
 		case err := <-errc:
@@ -343,7 +344,12 @@ func logEffectiveConfig(log *slog.Logger, l loaded, opts options, hasKey, hasAdm
 			slog.Int64("max_body_bytes", cfg.Server.MaxBodyBytes),
 			slog.Float64("drain_seconds", float64(cfg.Server.DrainSeconds)),
 			slog.Float64("shutdown_grace_seconds", float64(cfg.Server.ShutdownGraceSeconds)),
-			slog.Float64("request_timeout_seconds", float64(cfg.Server.RequestTimeoutSeconds))),
+			slog.Float64("request_timeout_seconds", float64(cfg.Server.RequestTimeoutSeconds)),
+			slog.Float64("read_timeout_seconds", float64(cfg.Server.ReadTimeoutSeconds)),
+			slog.Int("max_connections", cfg.Server.MaxConnections),
+			slog.Any("trusted_proxies", cfg.Server.TrustedProxies),
+			slog.Any("cors_origins", cfg.Server.CORSOrigins),
+			slog.Bool("tls", cfg.Server.TLS())),
 		slog.Group("datasets",
 			slog.String("dir", cfg.Datasets.Dir),
 			slog.Int64("max_upload_bytes", cfg.Datasets.MaxUploadBytes),

@@ -273,3 +273,16 @@ func TestScrapeShouldExportProviderProbes(t *testing.T) {
 	check("nexus_provider_up", labels("provider", "anthropic"), 0)
 	check("nexus_provider_probe_latency_seconds", labels("provider", "anthropic"), 2)
 }
+
+// The listener's open connections are read at scrape time, beside the cap.
+func TestScrapeShouldReportOpenConnectionsAndTheirCap(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(nil, func() []metrics.CircuitState { return nil })
+	open := int64(3)
+	m.ObserveConnections(func() int64 { return open }, 100)
+	check := checker(t, m)
+	check("nexus_http_open_connections", nil, 3)
+	check("nexus_http_max_connections", nil, 100)
+	open = 100
+	check("nexus_http_open_connections", nil, 100)
+}
