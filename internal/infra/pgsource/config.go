@@ -44,6 +44,10 @@ type Config struct {
 	// MaxConnections caps the source's pool; further queries wait for a
 	// connection (bounded by their context).
 	MaxConnections int32
+	// OnQuery, if set, is called after every Query (Sample and Rows
+	// included) with its Outcome and duration, for metrics. It must not
+	// block.
+	OnQuery func(outcome string, d time.Duration)
 }
 
 // withDefaults fills zero or negative limits and an empty schema list.
