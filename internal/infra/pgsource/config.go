@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Defaults applied by Open to zero fields of Config. The limits match the
@@ -108,4 +110,14 @@ func splitTableName(s string) (schema, table string, err error) {
 		return schema, table, nil
 	}
 	return "", s, nil
+}
+
+// Secrets returns what of dsn must never be shown: the DSN itself and,
+// when it parses, its password, for a redactor of the caller's.
+func Secrets(dsn string) []string {
+	out := []string{dsn}
+	if pc, err := pgconn.ParseConfig(dsn); err == nil && pc.Password != "" {
+		out = append(out, pc.Password)
+	}
+	return out
 }
