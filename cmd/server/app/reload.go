@@ -21,9 +21,10 @@ import (
 // Every reload re-introspects the live sources, whose tables may have
 // changed without any change to the file.
 //
-// A reload never waits on anything slow: the alert notifier it replaces
-// drains in the background (see alerter.update), so it holds its turn only
-// for reading and applying the file.
+// A reload waits on nothing slow but the sources' refresh, which is
+// bounded (sourceRefreshTimeout) and ends with its context (shutdown
+// cancels it): the alert notifier it replaces drains in the background
+// (see alerter.update).
 type reloader struct {
 	live      *config.Live
 	circuits  *circuit.Registry
