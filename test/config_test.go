@@ -301,7 +301,13 @@ func TestWithoutTheDefaultConfigFileTheServerShouldRunOnBuiltInDefaults(t *testi
 			t.Errorf("%s runs model %q, failure_threshold %d: not the built-in defaults", c.Name, c.Model, c.Config.FailureThreshold)
 		}
 	}
-	said := logs.lines("no config file; running on the built-in defaults")
+	// The log is written asynchronously: wait for the line rather than
+	// read a buffer the server may not have flushed yet.
+	var said []map[string]any
+	eventually(t, 10*time.Second, "the defaults line", func() bool {
+		said = logs.lines("no config file; running on the built-in defaults")
+		return len(said) > 0 && len(logs.lines("effective config")) > 0
+	})
 	abs, _ := filepath.Abs(config.DefaultPath)
 	if len(said) != 1 || said[0]["path"] != abs || said[0]["level"] != "info" {
 		t.Fatalf("defaults line = %v, want one at INFO naming %s:\n%s", said, abs, logs.String())

@@ -1,6 +1,8 @@
 // Package agent is the data-analyst agent behind POST /analyze. With data it
 // runs a pipeline, each LLM step behind its own circuit: plan (the
-// code_generator writes one DuckDB SELECT), run (the sandbox executes it),
+// code_generator writes one SELECT in the data's dialect: DuckDB for a
+// dataset, PostgreSQL for a live source), run (the sandbox, or the
+// source's guard, executes it),
 // answer (the data_analyst explains the result), review (the cot_engine
 // critic checks it) and chart (the visualization circuit proposes a
 // Vega-Lite spec). Each step that cannot use its LLM degrades to something
@@ -17,6 +19,7 @@ import (
 	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
 	"github.com/nexus/nexus/internal/infra/llm"
+	"github.com/nexus/nexus/internal/infra/pgsource"
 )
 
 // Completer is a guarded LLM call; *circuit.Circuit provides it.
@@ -33,6 +36,9 @@ type Config struct {
 	Charter  Completer // visualization
 	// Data opens the request's data; StoreTables(store) is the real one.
 	Data Tables
+	// Sources opens a live source named by the request;
+	// SourceTables(set) is the real one. Nil: no sources.
+	Sources SourceOpener
 	// ReviewByDefault reviews every answer (cot_review.enabled).
 	ReviewByDefault bool
 	// MaxIterations counts regenerations after an INVALID verdict.
@@ -54,12 +60,14 @@ func NewAnalyst(cfg Config) *Analyst {
 	return &Analyst{cfg: cfg}
 }
 
-// Request is one question. At most one of Data and DatasetID is set; with
-// neither, the question is answered directly.
+// Request is one question. At most one of Data, DatasetID and Source is
+// set; with none, the question is answered directly.
 type Request struct {
 	Query     string
 	Data      *InlineData
 	DatasetID string
+	// Source names a configured live source.
+	Source    string
 	Model     string
 	Review    bool
 	Visualize bool
@@ -144,14 +152,16 @@ func (e *InputError) Error() string { return e.Field + ": " + e.Message }
 
 // UnavailableError is returned when every path to an answer failed. It
 // wraps the last LLM error and carries what is still useful to the
-// caller: the profile of data of one table, and the dataset's id, which
-// can still be read without the LLM.
+// caller: the profile of data of one table, and the dataset's id or the
+// source's name, which can still be read without the LLM.
 type UnavailableError struct {
 	Err error
-	// Profile is nil for a dataset of several tables.
+	// Profile is nil for a dataset of several tables and for a source.
 	Profile *dataset.Profile
 	// DatasetID is the stored dataset asked about, or "".
 	DatasetID string
+	// Source is the live source asked about, or "".
+	Source string
 }
 
 func (e *UnavailableError) Error() string { return "no answer could be produced: " + e.Err.Error() }
@@ -226,14 +236,17 @@ func (r *run) add(st Step) {
 }
 
 // Analyze answers req. A malformed inline dataset is an *InputError; an
-// unknown dataset wraps dataset.ErrNotFound; when no answer can be had at
-// all the error is the last *circuit.LLMError, wrapped in *UnavailableError
-// when there was data.
+// unknown dataset wraps dataset.ErrNotFound, an unknown source
+// pgsource.ErrUnknownSource; a source that cannot be reached (at the
+// start or at the run step) is its *pgsource.Error, never a fallback:
+// no answer is better than one that hides it. When no answer can be had
+// at all the error is the last *circuit.LLMError, wrapped in
+// *UnavailableError when there was data.
 func (a *Analyst) Analyze(ctx context.Context, req Request) (Answer, error) {
 	start := time.Now()
 	r := &run{a: a, req: req, out: Answer{Circuit: a.cfg.Answerer.Name(), Degraded: []string{}}}
 	var err error
-	if req.Data == nil && req.DatasetID == "" {
+	if req.Data == nil && req.DatasetID == "" && req.Source == "" {
 		err = r.direct(ctx)
 	} else {
 		err = r.withData(ctx)
@@ -273,7 +286,10 @@ func (r *run) withData(ctx context.Context) error {
 		return err
 	}
 
-	res, ok := r.planAndRun(ctx, table, facts, multi)
+	res, ok, err := r.planAndRun(ctx, table, facts, multi)
+	if err != nil {
+		return err
+	}
 	t := time.Now()
 	if ok {
 		r.out.Columns, r.out.Rows, r.out.RowCount, r.out.Truncated = res.Columns, res.Rows, res.RowCount, res.Truncated
@@ -297,7 +313,7 @@ func (r *run) withData(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			ue := &UnavailableError{Err: err, DatasetID: r.req.DatasetID}
+			ue := &UnavailableError{Err: err, DatasetID: r.req.DatasetID, Source: r.req.Source}
 			if !multi {
 				ue.Profile = &profile
 			}
@@ -329,9 +345,15 @@ func resultIf(ok bool, res dataset.Result) *dataset.Result {
 func (r *run) open(ctx context.Context) (Table, dataset.Profile, error) {
 	var table Table
 	var err error
-	if r.req.DatasetID != "" {
+	switch {
+	case r.req.Source != "":
+		if r.a.cfg.Sources == nil {
+			return nil, dataset.Profile{}, fmt.Errorf("%w: %q", pgsource.ErrUnknownSource, r.req.Source)
+		}
+		table, err = r.a.cfg.Sources.OpenSource(ctx, r.req.Source)
+	case r.req.DatasetID != "":
 		table, err = r.a.cfg.Data.Open(ctx, r.req.DatasetID)
-	} else {
+	default:
 		table, err = r.a.cfg.Data.OpenInline(ctx, r.req.Data.Format, r.req.Data.Content)
 		var de *dataset.Error
 		if errors.As(err, &de) && de.Kind == dataset.KindInvalid {
@@ -349,12 +371,14 @@ func (r *run) open(ctx context.Context) (Table, dataset.Profile, error) {
 	return table, p, nil
 }
 
-// facts describes the data for the prompts: for one table, its schema,
-// profile and sample as the table data; for several, every table with its
-// own, and the likely join keys. multi reports the latter.
+// facts describes the data for the prompts: for DuckDB data of one table,
+// its schema, profile and sample as the table data; otherwise (several
+// tables, or a source, whose tables have no data alias) every table by
+// its name with its own, and the likely join keys. multi reports the
+// latter.
 func (r *run) facts(ctx context.Context, table Table, profile dataset.Profile) (facts string, multi bool, err error) {
 	tables := table.Tables()
-	if len(tables) <= 1 {
+	if len(tables) <= 1 && table.Dialect() == DialectDuckDB {
 		sample, err := table.Sample(ctx, sampleRows)
 		if err != nil {
 			return "", false, err
@@ -367,14 +391,16 @@ func (r *run) facts(ctx context.Context, table Table, profile dataset.Profile) (
 			return "", true, err
 		}
 	}
-	return describeTables(tables, samples), true, nil
+	return describeTables(tables, samples, table.Dialect()), true, nil
 }
 
 // planAndRun asks the planner for SQL and runs it, sending each error back
-// for a corrected query, up to MaxSQLAttempts queries.
-func (r *run) planAndRun(ctx context.Context, table Table, facts string, multi bool) (dataset.Result, bool) {
+// for a corrected query, up to MaxSQLAttempts queries. A fault of the
+// source itself (see sourceFault) ends it with that error.
+func (r *run) planAndRun(ctx context.Context, table Table, facts string, multi bool) (dataset.Result, bool, error) {
 	planner := r.a.cfg.Planner
-	msgs := planPrompt(r.req.Query, facts, multi)
+	dialect := table.Dialect()
+	msgs := planPrompt(r.req.Query, facts, multi, dialect)
 	over := "the table data"
 	if multi {
 		over = "the tables listed"
@@ -396,9 +422,9 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string, multi b
 				r.step(StepPlan, planner.Name(), OutcomeFallback, attempt, planStart.Add(runTook), "no corrected query: "+llmReason(err))
 				r.step(StepRun, "", OutcomeFallback, attempt-1, time.Now().Add(-runTook), "no query succeeded: "+lastErr)
 			}
-			return dataset.Result{}, false
+			return dataset.Result{}, false, nil
 		}
-		sql := llm.ExtractFenced(resp.Content, []string{"sql", "duckdb"})
+		sql := llm.ExtractFenced(resp.Content, sqlFenceTags)
 		t := time.Now()
 		res, qerr := table.Query(ctx, sql)
 		runTook += time.Since(t)
@@ -406,7 +432,10 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string, multi b
 			r.out.SQL = sql
 			r.add(Step{Step: StepPlan, Circuit: planner.Name(), Outcome: OutcomeOK, Attempts: attempt, Duration: time.Since(planStart) - runTook})
 			r.add(Step{Step: StepRun, Outcome: OutcomeOK, Attempts: attempt, Duration: runTook})
-			return res, true
+			return res, true, nil
+		}
+		if sourceFault(qerr) {
+			return dataset.Result{}, false, qerr
 		}
 		if ctx.Err() != nil {
 			break
@@ -414,21 +443,29 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string, multi b
 		lastErr = queryError(qerr)
 		msgs = append(msgs,
 			llm.Message{Role: "assistant", Content: resp.Content},
-			llm.Message{Role: "user", Content: fmt.Sprintf("That query failed: %s\nWrite one corrected DuckDB SELECT over %s, in a ```sql block.", lastErr, over)})
+			llm.Message{Role: "user", Content: fmt.Sprintf("That query failed: %s\nWrite one corrected %s SELECT over %s, in a ```sql block.", lastErr, dialectName(dialect), over)})
 	}
 	r.add(Step{Step: StepPlan, Circuit: planner.Name(), Outcome: OutcomeOK,
 		Attempts: r.a.cfg.MaxSQLAttempts, Duration: time.Since(planStart) - runTook})
 	r.step(StepRun, "", OutcomeFallback, r.a.cfg.MaxSQLAttempts, time.Now().Add(-runTook),
 		fmt.Sprintf("no query succeeded in %d attempts; last error: %s", r.a.cfg.MaxSQLAttempts, lastErr))
-	return dataset.Result{}, false
+	return dataset.Result{}, false, nil
 }
 
+// sqlFenceTags are the fence tags of the planner's SQL block.
+var sqlFenceTags = []string{"sql", "duckdb", "postgresql", "postgres", "psql"}
+
 // queryError is what the LLM and the caller may see of a failed query:
-// the dataset package scrubs server paths from it.
+// the dataset and pgsource packages scrub server paths (and a source's
+// DSN) from it.
 func queryError(err error) string {
 	var de *dataset.Error
 	if errors.As(err, &de) {
 		return de.Message
+	}
+	var pe *pgsource.Error
+	if errors.As(err, &pe) {
+		return pe.Message
 	}
 	return "the query failed"
 }

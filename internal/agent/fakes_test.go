@@ -17,6 +17,7 @@ import (
 	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
 	"github.com/nexus/nexus/internal/infra/llm"
+	"github.com/nexus/nexus/internal/infra/pgsource"
 )
 
 // llmStep is one scripted reply of a fakeLLM.
@@ -107,6 +108,8 @@ type fakeTable struct {
 	// from samples by name.
 	multi   []dataset.Table
 	samples map[string]dataset.Result
+	// dialect is agent.DialectDuckDB when empty.
+	dialect string
 
 	queries []string
 	opens   int
@@ -114,6 +117,13 @@ type fakeTable struct {
 }
 
 func (f *fakeTable) Schema() []dataset.Column { return f.schema }
+
+func (f *fakeTable) Dialect() string {
+	if f.dialect == "" {
+		return agent.DialectDuckDB
+	}
+	return f.dialect
+}
 
 // Tables lists multi, or the fake's one table, named data.
 func (f *fakeTable) Tables() []dataset.Table {
@@ -192,6 +202,24 @@ func (f *fakeTables) OpenInline(_ context.Context, format, content string) (agen
 	}
 	f.inline.opens++
 	return f.inline, nil
+}
+
+// fakeSources serves live sources by name, as agent.SourceOpener.
+type fakeSources struct {
+	byName map[string]*fakeTable
+	err    error // returned by every OpenSource when set
+}
+
+func (f *fakeSources) OpenSource(_ context.Context, name string) (agent.Table, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	t, ok := f.byName[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", pgsource.ErrUnknownSource, name)
+	}
+	t.opens++
+	return t, nil
 }
 
 // The sales data every test reads: a stored dataset ds_sales, or the same

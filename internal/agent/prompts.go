@@ -34,21 +34,33 @@ func directPrompt(query string) []llm.Message {
 // planner needs to write SQL, and what the fallback answer relies on.
 func describeData(schema []dataset.Column, p dataset.Profile, sample dataset.Result) string {
 	var b strings.Builder
-	describeTable(&b, "data", schema, p, sample, sampleRows)
+	describeTable(&b, "data", schema, p, sample, sampleRows, DialectDuckDB)
 	return b.String()
 }
 
-// describeTables renders every table of a dataset of several, with its
-// schema, profile and sample, then the likely join keys.
-func describeTables(tables []dataset.Table, samples []dataset.Result) string {
+// dialectName is how the prompts name a dialect.
+func dialectName(dialect string) string {
+	if dialect == DialectPostgres {
+		return "PostgreSQL"
+	}
+	return "DuckDB"
+}
+
+// describeTables renders every table of a dataset of several, or of a
+// source, with its schema, profile and sample, then the likely join keys.
+func describeTables(tables []dataset.Table, samples []dataset.Result, dialect string) string {
 	var b strings.Builder
 	names := make([]string, len(tables))
 	for i, t := range tables {
 		names[i] = t.Name
 	}
-	fmt.Fprintf(&b, "The data has %d tables: %s.\n\n", len(tables), strings.Join(names, ", "))
+	noun := "tables"
+	if len(tables) == 1 {
+		noun = "table"
+	}
+	fmt.Fprintf(&b, "The data has %d %s: %s.\n\n", len(tables), noun, strings.Join(names, ", "))
 	for i, t := range tables {
-		describeTable(&b, t.Name, t.Columns, t.Profile, samples[i], tableSampleRows)
+		describeTable(&b, t.Name, t.Columns, t.Profile, samples[i], tableSampleRows, dialect)
 		b.WriteString("\n")
 	}
 	keys := joinKeys(tables)
@@ -64,10 +76,11 @@ func describeTables(tables []dataset.Table, samples []dataset.Result) string {
 }
 
 // joinKeys lists, for every pair of tables, the columns of the same name
-// (ignoring case, as DuckDB does) and a compatible type, as join
-// conditions: "customers.customer_id = orders.customer_id (BIGINT)". It
-// pairs only columns that share a name, through an index by name, so 64
-// tables of 1,024 columns cost a pass over the columns, not their square.
+// (ignoring case, as DuckDB does; PostgreSQL folds unquoted names) and a
+// compatible type, as join conditions: "customers.customer_id =
+// orders.customer_id (BIGINT)". It pairs only columns that share a name,
+// through an index by name, so 64 tables of 1,024 columns cost a pass over
+// the columns, not their square.
 func joinKeys(tables []dataset.Table) []string {
 	type at struct{ table, col int }
 	byName := map[string][]at{}
@@ -103,15 +116,20 @@ func joinKeys(tables []dataset.Table) []string {
 	return out
 }
 
-// typeFamily groups DuckDB types that compare without a cast worth
-// mentioning: integers with integers, text with text, and so on.
+// typeFamily groups types that compare without a cast worth mentioning:
+// integers with integers, text with text, and so on. It knows DuckDB's
+// names (BIGINT, VARCHAR, DECIMAL(10,2)) and PostgreSQL's (bigint,
+// character varying(20), numeric(10,2), double precision).
 func typeFamily(t string) string {
+	t = strings.ToUpper(t)
 	switch {
-	case strings.HasSuffix(t, "INT") || t == "INTEGER" || t == "UINTEGER":
+	case strings.HasSuffix(t, "INT") || t == "INTEGER" || t == "UINTEGER" || t == "SMALLINT" || t == "BIGINT":
 		return "integer"
-	case t == "VARCHAR" || strings.HasPrefix(t, "ENUM"):
+	case t == "VARCHAR" || t == "TEXT" || strings.HasPrefix(t, "ENUM") || strings.HasPrefix(t, "CHARACTER") ||
+		strings.HasPrefix(t, "VARCHAR(") || strings.HasPrefix(t, "CHAR("):
 		return "text"
-	case t == "FLOAT" || t == "DOUBLE" || strings.HasPrefix(t, "DECIMAL"):
+	case t == "FLOAT" || t == "DOUBLE" || t == "REAL" || t == "DOUBLE PRECISION" ||
+		strings.HasPrefix(t, "DECIMAL") || strings.HasPrefix(t, "NUMERIC"):
 		return "number"
 	case strings.HasPrefix(t, "TIMESTAMP"):
 		return "timestamp"
@@ -120,8 +138,16 @@ func typeFamily(t string) string {
 }
 
 // ident writes a name as SQL reads it: bare when it is a plain lower-case
-// identifier, else double-quoted.
+// identifier, else double-quoted. A source's schema-qualified table name
+// (schema.name: table names never hold a dot) is written part by part.
 func ident(name string) string {
+	if schema, table, ok := strings.Cut(name, "."); ok {
+		return identPart(schema) + "." + identPart(table)
+	}
+	return identPart(name)
+}
+
+func identPart(name string) string {
 	plain := name != ""
 	for i, r := range name {
 		if !(r >= 'a' && r <= 'z' || r == '_' || i > 0 && r >= '0' && r <= '9') {
@@ -136,9 +162,17 @@ func ident(name string) string {
 }
 
 // describeTable renders one table: its size, its columns with their
-// profile, and up to rows sample rows.
-func describeTable(b *strings.Builder, name string, schema []dataset.Column, p dataset.Profile, sample dataset.Result, rows int) {
-	fmt.Fprintf(b, "Table `%s`: %d rows, %d columns.\nColumns:\n", name, p.RowCount, len(schema))
+// profile, and up to rows sample rows. A source's sizes and statistics
+// are the catalog's estimates, and say so.
+func describeTable(b *strings.Builder, name string, schema []dataset.Column, p dataset.Profile, sample dataset.Result, rows int, dialect string) {
+	switch {
+	case dialect != DialectPostgres:
+		fmt.Fprintf(b, "Table `%s`: %d rows, %d columns.\nColumns:\n", name, p.RowCount, len(schema))
+	case p.RowCount < 0:
+		fmt.Fprintf(b, "Table `%s`: row count unknown (never analyzed), %d columns.\nColumns:\n", name, len(schema))
+	default:
+		fmt.Fprintf(b, "Table `%s`: about %d rows (the catalog's estimate), %d columns.\nColumns:\n", name, p.RowCount, len(schema))
+	}
 	byName := map[string]dataset.ColumnProfile{}
 	for _, c := range p.Columns {
 		byName[c.Name] = c
@@ -213,14 +247,18 @@ func cell(v any) string {
 	return strings.ReplaceAll(s, "\n", " ")
 }
 
-func planPrompt(query, facts string, multi bool) []llm.Message {
+func planPrompt(query, facts string, multi bool, dialect string) []llm.Message {
 	where := "The data is in a table named data; use only the columns listed. "
 	if multi {
 		where = "The data is in the tables listed; use only those tables and their columns, and join them on the keys listed " +
 			"when the question spans tables. Double-quote a table or column name that is an SQL keyword. "
 	}
+	if dialect == DialectPostgres {
+		where += "The database is a live PostgreSQL server: use PostgreSQL's syntax and functions, " +
+			"and no system catalogs, extensions or server functions. "
+	}
 	return []llm.Message{
-		system("You write exactly one read-only DuckDB SQL query (a single SELECT, or WITH … SELECT) that answers the user's question. " +
+		system("You write exactly one read-only " + dialectName(dialect) + " SQL query (a single SELECT, or WITH … SELECT) that answers the user's question. " +
 			where + "Never modify data, read files or change settings. " +
 			"Reply with the query alone in a ```sql fenced block."),
 		user(fmt.Sprintf("%s\nQuestion: %s", facts, query)),

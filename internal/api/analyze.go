@@ -22,6 +22,7 @@ type analyzeRequest struct {
 	Query     *string     `json:"query"`
 	Data      *inlineData `json:"data"`
 	DatasetID *string     `json:"dataset_id"`
+	Source    *string     `json:"source"`
 	Model     *string     `json:"model"`
 	Review    *bool       `json:"review"`
 	Visualize *bool       `json:"visualize"`
@@ -46,6 +47,9 @@ func (r *analyzeRequest) Validate() error {
 	if r.DatasetID != nil && *r.DatasetID == "" {
 		return invalid("dataset_id", "dataset_id must not be empty")
 	}
+	if err := validSource(r.Source, r.Data != nil || r.DatasetID != nil); err != nil {
+		return err
+	}
 	if r.Data != nil {
 		if r.Data.Format == nil || (*r.Data.Format != "csv" && *r.Data.Format != "json") {
 			return invalid("data.format", `data.format must be "csv" or "json"`)
@@ -55,6 +59,20 @@ func (r *analyzeRequest) Validate() error {
 		}
 	}
 	return validModel(r.Model)
+}
+
+// validSource checks the source field: not empty, and not given with
+// other data (other says whether data or dataset_id is).
+func validSource(source *string, other bool) error {
+	switch {
+	case source == nil:
+		return nil
+	case *source == "":
+		return invalid("source", "source must not be empty")
+	case other:
+		return invalid("source", "give only one of data, dataset_id and source")
+	}
+	return nil
 }
 
 func validModel(m *string) error {
@@ -111,7 +129,7 @@ func handleAnalyze(a Analyzer, limit int64) echo.HandlerFunc {
 			return err
 		}
 		req := agent.Request{
-			Query: *in.Query, Model: deref(in.Model), DatasetID: deref(in.DatasetID),
+			Query: *in.Query, Model: deref(in.Model), DatasetID: deref(in.DatasetID), Source: deref(in.Source),
 			Review: in.Review != nil && *in.Review, Visualize: in.Visualize != nil && *in.Visualize,
 		}
 		if in.Data != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
 	"github.com/nexus/nexus/internal/infra/llm"
+	"github.com/nexus/nexus/internal/infra/pgsource"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
 
@@ -72,6 +73,14 @@ func errorHandler(log *slog.Logger, redactor *redact.Redactor, requestTimeout ti
 		}
 		if dataErr, ok := errors.AsType[*dataset.Error](err); ok {
 			writeDatasetError(c, dataErr)
+			return
+		}
+		if errors.Is(err, pgsource.ErrUnknownSource) {
+			writeError(c, http.StatusNotFound, "source_not_found", "no source with that name", "")
+			return
+		}
+		if srcErr, ok := errors.AsType[*pgsource.Error](err); ok && srcErr.Kind != pgsource.KindInvalidConfig {
+			writeSourceError(c, srcErr, redactor)
 			return
 		}
 		if apiErr, ok := errors.AsType[*Error](err); ok {
@@ -188,6 +197,44 @@ func writeDatasetError(c echo.Context, e *dataset.Error) {
 	writeError(c, m.status, m.code, e.Message, field)
 }
 
+// sourceRetryAfter is the Retry-After of 503 source_unavailable: the
+// source's pool reconnects on the next query, so a few seconds suffice
+// for a restart or a network blip.
+const sourceRetryAfter = 5
+
+// sourceErrors maps a live source's error kinds to status and code: the
+// SQL's faults as a dataset's, a database that cannot be reached (or
+// refuses to serve an unsafe role) as 503, never as an LLM failure.
+var sourceErrors = map[pgsource.Kind]struct {
+	status int
+	code   string
+}{
+	pgsource.KindUnsafeSQL:   {http.StatusUnprocessableEntity, "unsafe_sql"},
+	pgsource.KindSQL:         {http.StatusUnprocessableEntity, "sql_error"},
+	pgsource.KindTimeout:     {http.StatusUnprocessableEntity, "query_timeout"},
+	pgsource.KindUnavailable: {http.StatusServiceUnavailable, "source_unavailable"},
+	pgsource.KindUnsafeRole:  {http.StatusServiceUnavailable, "source_unsafe_role"},
+	pgsource.KindNotFound:    {http.StatusNotFound, "table_not_found"},
+}
+
+// writeSourceError answers for a source's error. The SQL's faults carry
+// the message as the planner sees it; a 503 names the source too. The
+// message is the source's own scrubbed text, redacted once more.
+func writeSourceError(c echo.Context, e *pgsource.Error, redactor *redact.Redactor) {
+	m, ok := sourceErrors[e.Kind]
+	if !ok {
+		m.status, m.code = http.StatusInternalServerError, "internal_error"
+	}
+	msg := e.Message
+	if m.status == http.StatusServiceUnavailable {
+		msg = e.Error()
+	}
+	if e.Kind == pgsource.KindUnavailable {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(sourceRetryAfter))
+	}
+	writeError(c, m.status, m.code, redactor.Redact(msg), "")
+}
+
 // writeLLMError answers for an LLM that could not answer. full is the whole
 // error chain, which may carry the dataset profile.
 func writeLLMError(c echo.Context, e *circuit.LLMError, full error) {
@@ -200,7 +247,7 @@ func writeLLMError(c echo.Context, e *circuit.LLMError, full error) {
 		return
 	}
 	retry := retryAfterSeconds(e.RetryAfter)
-	fb := fallbackFor(e, retry, datasetIDOf(full))
+	fb := fallbackFor(e, retry, dataOf(full))
 	body := unavailableBody{
 		FallbackUsed: true,
 		Circuit:      e.Circuit,

@@ -16,6 +16,7 @@ type generateRequest struct {
 	Language  *string `json:"language"`
 	Model     *string `json:"model"`
 	DatasetID *string `json:"dataset_id"`
+	Source    *string `json:"source"`
 }
 
 // Validate implements validator.
@@ -31,6 +32,9 @@ func (r *generateRequest) Validate() error {
 	}
 	if r.DatasetID != nil && *r.DatasetID == "" {
 		return invalid("dataset_id", "dataset_id must not be empty")
+	}
+	if err := validSource(r.Source, r.DatasetID != nil); err != nil {
+		return err
 	}
 	return validModel(r.Model)
 }
@@ -64,9 +68,10 @@ func handleGenerate(g CodeGenerator, limit int64) echo.HandlerFunc {
 		if in.Language != nil {
 			lang = codegen.Language(*in.Language)
 		}
-		res, err := g.Generate(c.Request().Context(), codegen.Request{Prompt: *in.Prompt, Language: lang, Model: deref(in.Model), DatasetID: deref(in.DatasetID)})
+		res, err := g.Generate(c.Request().Context(), codegen.Request{Prompt: *in.Prompt, Language: lang, Model: deref(in.Model),
+			DatasetID: deref(in.DatasetID), Source: deref(in.Source)})
 		if err != nil {
-			return err
+			return aboutData(err, deref(in.DatasetID), deref(in.Source))
 		}
 		out := generateResponse{
 			Code:     res.Code,

@@ -10,6 +10,8 @@ import (
 	"github.com/nexus/nexus/internal/agent"
 	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/pgsource"
+	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // Health values, per circuit and overall.
@@ -37,6 +39,17 @@ type healthResponse struct {
 	// Workers is the DuckDB worker pool: size, busy, restarts and
 	// last_kill_reason.
 	Workers *dataset.PoolStats `json:"workers,omitempty"`
+	// Sources are the live sources with their last check: reachable,
+	// latency_ms, last_error (redacted) and last_checked_at.
+	Sources []sourceHealth `json:"sources"`
+}
+
+// sourceHealth is a live source's reachability, as its prober and its
+// queries last found it.
+type sourceHealth struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+	pgsource.Health
 }
 
 type providerHealth struct {
@@ -151,7 +164,8 @@ type circuitConfig struct {
 	RecoveryProbe             bool    `json:"recovery_probe"`
 }
 
-func handleHealthStatus(r CircuitReporter, providers ProviderReporter, store DatasetStore, settings Settings, version string, started time.Time, now func() time.Time) echo.HandlerFunc {
+func handleHealthStatus(r CircuitReporter, providers ProviderReporter, store DatasetStore, sources Sources, redactor *redact.Redactor,
+	settings Settings, version string, started time.Time, now func() time.Time) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if !settings.Current().CircuitBreaker.ExposeHealthEndpoint {
 			// A code of its own, so that the dashboard can tell a
@@ -178,8 +192,15 @@ func handleHealthStatus(r CircuitReporter, providers ProviderReporter, store Dat
 					LastProbeAt: p.LastProbeAt, LatencyMS: p.LatencyMS, LastError: p.LastError})
 			}
 		}
+		srcs := []sourceHealth{}
+		if sources != nil {
+			for _, s := range sources.All() {
+				srcs = append(srcs, sourceHealth{Name: s.Name(), Kind: sourceKind, Health: redactHealth(s.Health(), redactor)})
+			}
+		}
 		return c.JSON(http.StatusOK, healthResponse{
 			Providers:     provs,
+			Sources:       srcs,
 			Workers:       workers,
 			Status:        overall,
 			Timestamp:     t.UTC(),

@@ -19,9 +19,16 @@ func routes(e *echo.Echo, cfg Config) {
 	e.GET("/datasets/:id/rows", handleRows(cfg.Datasets), deadline)
 	e.POST("/datasets/:id/query", handleQuery(cfg.Datasets, cfg.MaxBodyBytes), deadline)
 
+	// Live sources, read without the LLM: they work while every circuit
+	// is open.
+	e.GET("/sources", handleListSources(cfg.Sources, cfg.Redactor))
+	e.GET("/sources/:name", handleGetSource(cfg.Sources, cfg.Redactor), deadline)
+	e.GET("/sources/:name/rows", handleSourceRows(cfg.Sources), deadline)
+	e.POST("/sources/:name/query", handleSourceQuery(cfg.Sources, cfg.MaxBodyBytes), deadline)
+
 	e.GET("/healthz", handleHealthz())
 	e.GET("/readyz", handleReadyz(cfg.Ready))
-	e.GET("/api/health/status", handleHealthStatus(cfg.Circuits, cfg.Providers, cfg.Datasets, cfg.Settings, cfg.Version, cfg.Started, cfg.Now))
+	e.GET("/api/health/status", handleHealthStatus(cfg.Circuits, cfg.Providers, cfg.Datasets, cfg.Sources, cfg.Redactor, cfg.Settings, cfg.Version, cfg.Started, cfg.Now))
 	e.GET("/metrics", handleMetrics(cfg.Metrics, cfg.Settings))
 	e.GET("/dashboard", handleDashboard())
 

@@ -67,6 +67,8 @@ type Config struct {
 	// Providers may be nil: health then lists no providers.
 	Providers ProviderReporter
 	Datasets  DatasetStore
+	// Sources may be nil: no live sources.
+	Sources Sources
 	// Settings supplies the live flags: expose_health_endpoint and
 	// metrics_enabled are read on every request, so a reload applies them.
 	Settings Settings

@@ -7,7 +7,7 @@ import "github.com/nexus/nexus/internal/infra/llm"
 // language.
 var languageFenceTags = map[Language][]string{
 	Python: {"python", "py", "python3", "py3"},
-	SQL:    {"sql", "duckdb"},
+	SQL:    {"sql", "duckdb", "postgresql", "postgres", "psql"},
 }
 
 // ExtractCode returns the code from an LLM reply so it can be reviewed: the

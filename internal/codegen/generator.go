@@ -4,16 +4,21 @@
 // tree-sitter, and that tree serves the syntax check and the allow-list
 // review. SQL is reviewed by DuckDB's own parser, in a
 // worker process (the guard of package dataset), against the dataset's
-// schema when one is named.
+// schema when one is named; SQL for a live PostgreSQL source is checked
+// by the source's EXPLAIN in a read-only transaction, never run. The
+// prompt names the dialect, and the generator knows of the engine only
+// through the target it writes for.
 package codegen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/nexus/nexus/internal/infra/dataset"
 	"github.com/nexus/nexus/internal/infra/llm"
+	"github.com/nexus/nexus/internal/infra/pgsource"
 )
 
 // Completer is the guarded LLM call the generator needs; *circuit.Circuit
@@ -30,28 +35,38 @@ type SQLChecker interface {
 	Session(ctx context.Context, id string) (*dataset.Session, error)
 }
 
+// Sources finds a live source by its configured name; *pgsource.Set
+// provides it.
+type Sources interface {
+	Get(name string) (*pgsource.Source, error)
+}
+
 // Generator writes code with the LLM and reviews it.
 type Generator struct {
-	llm Completer
-	sql SQLChecker
+	llm     Completer
+	sql     SQLChecker
+	sources Sources
 	// pythonSystem is the system prompt for Python, built once: it names
 	// the allowed imports, which do not change.
 	pythonSystem string
 }
 
 // NewGenerator returns a generator calling the LLM through llm (the
-// code_generator circuit) and reviewing SQL with sql.
-func NewGenerator(llm Completer, sql SQLChecker) *Generator {
-	return &Generator{llm: llm, sql: sql, pythonSystem: pythonSystemPrompt()}
+// code_generator circuit), reviewing SQL with sql, and finding live
+// sources in sources (nil: none).
+func NewGenerator(llm Completer, sql SQLChecker, sources Sources) *Generator {
+	return &Generator{llm: llm, sql: sql, sources: sources, pythonSystem: pythonSystemPrompt()}
 }
 
-// Request asks for code. DatasetID, if set, gives the LLM the dataset's
-// schema and makes SQL be checked against it.
+// Request asks for code. DatasetID or Source (at most one), if set, gives
+// the LLM the data's tables and makes SQL be checked against them.
 type Request struct {
 	Prompt    string
 	Language  Language
 	Model     string
 	DatasetID string
+	// Source names a configured live source.
+	Source string
 }
 
 // Result is generated code with its review. Unsafe code is still a result:
@@ -70,20 +85,19 @@ type Result struct {
 }
 
 // Generate asks the LLM for code. An unknown dataset wraps
-// dataset.ErrNotFound; LLM failures are the circuit's *circuit.LLMError.
+// dataset.ErrNotFound, an unknown source pgsource.ErrUnknownSource; LLM
+// failures are the circuit's *circuit.LLMError. When a source's EXPLAIN
+// cannot run because the source cannot be reached (or refuses its role),
+// that *pgsource.Error is returned: the SQL was not checked.
 func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
-	var sess *dataset.Session
-	if req.DatasetID != "" {
-		s, err := g.sql.Session(ctx, req.DatasetID)
-		if err != nil {
-			return Result{}, err
-		}
-		defer s.Close()
-		sess = s
+	tgt, err := g.target(ctx, req)
+	if err != nil {
+		return Result{}, err
 	}
+	defer tgt.close()
 	resp, err := g.llm.Complete(ctx, llm.ChatRequest{
 		Model:    req.Model,
-		Messages: g.prompt(req.Prompt, req.Language, sess),
+		Messages: g.prompt(req.Prompt, req.Language, tgt),
 	})
 	if err != nil {
 		return Result{}, err
@@ -91,11 +105,17 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 	code := ExtractCode(resp.Content, req.Language)
 	var review Review
 	if req.Language == SQL {
-		check := g.sql.ValidateSQL
-		if sess != nil {
-			check = sess.Validate
+		var fault error
+		review = ReviewSQL(ctx, code, func(ctx context.Context, sql string) error {
+			err := tgt.check(ctx, sql)
+			if sourceFault(err) {
+				fault = err
+			}
+			return err
+		})
+		if fault != nil {
+			return Result{}, fault
 		}
-		review = ReviewSQL(ctx, code, check)
 	} else {
 		// One tree-sitter parse: the syntax check and the rules.
 		review = ReviewCode(code, req.Language)
@@ -112,6 +132,81 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 	}, nil
 }
 
+// The SQL dialects a target speaks.
+const (
+	dialectDuckDB   = "duckdb"
+	dialectPostgres = "postgres"
+)
+
+// target is what code is written against: the dialect and the tables the
+// prompt names (none without data), and the check of SQL.
+type target struct {
+	dialect string
+	tables  []dataset.Table
+	check   SQLCheck
+	close   func()
+}
+
+// target opens the data req names: a source, a dataset, or none (DuckDB's
+// parser alone checks the SQL).
+func (g *Generator) target(ctx context.Context, req Request) (target, error) {
+	switch {
+	case req.Source != "":
+		if g.sources == nil {
+			return target{}, fmt.Errorf("%w: %q", pgsource.ErrUnknownSource, req.Source)
+		}
+		src, err := g.sources.Get(req.Source)
+		if err != nil {
+			return target{}, err
+		}
+		return target{dialect: dialectPostgres, tables: sourceTables(src.Tables()), check: src.Explain, close: func() {}}, nil
+	case req.DatasetID != "":
+		sess, err := g.sql.Session(ctx, req.DatasetID)
+		if err != nil {
+			return target{}, err
+		}
+		return target{dialect: dialectDuckDB, tables: sess.Tables(), check: sess.Validate, close: func() { _ = sess.Close() }}, nil
+	}
+	return target{dialect: dialectDuckDB, check: g.sql.ValidateSQL, close: func() {}}, nil
+}
+
+// sourceTables names a source's tables as the analyst does: by the bare
+// name when no other table has it, else schema.name (the SQL's
+// search_path is the source's schemas).
+func sourceTables(list []pgsource.Table) []dataset.Table {
+	count := map[string]int{}
+	for _, t := range list {
+		count[t.Name]++
+	}
+	out := make([]dataset.Table, len(list))
+	for i, t := range list {
+		name := t.Name
+		if count[t.Name] > 1 {
+			name = t.QualifiedName()
+		}
+		cols := make([]dataset.Column, len(t.Columns))
+		for j, c := range t.Columns {
+			cols[j] = dataset.Column{Name: c.Name, Type: c.Type}
+		}
+		out[i] = dataset.Table{Name: name, Columns: cols}
+	}
+	return out
+}
+
+// sourceFault reports a source's error that is no verdict on the SQL: the
+// database cannot be reached, or refuses to serve.
+func sourceFault(err error) bool {
+	var e *pgsource.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Kind {
+	case pgsource.KindUnsafeSQL, pgsource.KindSQL, pgsource.KindTimeout:
+		return false
+	}
+	return true
+}
+
 // pythonSystemPrompt tells the model the rules its Python is held to.
 func pythonSystemPrompt() string {
 	return "You write short, safe Python using pandas. Assign the final value to a variable named result. " +
@@ -121,10 +216,14 @@ func pythonSystemPrompt() string {
 		"Reply with the code in a ```python fenced block."
 }
 
-func (g *Generator) prompt(prompt string, lang Language, sess *dataset.Session) []llm.Message {
+func (g *Generator) prompt(prompt string, lang Language, tgt target) []llm.Message {
 	var system string
-	switch lang {
-	case SQL:
+	switch {
+	case lang == SQL && tgt.dialect == dialectPostgres:
+		system = "You write one read-only PostgreSQL SQL query (a single SELECT or WITH ... SELECT) for a live PostgreSQL server. " +
+			"Never modify data, read files or change settings. Use PostgreSQL's syntax and functions, and no system catalogs, " +
+			"extensions or server functions. Reply with the query in a ```sql fenced block."
+	case lang == SQL:
 		system = "You write one read-only DuckDB SQL query (a single SELECT or WITH ... SELECT). " +
 			"Never modify data, read files or change settings. A PIVOT must list its values (ON col IN (...)). " +
 			"Reply with the query in a ```sql fenced block."
@@ -132,8 +231,8 @@ func (g *Generator) prompt(prompt string, lang Language, sess *dataset.Session) 
 		system = g.pythonSystem
 	}
 	user := fmt.Sprintf("Task: %s", prompt)
-	if sess != nil {
-		user = describeData(sess.Tables(), lang) + "\n" + user
+	if tgt.tables != nil {
+		user = describeData(tgt.tables, lang, tgt.dialect) + "\n" + user
 	}
 	return []llm.Message{
 		{Role: "system", Content: system},
@@ -141,9 +240,10 @@ func (g *Generator) prompt(prompt string, lang Language, sess *dataset.Session) 
 	}
 }
 
-// describeData names where the data is and its columns: one table as data
-// (or the DataFrame df), several tables each by name.
-func describeData(tables []dataset.Table, lang Language) string {
+// describeData names where the data is and its columns: one table of a
+// dataset as data (or the DataFrame df), several tables, or a source's,
+// each by name.
+func describeData(tables []dataset.Table, lang Language, dialect string) string {
 	columns := func(t dataset.Table) string {
 		cols := make([]string, 0, len(t.Columns))
 		for _, c := range t.Columns {
@@ -151,7 +251,7 @@ func describeData(tables []dataset.Table, lang Language) string {
 		}
 		return strings.Join(cols, ", ")
 	}
-	if len(tables) == 1 {
+	if len(tables) == 1 && (dialect == dialectDuckDB || lang == Python) {
 		where := "a DuckDB table named data"
 		if lang == Python {
 			where = "a pandas DataFrame named df"
@@ -159,10 +259,17 @@ func describeData(tables []dataset.Table, lang Language) string {
 		return fmt.Sprintf("The data is %s with columns: %s.", where, columns(tables[0]))
 	}
 	var b strings.Builder
+	engine, noun := "DuckDB", "tables"
+	if dialect == dialectPostgres {
+		engine = "PostgreSQL"
+	}
+	if len(tables) == 1 {
+		noun = "table"
+	}
 	if lang == Python {
 		fmt.Fprintf(&b, "The data is %d pandas DataFrames, one per table, each named after its table:", len(tables))
 	} else {
-		fmt.Fprintf(&b, "The data is %d DuckDB tables (double-quote a name that is an SQL keyword):", len(tables))
+		fmt.Fprintf(&b, "The data is %d %s %s (double-quote a name that is an SQL keyword):", len(tables), engine, noun)
 	}
 	for _, t := range tables {
 		fmt.Fprintf(&b, "\n- %s with columns: %s", t.Name, columns(t))

@@ -5,13 +5,15 @@ import (
 	"errors"
 
 	"github.com/nexus/nexus/internal/infra/dataset"
+	"github.com/nexus/nexus/internal/infra/pgsource"
 )
 
-// SQLCheck is DuckDB's verdict on SQL: nil when it is a single allowed
-// SELECT, else why not. (*dataset.Store).ValidateSQL checks with the
+// SQLCheck is the engine's verdict on SQL: nil when it is a single allowed
+// SELECT, else why not. (*dataset.Store).ValidateSQL checks with DuckDB's
 // parser only; (*dataset.Session).Validate also binds names and types
-// against a dataset. Both run the guard of package dataset in a worker
-// process.
+// against a dataset; both run the guard of package dataset in a worker
+// process. (*pgsource.Source).Explain plans it under the source's guard,
+// in a read-only transaction, without running it.
 type SQLCheck func(ctx context.Context, sql string) error
 
 // ReviewSQL reviews SQL: its bounds (not empty, at most MaxCodeLength
@@ -37,8 +39,12 @@ func sqlBounds(code string) string { return bounds(code, "SQL") }
 // sqlVerdict turns a check's error into a review message, or "". A
 // refusal by the guard speaks for itself; anything else DuckDB said
 // (a syntax error, an unknown column, a limit hit) is marked as DuckDB's.
+//
+// A source's refusal (pgsource's KindUnsafeSQL) already starts with "SQL
+// refused"; anything else PostgreSQL said is marked as its.
 func sqlVerdict(err error) string {
 	var de *dataset.Error
+	var pe *pgsource.Error
 	switch {
 	case err == nil:
 		return ""
@@ -46,6 +52,10 @@ func sqlVerdict(err error) string {
 		return "SQL refused: " + de.Message
 	case errors.As(err, &de):
 		return "DuckDB: " + de.Message
+	case errors.As(err, &pe) && pe.Kind == pgsource.KindUnsafeSQL:
+		return pe.Message
+	case errors.As(err, &pe) && (pe.Kind == pgsource.KindSQL || pe.Kind == pgsource.KindTimeout):
+		return "PostgreSQL: " + pe.Message
 	default:
 		return "SQL could not be checked"
 	}

@@ -63,7 +63,7 @@ func (answer) Name() string { return "code_generator" }
 // review.
 func mustGenerate(tb testing.TB, s *dataset.Store, code, datasetID string) codegen.Review {
 	tb.Helper()
-	res, err := codegen.NewGenerator(answer(code), s).Generate(context.Background(), codegen.Request{
+	res, err := codegen.NewGenerator(answer(code), s, nil).Generate(context.Background(), codegen.Request{
 		Prompt: "p", Language: codegen.SQL, DatasetID: datasetID,
 	})
 	if err != nil {

@@ -9,26 +9,32 @@ import (
 	"github.com/nexus/nexus/config"
 	"github.com/nexus/nexus/internal/infra/circuit"
 	"github.com/nexus/nexus/internal/infra/llm"
+	"github.com/nexus/nexus/internal/infra/pgsource"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
 
 // reloader re-reads the config file on a file change, SIGHUP or the admin
 // endpoint. An invalid file is rejected whole and the old config stays.
 // Circuits, circuit_breaker flags, the llm section (providers, targets,
-// models) and alerts apply live; anything else is
-// logged as needing a restart and otherwise left as it was.
+// models) and alerts apply live; anything else (the sources section
+// included) is logged as needing a restart and otherwise left as it was.
+// Every reload re-introspects the live sources, whose tables may have
+// changed without any change to the file.
 //
-// A reload never waits on anything slow: the alert notifier it replaces
-// drains in the background (see alerter.update), so it holds its turn only
-// for reading and applying the file.
+// A reload waits on nothing slow but the sources' refresh, which is
+// bounded (sourceRefreshTimeout) and ends with its context (shutdown
+// cancels it): the alert notifier it replaces drains in the background
+// (see alerter.update).
 type reloader struct {
 	live      *config.Live
 	circuits  *circuit.Registry
 	providers *providers
 	prober    *llm.Prober
 	alerts    *alerter
-	log       *slog.Logger
-	opts      options
+	// sources are refreshed by every accepted reload; nil: none.
+	sources *pgsource.Set
+	log     *slog.Logger
+	opts    options
 	// redact cleans a rejected file's error before it is logged and shown
 	// by health: config errors quote the values they refuse.
 	redact *redact.Redactor
@@ -86,6 +92,7 @@ func (r *reloader) reload(ctx context.Context) error {
 		{"server", !next.Server.Equal(cur.Server), func() { next.Server = cur.Server }},
 		{"datasets", next.Datasets != cur.Datasets, func() { next.Datasets = cur.Datasets }},
 		{"cot_review", next.CoTReview != cur.CoTReview, func() { next.CoTReview = cur.CoTReview }},
+		{"sources", !sourcesEqual(next.Sources, cur.Sources), func() { next.Sources = cur.Sources }},
 	} {
 		if sec.changed {
 			r.log.Warn("restart required: config change ignored until then", slog.String("section", sec.name))
@@ -117,6 +124,7 @@ func (r *reloader) reload(ctx context.Context) error {
 		slog.Bool("metrics_enabled", next.CircuitBreaker.MetricsEnabled),
 		slog.Bool("log_circuit_changes", next.CircuitBreaker.LogCircuitChanges),
 		slog.Bool("alerts_enabled", next.Alerts.WebhookURL != ""))
+	refreshSources(ctx, r.sources, r.log, r.redact)
 	return nil
 }
 

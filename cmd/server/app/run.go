@@ -24,6 +24,7 @@ import (
 	"github.com/nexus/nexus/internal/infra/llm"
 	"github.com/nexus/nexus/internal/infra/logging"
 	"github.com/nexus/nexus/internal/infra/metrics"
+	"github.com/nexus/nexus/internal/infra/pgsource"
 	"github.com/nexus/nexus/internal/infra/redact"
 )
 
@@ -31,7 +32,11 @@ import (
 // load config, build the logger, metrics, circuits and LLM client, the
 // agents and the API, then listen and serve until ctx ends, and drain.
 // getenv is the only way it reads the environment, and only for the
-// variables in config.EnvVars (plus the one llm.api_key_env names). With
+// variables in config.EnvVars (plus the ones llm.api_key_env, the
+// providers' api_key_env and each source's dsn_env name). A source that
+// cannot be opened (its variable unset, its DSN invalid, its database
+// unreachable, its role able to write) stops start-up with an error
+// naming its config path. With
 // -h it prints the usage to stdout and returns nil. ready, if not nil, is
 // told the bound address once the listener is up (tests listen on
 // 127.0.0.1:0). A receive on reload, if not nil, asks for a config reload
@@ -164,11 +169,26 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			WorkersBusy: st.Workers.Busy, WorkerKills: st.Workers.Kills}
 	})
 
+	// Live sources: each is opened, its role checked and its tables
+	// introspected now; any failure stops start-up. They are probed every
+	// llm.probe_interval (30 s when probes are off) and closed last.
+	sources, err := openSources(ctx, cfg, getenv, redactor, logger, m)
+	if err != nil {
+		return err
+	}
+	defer sources.Close()
+	sourceProbe := cfg.LLM.ProbeInterval.Duration()
+	if sourceProbe <= 0 {
+		sourceProbe = pgsource.DefaultProbeInterval
+	}
+	sources.StartProbing(sourceProbe, pgsource.DefaultProbeTimeout)
+
 	cert, err := loadCertificate(cfg.Server, logger)
 	if err != nil {
 		return err
 	}
-	rl := newReloader(reloader{live: live, circuits: circuits, providers: clients, prober: prober, alerts: alerts, log: logger, opts: opts, file: loaded.file, redact: redactor, cert: cert})
+	rl := newReloader(reloader{live: live, circuits: circuits, providers: clients, prober: prober, alerts: alerts, sources: sources,
+		log: logger, opts: opts, file: loaded.file, redact: redactor, cert: cert})
 	var accepting atomic.Bool
 	accepting.Store(true)
 	handler := api.NewServer(api.Config{
@@ -180,14 +200,16 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Critic:          circuits.Circuit(config.CircuitCoTEngine),
 			Charter:         circuits.Circuit(config.CircuitVisualization),
 			Data:            agent.StoreTables(store),
+			Sources:         agent.SourceTables(sources),
 			ReviewByDefault: cfg.CoTReview.Enabled,
 			MaxIterations:   cfg.CoTReview.MaxIterations,
 			MaxSQLAttempts:  cfg.Datasets.MaxSQLAttempts,
 		}),
-		Generator:      codegen.NewGenerator(circuits.Circuit(config.CircuitCodeGenerator), store),
+		Generator:      codegen.NewGenerator(circuits.Circuit(config.CircuitCodeGenerator), store, sources),
 		Circuits:       circuits,
 		Providers:      prober,
 		Datasets:       store,
+		Sources:        sources,
 		Settings:       live,
 		Metrics:        m,
 		AdminToken:     adminToken,
@@ -360,6 +382,7 @@ func logEffectiveConfig(log *slog.Logger, l loaded, opts options, hasKey, hasAdm
 		slog.Group("cot_review",
 			slog.Bool("enabled", cfg.CoTReview.Enabled),
 			slog.Int("max_iterations", cfg.CoTReview.MaxIterations)),
+		slog.Any("sources", sourceSummary(cfg)),
 	}
 	for _, name := range config.CircuitNames() {
 		c := cfg.CircuitBreaker.Circuits[name]

@@ -1,8 +1,8 @@
 // Package metrics is Nexus's Prometheus adapter: one registry per process
 // run (never the global default), the series operators alert on, and the
 // exposition handler. Labels come only from circuit names, configured
-// provider and model names, route templates and fixed outcome words, so
-// cardinality stays bounded whatever users send.
+// provider, model and source names, route templates and fixed outcome
+// words, so cardinality stays bounded whatever users send.
 package metrics
 
 import (
@@ -60,6 +60,8 @@ type Metrics struct {
 	alertsDropped  prometheus.Counter
 	alertsFailed   prometheus.Counter
 	alertsSent     prometheus.Counter
+	// sources is set by ObserveSources.
+	sources *sourceMetrics
 }
 
 // durationBuckets are the LLM call duration histograms' buckets, in seconds.

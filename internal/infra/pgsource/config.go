@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Defaults applied by Open to zero fields of Config. The limits match the
@@ -44,6 +46,10 @@ type Config struct {
 	// MaxConnections caps the source's pool; further queries wait for a
 	// connection (bounded by their context).
 	MaxConnections int32
+	// OnQuery, if set, is called after every Query (Sample and Rows
+	// included) with its Outcome and duration, for metrics. It must not
+	// block.
+	OnQuery func(outcome string, d time.Duration)
 }
 
 // withDefaults fills zero or negative limits and an empty schema list.
@@ -104,4 +110,14 @@ func splitTableName(s string) (schema, table string, err error) {
 		return schema, table, nil
 	}
 	return "", s, nil
+}
+
+// Secrets returns what of dsn must never be shown: the DSN itself and,
+// when it parses, its password, for a redactor of the caller's.
+func Secrets(dsn string) []string {
+	out := []string{dsn}
+	if pc, err := pgconn.ParseConfig(dsn); err == nil && pc.Password != "" {
+		out = append(out, pc.Password)
+	}
+	return out
 }

@@ -82,6 +82,15 @@
 // default of no CREATE on public for PUBLIC (on older versions, REVOKE
 // CREATE ON SCHEMA public FROM PUBLIC).
 //
+// # Reachability, several sources, metrics
+//
+// Health is what the last check found: Ping (a prober's, and Open's)
+// records the latency, and every call that fails with KindUnavailable marks
+// the source unreachable at once (one that succeeds, reachable again). A
+// Set holds the configured sources by name, pings them every interval and
+// closes them. Config.OnQuery hears every Query's Outcome and duration,
+// for the caller's metrics: this package imports no metrics library.
+//
 // # Errors and secrets
 //
 // Every error a caller may show is an *Error with a Kind (unsafe_sql,

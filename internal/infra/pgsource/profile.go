@@ -61,6 +61,14 @@ const maxTopValues = 10
 // Tables()) from the catalog. It never reads the table itself. Errors:
 // KindNotFound for a table not among Tables(), KindUnavailable.
 func (s *Source) Profile(ctx context.Context, table string) (Profile, error) {
+	p, err := s.profile(ctx, table)
+	if KindOf(err) != KindNotFound {
+		s.observe(err, 0)
+	}
+	return p, err
+}
+
+func (s *Source) profile(ctx context.Context, table string) (Profile, error) {
 	t, err := s.lookupTable(table)
 	if err != nil {
 		return Profile{}, err

@@ -55,8 +55,30 @@ type Result struct {
 // Errors are *Error: KindUnsafeSQL for a refusal, KindSQL for PostgreSQL's
 // error, KindTimeout, KindUnavailable. A cancellation of ctx by the caller
 // is returned as an error wrapping context.Canceled.
+//
+// Config.OnQuery, if set, is told every call's outcome and duration.
 func (s *Source) Query(ctx context.Context, sql string) (Result, error) {
-	return s.query(ctx, sql, true)
+	start := time.Now()
+	res, err := s.query(ctx, sql, true)
+	s.observe(err, 0)
+	if s.cfg.OnQuery != nil {
+		s.cfg.OnQuery(Outcome(err), time.Since(start))
+	}
+	return res, err
+}
+
+// Outcome names how a call ended, as Config.OnQuery reports it: "ok", the
+// *Error's Kind (unsafe_sql, sql_error, timeout, unavailable, unsafe_role,
+// not_found, invalid_config), or "canceled" when the caller's context
+// ended it.
+func Outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if k := KindOf(err); k != "" {
+		return string(k)
+	}
+	return "canceled"
 }
 
 // Explain checks sql as Query does, EXPLAIN included, without ever running
@@ -65,9 +87,11 @@ func (s *Source) Explain(ctx context.Context, sql string) error {
 	if err := s.guardText(sql); err != nil {
 		return err
 	}
-	return s.inReadOnlyTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+	err := s.inReadOnlyTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		return s.explain(ctx, tx, sql)
 	})
+	s.observe(err, 0)
+	return err
 }
 
 // Sample returns the first n rows of table ("schema.table" or "table",
@@ -83,6 +107,47 @@ func (s *Source) Sample(ctx context.Context, table string, n int) (Result, error
 	}
 	n = min(n, s.cfg.MaxRows)
 	return s.Query(ctx, fmt.Sprintf("SELECT * FROM %s LIMIT %d", pgx.Identifier{t.Schema, t.Name}.Sanitize(), n))
+}
+
+// Rows returns a page of table's rows ("schema.table" or "table", one of
+// Tables()) through Query: limit rows (capped at Config.MaxRows; <= 0
+// means 50) from offset (< 0 means 0), ordered by the table's primary key
+// when it has one. Without one the order is PostgreSQL's, which is the
+// physical order of a table that nothing writes, but not a promise. One
+// row more than limit is asked for, so that Truncated says whether rows
+// remain; Rows holds at most limit.
+func (s *Source) Rows(ctx context.Context, table string, limit int, offset int64) (Result, error) {
+	t, err := s.lookupTable(table)
+	if err != nil {
+		return Result{}, err
+	}
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, s.cfg.MaxRows)
+	offset = max(offset, 0)
+	order := ""
+	if len(t.PrimaryKey) > 0 {
+		keys := make([]string, len(t.PrimaryKey))
+		for i, k := range t.PrimaryKey {
+			keys[i] = pgx.Identifier{k}.Sanitize()
+		}
+		order = " ORDER BY " + strings.Join(keys, ", ")
+	}
+	res, err := s.Query(ctx, fmt.Sprintf("SELECT * FROM %s%s LIMIT %d OFFSET %d",
+		pgx.Identifier{t.Schema, t.Name}.Sanitize(), order, limit+1, offset))
+	if err != nil {
+		return Result{}, err
+	}
+	if len(res.Rows) > limit {
+		res.Rows = res.Rows[:limit]
+		res.Truncated = true
+	}
+	res.RowCount = int64(len(res.Rows))
+	if res.Truncated {
+		res.RowCount++
+	}
+	return res, nil
 }
 
 func (s *Source) query(ctx context.Context, sql string, lexical bool) (Result, error) {

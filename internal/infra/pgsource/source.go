@@ -32,6 +32,10 @@ type Table struct {
 	Schema  string   `json:"schema"`
 	Name    string   `json:"name"`
 	Columns []Column `json:"columns"`
+	// PrimaryKey names the primary key's columns in key order; empty when
+	// the table has none (or the role cannot read one of them). Rows
+	// pages in its order.
+	PrimaryKey []string `json:"primary_key,omitempty"`
 }
 
 // QualifiedName is "schema.name".
@@ -58,6 +62,8 @@ type Source struct {
 	inUse, peak atomic.Int32
 	closed      atomic.Bool
 	closeOnce   sync.Once
+
+	health health
 }
 
 // Open connects to the database, refuses a role that can write or escape
@@ -100,6 +106,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Source, error) {
 		pool.Close()
 		return nil, err
 	}
+	// A first latency for Health; a failure here is recorded, not fatal:
+	// the database has just answered.
+	_, _ = s.Ping(ctx)
 	s.mu.RLock()
 	s.log.Info("postgres source opened", "role", s.role, "schemas", cfg.Schemas, "tables", len(s.tables),
 		"max_connections", cfg.MaxConnections)
@@ -162,6 +171,7 @@ func (s *Source) Tables() []Table {
 	out := make([]Table, len(s.tables))
 	for i, t := range s.tables {
 		t.Columns = slices.Clone(t.Columns)
+		t.PrimaryKey = slices.Clone(t.PrimaryKey)
 		out[i] = t
 	}
 	return out
@@ -171,7 +181,8 @@ func (s *Source) Tables() []Table {
 // When the role has gained a privilege it must not hold, every query is
 // refused until a Refresh passes, and the *Error of KindUnsafeRole is
 // returned. On another failure the previous tables stay.
-func (s *Source) Refresh(ctx context.Context) error {
+func (s *Source) Refresh(ctx context.Context) (err error) {
+	defer func() { s.observe(err, 0) }()
 	conn, err := s.acquire(ctx)
 	if err != nil {
 		return err
@@ -198,8 +209,15 @@ func (s *Source) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// Ping measures a round trip on a pooled connection.
+// Ping measures a round trip on a pooled connection (connecting first
+// when the pool holds none), and records it in Health.
 func (s *Source) Ping(ctx context.Context) (time.Duration, error) {
+	d, err := s.ping(ctx)
+	s.observe(err, d)
+	return d, err
+}
+
+func (s *Source) ping(ctx context.Context) (time.Duration, error) {
 	start := time.Now()
 	conn, err := s.acquire(ctx)
 	if err != nil {
@@ -332,6 +350,9 @@ ORDER BY n.nspname, c.relname, a.attnum`, s.cfg.Schemas)
 	if err := rows.Err(); err != nil {
 		return nil, s.classify(ctx, err)
 	}
+	if err := s.primaryKeys(ctx, conn, tables); err != nil {
+		return nil, err
+	}
 	for _, entry := range s.cfg.Tables {
 		es, et, _ := splitTableName(entry)
 		if !slices.ContainsFunc(tables, func(t Table) bool { return t.Name == et && (es == "" || es == t.Schema) }) {
@@ -339,6 +360,43 @@ ORDER BY n.nspname, c.relname, a.attnum`, s.cfg.Schemas)
 		}
 	}
 	return tables, nil
+}
+
+// primaryKeys fills in the primary key of each table that has one whose
+// columns the role can all read.
+func (s *Source) primaryKeys(ctx context.Context, conn *pgx.Conn, tables []Table) error {
+	rows, err := conn.Query(ctx, `
+SELECT n.nspname, c.relname, array_agg(a.attname::text ORDER BY k.ord)
+FROM pg_catalog.pg_index i
+JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indisprimary AND n.nspname = ANY($1)
+GROUP BY n.nspname, c.relname`, s.cfg.Schemas)
+	if err != nil {
+		return s.classify(ctx, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var schema, name string
+		var cols []string
+		if err := rows.Scan(&schema, &name, &cols); err != nil {
+			return s.classify(ctx, err)
+		}
+		i := slices.IndexFunc(tables, func(t Table) bool { return t.Schema == schema && t.Name == name })
+		if i < 0 {
+			continue
+		}
+		readable := true
+		for _, c := range cols {
+			readable = readable && slices.ContainsFunc(tables[i].Columns, func(tc Column) bool { return tc.Name == c })
+		}
+		if readable {
+			tables[i].PrimaryKey = cols
+		}
+	}
+	return s.classify(ctx, rows.Err())
 }
 
 // lookupTable resolves "schema.table" or "table" among Tables(); a bare
@@ -358,6 +416,7 @@ func (s *Source) lookupTable(name string) (Table, error) {
 		for _, t := range s.tables {
 			if t.Schema == sch && t.Name == table {
 				t.Columns = slices.Clone(t.Columns)
+				t.PrimaryKey = slices.Clone(t.PrimaryKey)
 				return t, nil
 			}
 		}
