@@ -85,8 +85,8 @@
 // # Errors and secrets
 //
 // Every error a caller may show is an *Error with a Kind (unsafe_sql,
-// sql_error, timeout, unavailable, unsafe_role, invalid_config, not_found)
-// and a Message that never holds the DSN or its password (URLs are cut to
-// scheme://host, key=value passwords masked) nor a server file path. Logs
-// (log/slog) never carry the DSN either.
+// sql_error, timeout, query_too_expensive, unavailable, unsafe_role,
+// invalid_config, not_found) and a Message that never holds the DSN or its
+// password (URLs are cut to scheme://host, key=value passwords masked) nor
+// a server file path. Logs (log/slog) never carry the DSN either.
 package pgsource

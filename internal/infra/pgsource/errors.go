@@ -34,9 +34,19 @@ const (
 	// caller's deadline and was cancelled on the server. Suggests 504 or
 	// 422 (the query was too expensive).
 	KindTimeout Kind = "timeout"
+	// KindTooExpensive: the query needed more than the server or the
+	// source allows, not for lack of time: a temp_file_limit, memory or
+	// disk (SQLSTATE class 53 other than 53300, too many connections), or
+	// a result row larger than the source reads (see Query). The source is
+	// fine; a cheaper query may pass. The message is meant to be fed back
+	// to the LLM. Suggests 422, as the dataset store's
+	// query_too_expensive.
+	KindTooExpensive Kind = "query_too_expensive"
 	// KindUnavailable: the server cannot be reached or refused the
 	// connection (down, restarting, too many connections, authentication
-	// failed). Not the LLM's fault. Suggests 503 with Retry-After.
+	// failed, the database gone: SQLSTATE 53300, classes 08 and 28,
+	// 57P01-57P03, 3D000). Not the LLM's fault. Suggests 503 with
+	// Retry-After.
 	KindUnavailable Kind = "unavailable"
 	// KindUnsafeRole: the DSN's role can write or escape the database (see
 	// Open); the source refuses to serve. The message names the privilege.
@@ -152,15 +162,19 @@ func (s *Source) classifyPg(ctx context.Context, pgErr *pgconn.PgError) error {
 			return s.errorf(KindTimeout, "the query was cancelled: it ran past its deadline")
 		}
 		return s.errorf(KindTimeout, "the query was cancelled: it ran past the statement timeout of %s", s.cfg.StatementTimeout)
+	case code == "25P03" || code == "57P05": // idle_in_transaction_session_timeout, idle_session_timeout
+		return s.errorf(KindTimeout, "the session was ended by the server: %s", pgErr.Message)
 	case code == "42501" || code == "25006": // insufficient_privilege, read_only_sql_transaction
 		return s.errorf(KindUnsafeSQL, "SQL refused by the database: %s", msg)
-	case strings.HasPrefix(code, "08"), // connection exception
-		strings.HasPrefix(code, "28"),  // invalid authorization
-		strings.HasPrefix(code, "53"),  // insufficient resources, too many connections
-		strings.HasPrefix(code, "57P"), // admin or crash shutdown, cannot connect now
-		code == "3D000",                // invalid_catalog_name: the database is gone
-		strings.EqualFold(pgErr.Severity, "FATAL"), strings.EqualFold(pgErr.Severity, "PANIC"):
+	case code == "53300", // too_many_connections
+		strings.HasPrefix(code, "08"),    // connection exception
+		strings.HasPrefix(code, "28"),    // invalid authorization
+		code == "57P01", code == "57P02", // admin or crash shutdown
+		code == "57P03", // cannot_connect_now: starting up, in recovery
+		code == "3D000": // invalid_catalog_name: the database is gone
 		return s.errorf(KindUnavailable, "the database is unavailable: %s", msg)
+	case strings.HasPrefix(code, "53"): // insufficient resources: disk, memory, temp_file_limit
+		return s.errorf(KindTooExpensive, "the query needs more resources than the server allows: %s", pgErr.Message)
 	}
 	return s.errorf(KindSQL, "%s", msg)
 }
