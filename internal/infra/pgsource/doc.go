@@ -24,7 +24,10 @@
 //  2. The transaction. Every query runs in BEGIN READ ONLY, with SET LOCAL
 //     statement_timeout and SET LOCAL search_path to the allowed schemas,
 //     on connections whose default_transaction_read_only is on, and is
-//     rolled back.
+//     rolled back. A connection reads no protocol message past twice
+//     MaxResultBytes (8 MiB at least): a huge row fails the query as
+//     query_too_expensive instead of being buffered, and its connection
+//     is discarded.
 //  3. The protocol. The SQL is sent through the extended protocol (pgx's
 //     QueryExecModeExec, an unnamed prepared statement), whose Parse step
 //     refuses more than one statement.

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/nexus/nexus/internal/infra/redact"
 )
@@ -128,6 +129,13 @@ func (s *Source) classify(ctx context.Context, err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		return s.classifyPg(ctx, pgErr)
+	}
+	var tooLong *pgproto3.ExceededMaxBodyLenErr
+	if errors.As(err, &tooLong) {
+		// pgconn closed the connection (the rest of the message is
+		// unread); the pool discards it on release.
+		return s.errorf(KindTooExpensive, "a result row (or the plan) is too large: the server sent a message of %d bytes, past the source's limit of %d; select fewer or shorter values",
+			tooLong.ActualBodyLen, tooLong.MaxExpectedBodyLen)
 	}
 	switch {
 	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):

@@ -3,9 +3,12 @@ package pgsource
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // readOnlyStarts are the first keywords a query may have: the forms of a
@@ -279,4 +282,23 @@ func checkFunctionScan(node map[string]any, allowedSchemas []string) *guardError
 		return refuse("reads from a function in FROM that the plan does not name")
 	}
 	return nil
+}
+
+// minMessageBodyLen is the least of maxMessageBodyLen: room for a plan,
+// the catalog's rows and a profile's statistics whatever the result cap.
+const minMessageBodyLen = 8 << 20
+
+// maxMessageBodyLen is the largest protocol message the source reads:
+// twice Config.MaxResultBytes, at least minMessageBodyLen. Without it, one
+// huge value (SELECT repeat('x', 150000000)) is buffered whole before
+// MaxResultBytes is looked at. A larger message fails the query with
+// KindTooExpensive and breaks the connection, which the pool discards.
+func maxMessageBodyLen(cfg Config) int {
+	return int(min(max(2*cfg.MaxResultBytes, minMessageBodyLen), math.MaxInt32))
+}
+
+// hardenPool sets what the guard needs of every pooled connection: the
+// cap on a protocol message.
+func hardenPool(pcfg *pgxpool.Config, cfg Config) {
+	pcfg.ConnConfig.MaxProtocolMessageBodyLen = maxMessageBodyLen(cfg)
 }
