@@ -18,9 +18,12 @@
 //     pg_write_all_data, may EXECUTE a server-file function (pg_read_file,
 //     lo_import, ...), or, itself or through a role it may SET ROLE to,
 //     holds INSERT, UPDATE, DELETE or TRUNCATE on a relation, UPDATE on a
-//     sequence, or CREATE on an allowed schema. The error names the
-//     privilege: `source "sales": role "x" holds INSERT on public.orders;
-//     use a read-only role (see README)`.
+//     sequence, or CREATE on an allowed schema, owns an allowed schema or
+//     a relation or function in one, or is granted a write privilege by
+//     default privileges (ALTER DEFAULT PRIVILEGES) for an allowed schema
+//     or for all, itself, through a role or through PUBLIC. The error
+//     names the privilege: `source "sales": role "x" holds INSERT on
+//     public.orders; use a read-only role (see README)`.
 //  2. The transaction. Every query runs in BEGIN READ ONLY, with SET LOCAL
 //     statement_timeout and SET LOCAL search_path to the allowed schemas,
 //     on connections whose default_transaction_read_only is on, and is
