@@ -2,10 +2,48 @@ package pgsource
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
+
+// An error's quoted values are cut: a value may be a row's data, or, while
+// planning, another table's. Names the SQL itself has stay.
+func TestSQLErrorMessagesShouldCutQuotedValues(t *testing.T) {
+	t.Parallel()
+	sql := `SELECT nme, "Total", 99999999999::int FROM shop.orders WHERE x = 'abc'`
+	for _, tc := range []struct {
+		err      pgconn.PgError
+		planning bool
+		want     string
+	}{
+		{pgconn.PgError{Code: "22P02", Message: `invalid input syntax for type integer: "<cards>` + "\n<num>4111-1111</num>\n" + `</cards>"`}, true,
+			"invalid input syntax for type integer (SQLSTATE 22P02, data_exception)"},
+		{pgconn.PgError{Code: "22P02", Message: `invalid input syntax for type integer: "4111"`, Detail: "d"}, false,
+			"invalid input syntax for type integer (d)"},
+		{pgconn.PgError{Code: "22003", Message: `value "4111111111111111" is out of range for type integer`}, false,
+			`value "…" is out of range for type integer`},
+		{pgconn.PgError{Code: "22003", Message: `value "99999999999" is out of range for type integer`}, true,
+			`value "99999999999" is out of range for type integer (SQLSTATE 22003, data_exception)`},
+		{pgconn.PgError{Code: "22P02", Message: "invalid input syntax for type json", Detail: `Token "s3cret" is invalid.`}, false,
+			`invalid input syntax for type json (Token "…" is invalid.)`},
+		{pgconn.PgError{Code: "22P02", Message: "invalid input syntax for type json", Detail: `Token "s3cret" is invalid.`}, true,
+			`invalid input syntax for type json (SQLSTATE 22P02, data_exception)`},
+		{pgconn.PgError{Code: "42703", Message: `column "nme" does not exist`, Hint: `Perhaps you meant to reference the column "orders.name".`}, true,
+			`column "nme" does not exist (SQLSTATE 42703, syntax_error_or_access_rule_violation) Hint: Perhaps you meant to reference the column "orders.name".`},
+		{pgconn.PgError{Code: "42703", Message: `column "Total" of relation "shop.orders" does not exist`}, true,
+			`column "Total" of relation "shop.orders" does not exist`},
+		{pgconn.PgError{Code: "42601", Message: `syntax error at or near "FROM"`}, true, `syntax error at or near "FROM"`},
+		{pgconn.PgError{Code: "42P01", Message: `relation "secret.cards" does not exist`}, false, `relation "…" does not exist`},
+		{pgconn.PgError{Code: "22021", Message: `invalid byte sequence for encoding "UTF8": 0xe9 0x74`}, false,
+			`invalid byte sequence for encoding "…": 0x…`},
+	} {
+		if got := sqlErrorMessage(&tc.err, sql, tc.planning); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("sqlErrorMessage(%q, planning %v) = %q, want %q", tc.err.Message, tc.planning, got, tc.want)
+		}
+	}
+}
 
 // Only a server that cannot be reached, refuses connections or lost the
 // database is unavailable; a query that needed too many resources is too

@@ -55,16 +55,27 @@
 //     large objects (lo_*, loread, lowrite), dblink*, set_config, signals
 //     (pg_terminate_backend, pg_cancel_backend), server control
 //     (pg_reload_conf, pg_rotate_logfile, backups, WAL, replication slots),
-//     advisory locks, pg_notify, nextval/setval, and the functions that run
-//     SQL given as text, which EXPLAIN cannot see into (query_to_xml and
-//     its family, ts_stat, ts_rewrite); or any function qualified by a
-//     schema that is neither allowed nor pg_catalog (an extension's).
+//     advisory locks, pg_notify, nextval/setval, readers of the catalog and
+//     of other sessions (pg_stat_get_*, pg_show_*, pg_get_*, to_reg*), and
+//     the functions that read whole tables or run SQL given as text, which
+//     EXPLAIN cannot see into (query_to_xml, table_to_xml and their
+//     families: *_to_xml*, ts_stat, ts_rewrite); or any function qualified
+//     by a schema that is neither allowed nor pg_catalog (an extension's).
 //     current_setting is allowed; pg_sleep is allowed, bounded by the
 //     statement timeout.
 //  5. The text. Before anything is sent, the SQL must be one statement
 //     whose first keyword is SELECT, WITH, VALUES or TABLE, without INTO
-//     (SELECT ... INTO creates a table). This only names the problem
-//     early (COPY, SET ROLE, DELETE); the layers above do not rest on it.
+//     (SELECT ... INTO creates a table), which names the problem early
+//     (COPY, SET ROLE, DELETE). And, since planning itself evaluates a
+//     stable function whose arguments are constants (SELECT 1 LIMIT
+//     table_to_xml('secret.cards', ...)::text::int would read the table
+//     while EXPLAIN plans it, and its error would show the rows), what the
+//     plan check refuses must not reach the planner: the text may not call
+//     a denied function (in any case or quoting), call a function or an
+//     operator of another schema, name pg_catalog.<denied>, or use a U&
+//     escape or an OID alias type (regclass, ...), which could hide a
+//     name; and, checked against the catalog before EXPLAIN, no qualifier
+//     may name a schema outside the allowed ones.
 //
 // EXPLAIN checks privileges as the query would, so for a read-only role
 // the database often refuses first (`SQL refused by the database:
@@ -94,5 +105,8 @@
 // sql_error, timeout, query_too_expensive, unavailable, unsafe_role,
 // invalid_config, not_found) and a Message that never holds the DSN or its
 // password (URLs are cut to scheme://host, key=value passwords masked) nor
-// a server file path. Logs (log/slog) never carry the DSN either.
+// a server file path. A sql_error's message, which goes to the LLM and the
+// client, holds no value PostgreSQL quoted that may be data (`value "…" is
+// out of range for type integer`); one raised while planning keeps only
+// its message and SQLSTATE. Logs (log/slog) never carry the DSN either.
 package pgsource

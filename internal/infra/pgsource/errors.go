@@ -29,7 +29,10 @@ const (
 	KindUnsafeSQL Kind = "unsafe_sql"
 	// KindSQL: the database could not parse, plan or run the SQL (unknown
 	// column, type error, division by zero). The message is PostgreSQL's
-	// own, scrubbed, and is meant to be fed back to the LLM. Suggests 422.
+	// own, scrubbed, and is meant to be fed back to the LLM: a value it
+	// quotes, which may be a row's data, is cut (see sqlErrorMessage), and
+	// an error raised while planning keeps only its message and SQLSTATE.
+	// Suggests 422.
 	KindSQL Kind = "sql_error"
 	// KindTimeout: the statement ran past Config.StatementTimeout or the
 	// caller's deadline and was cancelled on the server. Suggests 504 or
@@ -184,7 +187,9 @@ func (s *Source) classifyPg(ctx context.Context, pgErr *pgconn.PgError) error {
 	case strings.HasPrefix(code, "53"): // insufficient resources: disk, memory, temp_file_limit
 		return s.errorf(KindTooExpensive, "the query needs more resources than the server allows: %s", pgErr.Message)
 	}
-	return s.errorf(KindSQL, "%s", msg)
+	// The SQL is not known here: every quoted run is cut, as a value
+	// that may be a row's data (a run's error, or introspection's).
+	return s.errorf(KindSQL, "%s", sqlErrorMessage(pgErr, "", false))
 }
 
 // isConnectionError reports an error of the network or of connecting,
@@ -218,4 +223,106 @@ func connCause(err error) string {
 		msg = msg[i+2:]
 	}
 	return msg
+}
+
+// classifyPlanning classifies an error of the EXPLAIN of the caller's SQL,
+// as classify does, but a PostgreSQL error of kind sql_error keeps only its
+// message, cut to what holds no data, and its SQLSTATE (sqlErrorMessage):
+// the query never ran, yet planning evaluates stable functions of
+// constants. Names, keywords and symbols that sql has are kept in the
+// message (`column "nme" does not exist`).
+func (s *Source) classifyPlanning(ctx context.Context, err error, sql string) error {
+	var pgErr *pgconn.PgError
+	if err == nil || !errors.As(err, &pgErr) {
+		return s.classify(ctx, err)
+	}
+	classified := s.classifyPg(ctx, pgErr)
+	if KindOf(classified) != KindSQL {
+		return classified
+	}
+	return s.errorf(KindSQL, "%s", sqlErrorMessage(pgErr, sql, true))
+}
+
+// quotedValue is a run that PostgreSQL's messages put in double quotes: a
+// name, or a value (`invalid input syntax for type integer: "4111..."`,
+// `value "4111..." is out of range for type integer`), which may be data.
+var quotedValue = regexp.MustCompile(`"[^"]*"`)
+
+// hexBytes are the bytes that an encoding error shows ("invalid byte
+// sequence for encoding "UTF8": 0xe9 0x74").
+var hexBytes = regexp.MustCompile(`0x[0-9a-fA-F]{2}(?:\s+0x[0-9a-fA-F]{2})*`)
+
+// sqlErrorMessage is the message of a PostgreSQL error with no value that
+// may be data: a trailing `: "value"` is cut (`invalid input syntax for
+// type integer`), any other quoted run is kept only when it is a name,
+// keyword or symbol that sql has, or such names joined by dots (`column
+// "nme" does not exist`, `syntax error at or near "FORM"`), and replaced
+// by "…" otherwise (`value "…" is out of range for type integer`), and
+// bytes shown in hex are dropped. The hint, which PostgreSQL builds from
+// the catalog, is kept.
+//
+// An error raised while planning (the query never ran, but planning
+// evaluates stable functions of constants) keeps only that message, its
+// SQLSTATE and the SQLSTATE's class: no detail. Any other error keeps its
+// detail, cut the same way (`Token "…" is invalid.`).
+func sqlErrorMessage(pgErr *pgconn.PgError, sql string, planning bool) string {
+	known := map[string]bool{}
+	toks, _ := lex(sql)
+	for _, t := range toks {
+		if t.kind != tokString {
+			known[strings.ToLower(t.text)] = true
+		}
+	}
+	msg := stripValues(pgErr.Message, known)
+	if planning {
+		msg += " (SQLSTATE " + pgErr.Code
+		if class := sqlstateClasses[pgErr.Code[:min(2, len(pgErr.Code))]]; class != "" {
+			msg += ", " + class
+		}
+		msg += ")"
+	} else if pgErr.Detail != "" {
+		msg += " (" + stripValues(pgErr.Detail, known) + ")"
+	}
+	if pgErr.Hint != "" {
+		msg += " Hint: " + pgErr.Hint
+	}
+	return msg
+}
+
+// stripValues applies sqlErrorMessage's cuts to one text.
+func stripValues(text string, known map[string]bool) string {
+	if i := strings.Index(text, `: "`); i >= 0 && strings.HasSuffix(strings.TrimSpace(text), `"`) {
+		text = text[:i]
+	}
+	text = quotedValue.ReplaceAllStringFunc(text, func(q string) string {
+		inner := q[1 : len(q)-1]
+		if inner == "" {
+			return q
+		}
+		for _, part := range strings.Split(inner, ".") {
+			if !known[strings.ToLower(part)] {
+				return `"…"`
+			}
+		}
+		return q
+	})
+	return hexBytes.ReplaceAllString(text, "0x…")
+}
+
+// sqlstateClasses name the classes of SQLSTATE (PostgreSQL's Appendix A).
+var sqlstateClasses = map[string]string{
+	"01": "warning", "02": "no_data", "03": "sql_statement_not_yet_complete", "08": "connection_exception",
+	"09": "triggered_action_exception", "0A": "feature_not_supported", "0B": "invalid_transaction_initiation",
+	"0F": "locator_exception", "0L": "invalid_grantor", "0P": "invalid_role_specification",
+	"0Z": "diagnostics_exception", "20": "case_not_found", "21": "cardinality_violation", "22": "data_exception",
+	"23": "integrity_constraint_violation", "24": "invalid_cursor_state", "25": "invalid_transaction_state",
+	"26": "invalid_sql_statement_name", "27": "triggered_data_change_violation",
+	"28": "invalid_authorization_specification", "2B": "dependent_privilege_descriptors_still_exist",
+	"2D": "invalid_transaction_termination", "2F": "sql_routine_exception", "34": "invalid_cursor_name",
+	"38": "external_routine_exception", "39": "external_routine_invocation_exception", "3B": "savepoint_exception",
+	"3D": "invalid_catalog_name", "3F": "invalid_schema_name", "40": "transaction_rollback",
+	"42": "syntax_error_or_access_rule_violation", "44": "with_check_option_violation",
+	"53": "insufficient_resources", "54": "program_limit_exceeded", "55": "object_not_in_prerequisite_state",
+	"57": "operator_intervention", "58": "system_error", "72": "snapshot_too_old", "F0": "config_file_error",
+	"HV": "fdw_error", "P0": "plpgsql_error", "XX": "internal_error",
 }

@@ -1,13 +1,16 @@
 package pgsource
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -65,6 +68,117 @@ func describeToken(t token) string {
 	return fmt.Sprintf("%q", t.text)
 }
 
+// oidAliasTypes look up the name of a relation, function, operator,
+// type, schema, role or collation given as a string ('secret.cards'::
+// regclass): a name hidden from checkNames. Text search configurations
+// (regconfig, regdictionary) name nothing that holds data.
+var oidAliasTypes = map[string]bool{
+	"regclass": true, "regproc": true, "regprocedure": true, "regoper": true, "regoperator": true,
+	"regtype": true, "regnamespace": true, "regrole": true, "regcollation": true,
+}
+
+// maxIdentifierLen is the length past which PostgreSQL truncates a name
+// (NAMEDATALEN - 1 bytes).
+const maxIdentifierLen = 63
+
+// truncateIdentifier cuts a name as the server does, on a character
+// boundary.
+func truncateIdentifier(name string) string {
+	if len(name) <= maxIdentifierLen {
+		return name
+	}
+	n := maxIdentifierLen
+	for n > 0 && !utf8.RuneStart(name[n]) {
+		n--
+	}
+	return name[:n]
+}
+
+// textNames is what checkNames leaves to the catalog, which alone knows
+// it: the qualifiers that may be a schema or a table's name or alias.
+type textNames struct {
+	// qualifiers are the X of X.Y when X is neither an allowed schema nor
+	// pg_catalog: a schema outside the allowed ones when the catalog has
+	// a schema of that name, a table's name or alias otherwise.
+	qualifiers []qualifiedName
+}
+
+// qualifiedName is X.Y in the caller's SQL; Y is "*" for X.*.
+type qualifiedName struct {
+	qualifier, name string
+	// isType: the name follows ::, so X can only be a schema.
+	isType bool
+}
+
+func (q qualifiedName) String() string { return q.qualifier + "." + q.name }
+
+func isPunct(t token, text string) bool { return t.kind == tokPunct && t.text == text }
+
+// checkNames is the guard's second lexical layer, over the caller's own
+// text before anything is sent: EXPLAIN plans the query, and planning
+// evaluates a stable function whose arguments are constants (LIMIT
+// table_to_xml('secret.cards', ...)::text::int runs while planning, and
+// its error shows the table), so what the plan check would refuse must not
+// reach the planner. It refuses
+//
+//   - a call of a denied function, whatever its case or quoting;
+//   - a call qualified by a schema that is neither allowed nor pg_catalog,
+//     and an operator qualified so (OPERATOR(s.+));
+//   - pg_catalog.<denied name>, called or not;
+//   - a Unicode-escape identifier or string (U&"...", U&'...'), whose
+//     text could spell any name, and the OID alias types (regclass,
+//     regproc, ...), which look up a name given as a string.
+//
+// The qualifiers it cannot tell from a table alias are returned for the
+// catalog to settle (Source.checkTextNames) before EXPLAIN.
+func checkNames(sql string, allowedSchemas []string) (textNames, *guardError) {
+	toks, _ := lex(sql)
+	for _, t := range toks {
+		if t.uescape {
+			return textNames{}, refuse("a Unicode-escape identifier or string (U&) could hide a name; write names and strings plainly")
+		}
+	}
+	var names textNames
+	for _, fc := range funcCalls(toks) {
+		if isDeniedFunction(fc.name) {
+			return textNames{}, refuse("calls %s, which is not allowed", fc)
+		}
+		if fc.schema != "" && fc.schema != "pg_catalog" && !slices.Contains(allowedSchemas, fc.schema) {
+			return textNames{}, refuse("calls %s, outside the allowed schemas (%s)", fc, strings.Join(allowedSchemas, ", "))
+		}
+	}
+	for _, t := range toks {
+		if t.isName() && oidAliasTypes[strings.ToLower(t.text)] {
+			return textNames{}, refuse("uses the type %s, which looks up a name given as a string; name tables and functions directly", strings.ToLower(t.text))
+		}
+	}
+	for i := 0; i+2 < len(toks); i++ {
+		t, next := toks[i], toks[i+2]
+		if !t.isName() || !isPunct(toks[i+1], ".") {
+			continue
+		}
+		qualifier := truncateIdentifier(t.text)
+		switch {
+		case next.isName() && i+3 < len(toks) && isPunct(toks[i+3], "("):
+			// A call, schema-qualified: checked above.
+		case qualifier == "pg_catalog":
+			if next.isName() && isDeniedFunction(next.text) {
+				return textNames{}, refuse("names pg_catalog.%s, which is not allowed", next.text)
+			}
+		case slices.Contains(allowedSchemas, qualifier):
+		case next.isName() || isPunct(next, "*"):
+			q := qualifiedName{qualifier: qualifier, name: next.text, isType: i > 0 && isPunct(toks[i-1], "::")}
+			if !slices.Contains(names.qualifiers, q) {
+				names.qualifiers = append(names.qualifiers, q)
+			}
+		default:
+			// X.+ inside OPERATOR(X.+): an operator of schema X.
+			return textNames{}, refuse("uses an operator of schema %s, outside the allowed schemas (%s)", t.text, strings.Join(allowedSchemas, ", "))
+		}
+	}
+	return names, nil
+}
+
 // guardError is a refusal; Query wraps it as an *Error of KindUnsafeSQL
 // whose message starts "SQL refused: ".
 type guardError struct{ msg string }
@@ -102,14 +216,26 @@ var deniedFunctions = map[string]bool{
 // deniedPrefixes extend deniedFunctions to families: server files
 // (pg_read_file, pg_read_binary_file, pg_ls_dir, pg_ls_waldir, adminpack's
 // pg_file_write), large objects (lo_import, lo_export, lo_get, ...),
-// dblink, advisory locks, replication slots and origins, and statistics
-// resets.
+// dblink, advisory locks, replication slots and origins, statistics
+// resets, readers of the catalog and of other sessions (pg_stat_get_*,
+// which shows other backends' queries, pg_show_all_settings, pg_get_*,
+// which prints any view's or function's definition), the XML exports that
+// read whole tables, schemas or the database, or run SQL given as text
+// (query_to_xml, table_to_xml, database_to_xmlschema, ...), and to_reg*,
+// which looks up a name given as a string.
 var deniedPrefixes = []string{
-	"pg_read_", "pg_ls_", "pg_file_", "pg_logdir_", "lo_", "dblink",
+	"pg_read_", "pg_ls_", "pg_file", "pg_logdir_", "lo_", "dblink",
 	"pg_advisory", "pg_try_advisory", "pg_replication_", "pg_create_", "pg_drop_",
-	"pg_copy_", "pg_logical_", "pg_stat_reset",
+	"pg_copy_", "pg_logical_", "pg_stat_reset", "pg_stat_get_", "pg_show_", "pg_get_",
+	"query_to_", "cursor_to_", "table_to_", "schema_to_", "database_to_", "to_reg",
 }
 
+// deniedSuffixes catch the rest of the XML export family (*_to_xml,
+// *_to_xmlschema, *_to_xml_and_xmlschema).
+var deniedSuffixes = []string{"_to_xml", "_to_xmlschema", "_to_xml_and_xmlschema"}
+
+// isDeniedFunction reports a denied name, compared case-insensitively: a
+// quoted "TABLE_TO_XML" is refused as well as table_to_xml.
 func isDeniedFunction(name string) bool {
 	name = strings.ToLower(name)
 	if deniedFunctions[name] {
@@ -117,6 +243,11 @@ func isDeniedFunction(name string) bool {
 	}
 	for _, p := range deniedPrefixes {
 		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	for _, sfx := range deniedSuffixes {
+		if strings.HasSuffix(name, sfx) {
 			return true
 		}
 	}
@@ -282,6 +413,41 @@ func checkFunctionScan(node map[string]any, allowedSchemas []string) *guardError
 		return refuse("reads from a function in FROM that the plan does not name")
 	}
 	return nil
+}
+
+// checkTextNames settles against the catalog what checkNames could not,
+// before the SQL reaches the planner: a qualifier that names a schema
+// outside the allowed ones (a table alias of the same name is refused as
+// well: rename it). The error is the catalog's; the *guardError a
+// refusal.
+func (s *Source) checkTextNames(ctx context.Context, tx pgx.Tx, names textNames) (*guardError, error) {
+	if len(names.qualifiers) > 0 {
+		var candidates []string
+		for _, q := range names.qualifiers {
+			if !slices.Contains(candidates, q.qualifier) {
+				candidates = append(candidates, q.qualifier)
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT n.nspname::text FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY($1::text[])`, candidates)
+		if err != nil {
+			return nil, s.classify(ctx, err)
+		}
+		schemas, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, s.classify(ctx, err)
+		}
+		for _, q := range names.qualifiers {
+			if !slices.Contains(schemas, q.qualifier) {
+				continue
+			}
+			allowed := strings.Join(s.cfg.Schemas, ", ")
+			if q.isType {
+				return refuse("uses type %s, outside the allowed schemas (%s)", q, allowed), nil
+			}
+			return refuse("reads %s, outside the allowed schemas (%s); %s names a schema (rename an alias of that name)", q, allowed, q.qualifier), nil
+		}
+	}
+	return nil, nil
 }
 
 // minMessageBodyLen is the least of maxMessageBodyLen: room for a plan,

@@ -8,8 +8,136 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nexus/nexus/internal/infra/pgsource"
 )
+
+// The card number that the secret fixtures hold; no error may show it.
+const card = "4111-1111-1111-1111"
+
+// secretFixture creates an allowed schema with a table pub, and a second
+// schema, readable by nexus_ro but not allowed, with a table cards.
+func secretFixture(t *testing.T, admin *pgx.Conn) (allowed, secret string) {
+	t.Helper()
+	allowed = fixtureSchema(t, admin)
+	secret = fixtureSchema(t, admin)
+	exec(t, admin, fmt.Sprintf(`CREATE TABLE %s.pub (id int); INSERT INTO %[1]s.pub VALUES (1);
+CREATE TABLE %s.cards (num text); INSERT INTO %[2]s.cards VALUES ('%s')`, ident(allowed), ident(secret), card))
+	return allowed, secret
+}
+
+// queryAndExplain runs sql through Query and Explain, each of which must
+// fail with kind; neither message may show the card.
+func queryAndExplain(t *testing.T, s *pgsource.Source, sql string, kind pgsource.Kind, fragments ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := s.Query(ctx, sql)
+	if err == nil {
+		t.Fatalf("Query(%q) succeeded: %v", sql, res.Rows)
+	}
+	for name, err := range map[string]error{"Query": err, "Explain": s.Explain(ctx, sql)} {
+		if err == nil {
+			t.Fatalf("%s(%q) succeeded", name, sql)
+		}
+		if strings.Contains(err.Error(), "4111") {
+			t.Fatalf("%s(%q) shows the card: %v", name, sql, err)
+		}
+		e := requireKind(t, err, kind, fragments...)
+		t.Logf("%s(%s): %s", name, sql, e.Message)
+	}
+}
+
+// Planning evaluates a stable function whose arguments are constants
+// (LIMIT and WHERE estimates), so EXPLAIN itself would run
+// table_to_xml('secret.cards', ...) or database_to_xml(...) and its error
+// would show the rows. Such calls are refused from the SQL's text, before
+// anything is sent: a closed source refuses them the same way.
+func TestPlanTimeFunctionsShouldBeRefusedBeforeEXPLAIN(t *testing.T) {
+	t.Parallel()
+	admin := adminConn(t)
+	allowed, secret := secretFixture(t, admin)
+	s := openRO(t, pgsource.Config{Schemas: []string{allowed}, Tables: []string{"pub"}})
+	xmlArgs := fmt.Sprintf("'%s.cards', true, false, ''", secret)
+	for sql, want := range map[string]string{
+		"SELECT 1 LIMIT table_to_xml(" + xmlArgs + ")::text::int":                    "calls table_to_xml, which is not allowed",
+		"SELECT id FROM pub WHERE id = table_to_xml(" + xmlArgs + ")::text::int":     "calls table_to_xml",
+		"SELECT 1 LIMIT database_to_xml(true, false, '')::text::int":                 "calls database_to_xml",
+		`SELECT 1 LIMIT "TABLE_TO_XML"(` + xmlArgs + `)::text::int`:                  "calls TABLE_TO_XML",
+		"SELECT 1 LIMIT pg_catalog.Table_To_Xml /* */ (" + xmlArgs + ")::text::int":  "calls pg_catalog.table_to_xml",
+		"SELECT 1 LIMIT schema_to_xml('" + secret + "', true, false, '')::text::int": "calls schema_to_xml",
+		`SELECT 1 LIMIT U&"\0074able_to_xml"(` + xmlArgs + `)::text::int`:            "Unicode-escape",
+		"SELECT 1 LIMIT " + ident(secret) + ".peek()::int":                           "outside the allowed schemas",
+	} {
+		queryAndExplain(t, s, sql, pgsource.KindUnsafeSQL, "SQL refused: ", want)
+	}
+	s.Close()
+	_, err := s.Query(context.Background(), "SELECT 1 LIMIT database_to_xml(true, false, '')::text::int")
+	requireKind(t, err, pgsource.KindUnsafeSQL, "calls database_to_xml")
+}
+
+// A name qualified by a schema outside the allowed ones is refused before
+// EXPLAIN, whatever it names: a table, a type, an operator. A table alias
+// is no schema, and passes.
+func TestNamesOfOtherSchemasShouldBeRefusedBeforeEXPLAIN(t *testing.T) {
+	t.Parallel()
+	admin := adminConn(t)
+	allowed, secret := secretFixture(t, admin)
+	exec(t, admin, fmt.Sprintf(`CREATE DOMAIN %s.code AS text; GRANT USAGE ON TYPE %[1]s.code TO nexus_ro;
+CREATE FUNCTION %[1]s.peek(int, int) RETURNS bool STABLE LANGUAGE sql AS $$ SELECT (SELECT num FROM %[1]s.cards LIMIT 1)::int > 0 $$;
+CREATE OPERATOR %[1]s.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = %[1]s.peek)`, ident(secret)))
+	s := openRO(t, pgsource.Config{Schemas: []string{allowed}})
+	for sql, want := range map[string]string{
+		"SELECT id FROM pub WHERE 'x'::" + ident(secret) + ".code IS NOT NULL":            "uses type " + secret + ".code, outside the allowed schemas (" + allowed + ")",
+		"SELECT count(*) FROM " + ident(secret) + ".cards":                                "reads " + secret + ".cards, outside the allowed schemas",
+		"SELECT 1 LIMIT CASE WHEN 1 OPERATOR(" + ident(secret) + ".===) 1 THEN 1 END":     "uses an operator of schema " + secret,
+		"SELECT " + ident(secret) + ".id FROM pub " + ident(secret):                       "reads " + secret + ".id, outside the allowed schemas",
+		"SELECT 1 FROM pub WHERE id = ANY (SELECT 1 FROM information_schema.tables)":      "reads information_schema.tables",
+		"SELECT 1 FROM pub WHERE id = ANY (SELECT 1 FROM INFORMATION_SCHEMA . \"views\")": "reads information_schema.views",
+	} {
+		queryAndExplain(t, s, sql, pgsource.KindUnsafeSQL, "SQL refused: ", want)
+	}
+	if res := query(t, s, "SELECT p.id, pub.id FROM pub p, pub"); fmt.Sprint(res.Rows) != "[[1 1]]" {
+		t.Fatalf("aliases: %v", res.Rows)
+	}
+}
+
+// An error's quoted value may be data: of another table when planning
+// evaluated a function that read it, of a row when the query ran. It is
+// cut from the message, which keeps what PostgreSQL says is wrong; the
+// names of the SQL stay.
+func TestErrorMessagesShouldNotShowQuotedData(t *testing.T) {
+	t.Parallel()
+	admin := adminConn(t)
+	allowed, secret := secretFixture(t, admin)
+	// A stable function of the allowed schema is trusted to be called;
+	// what it reads must still not come back through an error.
+	exec(t, admin, fmt.Sprintf(`CREATE FUNCTION %s.peek() RETURNS text STABLE LANGUAGE sql AS $$ SELECT num FROM %s.cards LIMIT 1 $$;
+CREATE TABLE %[1]s.vals (num text, big text, doc text);
+INSERT INTO %[1]s.vals VALUES ('%[3]s', '4111111111111111', '{"k": 4111x}')`, ident(allowed), ident(secret), card))
+	s := openRO(t, pgsource.Config{Schemas: []string{allowed}})
+	for _, tc := range []struct {
+		sql, want string
+	}{
+		{"SELECT 1 LIMIT peek()::int", "invalid input syntax for type integer (SQLSTATE 22P02, data_exception)"},
+		{"SELECT num::int FROM vals", "invalid input syntax for type integer"},
+		{"SELECT big::int FROM vals", `value "…" is out of range for type integer`},
+		{"SELECT doc::json FROM vals", "invalid input syntax for type json"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := s.Query(ctx, tc.sql)
+		cancel()
+		e := requireKind(t, err, pgsource.KindSQL, tc.want)
+		if strings.Contains(e.Message, "4111") {
+			t.Errorf("Query(%q) shows the data: %s", tc.sql, e.Message)
+		}
+	}
+	err := s.Explain(context.Background(), "SELECT 1 LIMIT peek()::int")
+	if e := requireKind(t, err, pgsource.KindSQL, "invalid input syntax for type integer"); strings.Contains(e.Message, "4111") {
+		t.Errorf("Explain shows the data: %s", e.Message)
+	}
+	requireKind(t, s.Explain(context.Background(), `SELECT "Nme" FROM vals`), pgsource.KindSQL, `column "Nme" does not exist`)
+}
 
 // One huge value is refused before pgx buffers it: the protocol message is
 // capped at twice MaxResultBytes (8 MiB at least), the query fails as too

@@ -32,17 +32,22 @@ type Result struct {
 // capped. The guard, in order:
 //
 //  1. checkText: one statement whose first keyword is SELECT, WITH, VALUES
-//     or TABLE, without INTO (refused before anything is sent);
+//     or TABLE, without INTO; checkNames: no call of a denied function, no
+//     call or operator of another schema, no U& escape or OID alias type
+//     (refused before anything is sent: planning evaluates stable
+//     functions of constants);
 //  2. a transaction BEGIN READ ONLY with SET LOCAL statement_timeout and
 //     SET LOCAL search_path to the allowed schemas (quoted);
-//  3. EXPLAIN (VERBOSE, FORMAT JSON) of the query, in that transaction,
+//  3. before EXPLAIN, the catalog settles the names of the text: no
+//     qualifier that names a schema outside the allowed ones. Then
+//     EXPLAIN (VERBOSE, FORMAT JSON) of the query, in that transaction,
 //     through the extended protocol, which refuses a second statement; its
 //     plan is refused when it writes or locks (ModifyTable, LockRows),
 //     reads a relation outside the allowed schemas and tables (a partition
 //     of an allowed table is allowed), scans a function in FROM that is
 //     not allowed, or calls a denied function (server files, large
-//     objects, dblink, settings, signals, advisory locks, SQL given as
-//     text) or any function of another schema (see guard.go);
+//     objects, dblink, settings, signals, advisory locks, catalog readers,
+//     SQL given as text) or any function of another schema (see guard.go);
 //  4. the query itself, in the same transaction, through the extended
 //     protocol; rows are converted and counted while streaming, and at
 //     Config.MaxRows or Config.MaxResultBytes reading stops and the
@@ -53,8 +58,10 @@ type Result struct {
 // no privilege to write or escape (checked by Open and Refresh).
 //
 // Errors are *Error: KindUnsafeSQL for a refusal, KindSQL for PostgreSQL's
-// error, KindTimeout, KindUnavailable. A cancellation of ctx by the caller
-// is returned as an error wrapping context.Canceled.
+// error (its quoted values cut), KindTimeout, KindTooExpensive (a resource
+// limit of the server, or a row past the protocol message cap),
+// KindUnavailable. A cancellation of ctx by the caller is returned as an
+// error wrapping context.Canceled.
 func (s *Source) Query(ctx context.Context, sql string) (Result, error) {
 	return s.query(ctx, sql, true)
 }
@@ -111,7 +118,7 @@ func (s *Source) query(ctx context.Context, sql string, lexical bool) (Result, e
 	return res, nil
 }
 
-// guardText applies checkText and the unsafe-role state.
+// guardText applies checkText, checkNames and the unsafe-role state.
 func (s *Source) guardText(sql string) error {
 	s.mu.RLock()
 	unsafe := s.unsafe
@@ -119,7 +126,11 @@ func (s *Source) guardText(sql string) error {
 	if unsafe != nil {
 		return unsafe
 	}
-	if ge := checkText(sql); ge != nil {
+	ge := checkText(sql)
+	if ge == nil {
+		_, ge = checkNames(sql, s.cfg.Schemas)
+	}
+	if ge != nil {
 		s.log.Info("postgres SQL refused", "reason", ge.msg)
 		return s.errorf(KindUnsafeSQL, "%s", ge.Error())
 	}
@@ -169,21 +180,45 @@ func (s *Source) searchPath() string {
 	return strings.Join(quoted, ", ")
 }
 
-// explain plans sql and checks the plan (Query's steps 3).
+// explain checks the names of sql against the catalog, then plans it and
+// checks the plan (Query's step 3).
 func (s *Source) explain(ctx context.Context, tx pgx.Tx, sql string) error {
+	if ctx.Value(planOnlyKey{}) == nil {
+		// guardText refused what checkNames refuses, unless a test
+		// skipped it.
+		names, ge := checkNames(sql, s.cfg.Schemas)
+		if ge == nil {
+			var err error
+			if ge, err = s.checkTextNames(ctx, tx, names); err != nil {
+				return err
+			}
+		}
+		if ge != nil {
+			return s.refused(ge)
+		}
+	}
 	var plan []byte
 	if err := tx.QueryRow(ctx, "EXPLAIN (VERBOSE, FORMAT JSON) "+sql, pgx.QueryExecModeExec).Scan(&plan); err != nil {
-		return s.classify(ctx, err)
+		return s.classifyPlanning(ctx, err, sql)
 	}
 	rep, ge := checkPlan(plan, s.cfg.Schemas)
 	if ge == nil {
 		ge = s.checkRelations(ctx, tx, rep.relations)
 	}
 	if ge != nil {
-		s.log.Info("postgres SQL refused", "reason", ge.msg)
-		return s.errorf(KindUnsafeSQL, "%s", ge.Error())
+		return s.refused(ge)
 	}
 	return nil
+}
+
+// planOnlyKey, set in a context, makes explain skip its checks of the
+// caller's text, so that tests can show the plan check holding on its own.
+type planOnlyKey struct{}
+
+// refused logs a refusal and makes it an *Error of KindUnsafeSQL.
+func (s *Source) refused(ge *guardError) error {
+	s.log.Info("postgres SQL refused", "reason", ge.msg)
+	return s.errorf(KindUnsafeSQL, "%s", ge.Error())
 }
 
 // checkRelations refuses a relation outside the allowed schemas and
