@@ -41,8 +41,12 @@
 //     - reads a relation outside the allowed schemas and tables
 //     (`SQL refused: reads pg_catalog.pg_authid, outside the allowed
 //     schemas`); views are expanded by the planner, so a view is allowed
-//     when what it reads is; a partition or inheritance child of an
-//     allowed table is allowed;
+//     when what it reads is; a partition of an allowed table is allowed;
+//     a plain inheritance child only when its allowed parent is read by
+//     the same plan and none of the child's own columns, nor its whole
+//     rows, are used; the relations of a Foreign Scan that pushes a join
+//     or an aggregate down (postgres_fdw's "Relations") are checked too,
+//     and a Foreign or Custom Scan that names none is refused;
 //     - writes or locks (a ModifyTable node: a data-modifying WITH; a
 //     LockRows node: FOR UPDATE/SHARE);
 //     - scans a function in FROM other than a set-returning function over

@@ -284,17 +284,30 @@ type relation struct{ schema, name string }
 
 func (r relation) String() string { return r.schema + "." + r.name }
 
-// planReport is what checkPlan learned of a plan: the relations it reads,
-// for the allow-list check that may need the catalog (partitions).
+// planReport is what checkPlan learned of a plan, for the checks that need
+// the catalog: the relations it reads (the allow-list, with partitions and
+// inheritance children) and the text of each node that scans them.
 type planReport struct {
 	relations []relation
+	// scans holds, per relation, the expression strings of every node
+	// that reads it (its Output, Filter, Index Cond, ...).
+	scans map[relation][][]string
+}
+
+// nameKeys are the fields of a plan node that name things rather than
+// hold expressions.
+var nameKeys = map[string]bool{
+	"Node Type": true, "Relation Name": true, "Schema": true, "Alias": true, "Index Name": true,
+	"Function Name": true, "CTE Name": true, "Subplan Name": true, "Parent Relationship": true,
+	"Operation": true, "Strategy": true, "Join Type": true, "Scan Direction": true, "Partial Mode": true,
 }
 
 // checkPlan walks the JSON that EXPLAIN (VERBOSE, FORMAT JSON) printed and
 // refuses a plan that writes or locks, scans a function in FROM that is
-// not allowed, or calls a denied function or a function of a schema that
-// is neither allowed nor pg_catalog in any expression. It returns the
-// relations the plan reads; the caller checks them against the allow-list.
+// not allowed, calls a denied function or a function of a schema that is
+// neither allowed nor pg_catalog in any expression, or has a Foreign Scan
+// or Custom Scan whose relations it cannot name. It returns what the
+// checks that need the catalog use: the relations the plan reads.
 func checkPlan(planJSON []byte, allowedSchemas []string) (planReport, *guardError) {
 	var doc []struct {
 		Plan map[string]any `json:"Plan"`
@@ -302,23 +315,36 @@ func checkPlan(planJSON []byte, allowedSchemas []string) (planReport, *guardErro
 	if err := json.Unmarshal(planJSON, &doc); err != nil || len(doc) == 0 || doc[0].Plan == nil {
 		return planReport{}, refuse("the plan could not be read")
 	}
-	var rep planReport
-	seen := map[relation]bool{}
+	rep := planReport{scans: map[relation][][]string{}}
+	addRelation := func(r relation, exprs []string) {
+		if _, ok := rep.scans[r]; !ok {
+			rep.relations = append(rep.relations, r)
+		}
+		rep.scans[r] = append(rep.scans[r], exprs)
+	}
 	var walk func(node map[string]any) *guardError
 	walk = func(node map[string]any) *guardError {
 		nodeType, _ := node["Node Type"].(string)
 		if why, bad := refusedNodes[nodeType]; bad {
 			return refuse("the plan has a %s node: %s", nodeType, why)
 		}
+		exprs := nodeStrings(node)
 		if rel, ok := node["Relation Name"].(string); ok {
 			schema, _ := node["Schema"].(string)
 			if schema == "" {
 				return refuse("the plan reads %s without a schema", rel)
 			}
-			r := relation{schema: schema, name: rel}
-			if !seen[r] {
-				seen[r] = true
-				rep.relations = append(rep.relations, r)
+			addRelation(relation{schema: schema, name: rel}, exprs)
+		} else if nodeType == "Foreign Scan" || nodeType == "Custom Scan" {
+			// A foreign join or aggregate pushed down to the remote
+			// server (postgres_fdw) names its relations in "Relations"
+			// only; a custom scan may name none.
+			rels := foreignRelations(node)
+			if len(rels) == 0 {
+				return refuse("the plan has a %s that names no relation it reads", nodeType)
+			}
+			for _, r := range rels {
+				addRelation(r, exprs)
 			}
 		}
 		if nodeType == "Function Scan" {
@@ -326,12 +352,18 @@ func checkPlan(planJSON []byte, allowedSchemas []string) (planReport, *guardErro
 				return err
 			}
 		}
-		for key, v := range node {
-			if key == "Plans" {
+		for _, x := range exprs {
+			if !strings.Contains(x, "(") {
 				continue
 			}
-			if err := checkExpressions(v, allowedSchemas); err != nil {
-				return err
+			toks, _ := lex(x)
+			for _, fc := range funcCalls(toks) {
+				if isDeniedFunction(fc.name) {
+					return refuse("calls %s, which is not allowed", fc)
+				}
+				if fc.schema != "" && fc.schema != "pg_catalog" && !slices.Contains(allowedSchemas, fc.schema) {
+					return refuse("calls %s, outside the allowed schemas", fc)
+				}
 			}
 		}
 		if plans, ok := node["Plans"].([]any); ok {
@@ -352,33 +384,51 @@ func checkPlan(planJSON []byte, allowedSchemas []string) (planReport, *guardErro
 	return rep, nil
 }
 
-// checkExpressions looks for function calls in every string of a plan
-// node's value (Output, Filter, Join Filter, Hash Cond, Sort Key, Group
-// Key, One-Time Filter, Function Call, ...). String constants are skipped,
-// so WHERE name = 'pg_read_file(' is no call.
-func checkExpressions(v any, allowedSchemas []string) *guardError {
-	switch x := v.(type) {
-	case string:
-		if !strings.Contains(x, "(") {
-			return nil
-		}
-		toks, _ := lex(x)
-		for _, fc := range funcCalls(toks) {
-			if isDeniedFunction(fc.name) {
-				return refuse("calls %s, which is not allowed", fc)
-			}
-			if fc.schema != "" && fc.schema != "pg_catalog" && !slices.Contains(allowedSchemas, fc.schema) {
-				return refuse("calls %s, outside the allowed schemas", fc)
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if err := checkExpressions(e, allowedSchemas); err != nil {
-				return err
+// nodeStrings returns the strings of a plan node's expression fields
+// (Output, Filter, Join Filter, Hash Cond, Sort Key, Group Key, One-Time
+// Filter, Function Call, Relations, Remote SQL, ...), not its children's.
+// String constants inside them are the lexer's to skip, so WHERE name =
+// 'pg_read_file(' is no call.
+func nodeStrings(node map[string]any) []string {
+	var out []string
+	var add func(v any)
+	add = func(v any) {
+		switch x := v.(type) {
+		case string:
+			out = append(out, x)
+		case []any:
+			for _, e := range x {
+				add(e)
 			}
 		}
 	}
-	return nil
+	for key, v := range node {
+		if key != "Plans" && !nameKeys[key] {
+			add(v)
+		}
+	}
+	return out
+}
+
+// foreignRelations reads the relations of a Foreign Scan or Custom Scan
+// without a Relation Name from its "Relations" field, as postgres_fdw
+// prints it: "Aggregate on (s.t)", "(s.t1 a) INNER JOIN (s.t2 b)". Every
+// schema.name pair is one; none is returned when the field is missing or
+// holds none.
+func foreignRelations(node map[string]any) []relation {
+	text, _ := node["Relations"].(string)
+	toks, ok := lex(text)
+	if !ok {
+		return nil
+	}
+	var out []relation
+	for i := 0; i+2 < len(toks); i++ {
+		if toks[i].isName() && isPunct(toks[i+1], ".") && toks[i+2].isName() {
+			out = append(out, relation{schema: toks[i].text, name: toks[i+2].text})
+			i += 2
+		}
+	}
+	return out
 }
 
 // checkFunctionScan allows a function in FROM when it is a set-returning
@@ -445,6 +495,114 @@ func (s *Source) checkTextNames(ctx context.Context, tx pgx.Tx, names textNames)
 				return refuse("uses type %s, outside the allowed schemas (%s)", q, allowed), nil
 			}
 			return refuse("reads %s, outside the allowed schemas (%s); %s names a schema (rename an alias of that name)", q, allowed, q.qualifier), nil
+		}
+	}
+	return nil, nil
+}
+
+// checkRelations refuses a relation outside the allowed schemas and
+// tables. A relation not allowed by name is allowed when it is a
+// partition (at every level) of an allowed table: it has the parent's
+// columns, and its rows are the parent's. A plain inheritance child is
+// allowed only when an allowed ancestor is read by the same plan (the
+// plan of SELECT ... FROM parent scans its children) and the plan uses
+// none of the child's own columns, nor its whole rows: reading the child
+// directly would show what the parent does not.
+func (s *Source) checkRelations(ctx context.Context, tx pgx.Tx, rep planReport) (*guardError, error) {
+	for _, r := range rep.relations {
+		if s.allowedTable(r.schema, r.name) {
+			continue
+		}
+		if !s.allowedSchema(r.schema) {
+			return refuse("reads %s, outside the allowed schemas (%s)", r, strings.Join(s.cfg.Schemas, ", ")), nil
+		}
+		ge, err := s.checkDescendant(ctx, tx, r, rep)
+		if err != nil || ge != nil {
+			return ge, err
+		}
+	}
+	return nil, nil
+}
+
+// checkDescendant applies checkRelations' rule for a relation that is not
+// allowed by name.
+func (s *Source) checkDescendant(ctx context.Context, tx pgx.Tx, r relation, rep planReport) (*guardError, error) {
+	rows, err := tx.Query(ctx, `
+WITH RECURSIVE target AS (
+	SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+	WHERE n.nspname = $1 AND c.relname = $2
+), up(oid, partition) AS (
+	SELECT i.inhparent, c.relispartition FROM pg_catalog.pg_inherits i
+	JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+	WHERE i.inhrelid IN (SELECT oid FROM target)
+	UNION
+	SELECT i.inhparent, up.partition AND c.relispartition FROM up
+	JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.oid
+	JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+)
+SELECT false, n.nspname::text, c.relname::text, bool_or(up.partition),
+	ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+		WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
+FROM up JOIN pg_catalog.pg_class c ON c.oid = up.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+GROUP BY n.nspname, c.relname, c.oid
+UNION ALL
+SELECT true, $1, $2, false, ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
+	WHERE a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped)
+FROM target t`, r.schema, r.name)
+	if err != nil {
+		return nil, s.classify(ctx, err)
+	}
+	var own []string
+	parentColumns := map[string]bool{}
+	var parents []string
+	for rows.Next() {
+		var self, partition bool
+		var schema, name string
+		var cols []string
+		if err := rows.Scan(&self, &schema, &name, &partition, &cols); err != nil {
+			rows.Close()
+			return nil, s.classify(ctx, err)
+		}
+		switch {
+		case self:
+			own = cols
+		case !s.allowedTable(schema, name):
+		case partition:
+			rows.Close()
+			return nil, nil
+		case slices.Contains(rep.relations, relation{schema: schema, name: name}):
+			parents = append(parents, relation{schema: schema, name: name}.String())
+			for _, c := range cols {
+				parentColumns[c] = true
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.classify(ctx, err)
+	}
+	if len(parents) == 0 {
+		return refuse("reads %s, outside the allowed tables", r), nil
+	}
+	var extra []string
+	for _, c := range own {
+		if !parentColumns[c] {
+			extra = append(extra, c)
+		}
+	}
+	if len(extra) == 0 {
+		return nil, nil
+	}
+	for _, exprs := range rep.scans[r] {
+		for _, x := range exprs {
+			toks, _ := lex(x)
+			for i, t := range toks {
+				if t.isName() && slices.Contains(extra, t.text) {
+					return refuse("reads column %s of %s, an inheritance child of %s outside the allowed tables", t.text, r, parents[0]), nil
+				}
+				if isPunct(t, ".") && i+1 < len(toks) && isPunct(toks[i+1], "*") {
+					return refuse("reads whole rows of %s, an inheritance child of %s outside the allowed tables, with columns of its own; select the columns you need", r, parents[0]), nil
+				}
+			}
 		}
 	}
 	return nil, nil

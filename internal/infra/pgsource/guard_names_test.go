@@ -75,6 +75,30 @@ func TestCheckNamesShouldLeaveAliasesAndAllowedNamesToTheCatalog(t *testing.T) {
 	}
 }
 
+// A Foreign Scan that pushes a join or an aggregate down names its
+// relations only in "Relations"; a node that names none is refused.
+func TestCheckPlanShouldNameTheRelationsOfAForeignOrCustomScan(t *testing.T) {
+	t.Parallel()
+	rep, ge := checkPlan([]byte(`[{"Plan": {"Node Type": "Foreign Scan", "Operation": "Select",
+		"Output": ["(string_agg(num, ','::text))"], "Relations": "(secret.ft a) INNER JOIN (\"Other\".\"F t\" b)",
+		"Remote SQL": "SELECT string_agg(num, ',') FROM secret.cards"}}]`), []string{"shop"})
+	if ge != nil {
+		t.Fatal(ge)
+	}
+	if len(rep.relations) != 2 || rep.relations[0].String() != "Other.F t" || rep.relations[1].String() != "secret.ft" {
+		t.Fatalf("relations = %v", rep.relations)
+	}
+	for _, plan := range []string{
+		`[{"Plan": {"Node Type": "Foreign Scan", "Operation": "Select", "Output": ["x"]}}]`,
+		`[{"Plan": {"Node Type": "Foreign Scan", "Operation": "Select", "Relations": "Aggregate on ()"}}]`,
+		`[{"Plan": {"Node Type": "Custom Scan", "Custom Plan Provider": "x", "Output": ["x"]}}]`,
+	} {
+		if _, ge := checkPlan([]byte(plan), []string{"shop"}); ge == nil || !strings.Contains(ge.Error(), "names no relation") {
+			t.Errorf("checkPlan(%s) = %v", plan, ge)
+		}
+	}
+}
+
 // The cap on a protocol message leaves room for plans and the catalog
 // whatever the result cap, and grows with it.
 func TestMaxMessageBodyLenShouldBeTwiceTheResultCapAtLeast8MiB(t *testing.T) {

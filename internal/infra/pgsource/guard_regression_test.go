@@ -139,6 +139,65 @@ INSERT INTO %[1]s.vals VALUES ('%[3]s', '4111111111111111', '{"k": 4111x}')`, id
 	requireKind(t, s.Explain(context.Background(), `SELECT "Nme" FROM vals`), pgsource.KindSQL, `column "Nme" does not exist`)
 }
 
+// postgresFDW installs postgres_fdw, when the server has it, and a server
+// that loops back to the test database as nexus_ro; it returns the
+// server's name.
+func postgresFDW(t *testing.T, admin *pgx.Conn) string {
+	t.Helper()
+	var available bool
+	if err := admin.QueryRow(context.Background(),
+		`SELECT EXISTS (SELECT FROM pg_available_extensions WHERE name = 'postgres_fdw')`).Scan(&available); err != nil {
+		t.Fatal(err)
+	}
+	if !available {
+		t.Skip("the postgres_fdw extension is not installed on this server (postgresql-contrib)")
+	}
+	ro, err := pgx.ParseConfig(dsn(t, envRODSN))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := "t_loopback_" + randomSuffix()
+	execLocked(t, admin, fmt.Sprintf(`CREATE SCHEMA IF NOT EXISTS t_fdw_ext; CREATE EXTENSION IF NOT EXISTS postgres_fdw SCHEMA t_fdw_ext;
+CREATE SERVER %s FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '%s', port '%d', dbname '%s');
+CREATE USER MAPPING FOR nexus_ro SERVER %[1]s OPTIONS (user '%[5]s', password '%[6]s')`,
+		srv, ro.Host, ro.Port, ro.Database, ro.User, strings.ReplaceAll(ro.Password, "'", "''")))
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP SERVER IF EXISTS "+srv+" CASCADE") })
+	return srv
+}
+
+// A postgres_fdw join or aggregate pushed down to the remote server is a
+// Foreign Scan without a Relation Name: its relations, named only in
+// "Relations", are checked against the allow-list like any other.
+func TestForeignScanPushdownShouldNotEscapeTheAllowList(t *testing.T) {
+	t.Parallel()
+	admin := adminConn(t)
+	allowed, secret := secretFixture(t, admin)
+	srv := postgresFDW(t, admin)
+	exec(t, admin, fmt.Sprintf(`CREATE FOREIGN TABLE %[1]s.ft (num text) SERVER %[3]s OPTIONS (schema_name '%[4]s', table_name 'cards');
+CREATE FOREIGN TABLE %[2]s.ft (num text) SERVER %[3]s OPTIONS (schema_name '%[4]s', table_name 'cards');
+GRANT SELECT ON %[1]s.ft, %[2]s.ft TO nexus_ro`, ident(allowed), ident(secret), srv, secret))
+	// ft is in the allowed schema but not on the allow-list.
+	s := openRO(t, pgsource.Config{Schemas: []string{allowed}, Tables: []string{"pub"}})
+	for _, sql := range []string{
+		"SELECT * FROM ft",
+		"SELECT string_agg(num, ',') FROM ft",
+		"SELECT count(*) FROM ft a JOIN ft b USING (num)",
+	} {
+		queryAndExplain(t, s, sql, pgsource.KindUnsafeSQL, "reads "+allowed+".ft, outside the allowed tables")
+	}
+	// Another schema's foreign table: refused from the text, and by the
+	// plan on its own.
+	sql := fmt.Sprintf("SELECT string_agg(num, ',') FROM %s.ft", ident(secret))
+	queryAndExplain(t, s, sql, pgsource.KindUnsafeSQL, "reads "+secret+".ft, outside the allowed schemas")
+	_, err := pgsource.QueryCheckingOnlyThePlan(s, context.Background(), sql)
+	requireKind(t, err, pgsource.KindUnsafeSQL, "reads "+secret+".ft, outside the allowed schemas")
+	// Allowed, the pushed-down aggregate runs.
+	s2 := openRO(t, pgsource.Config{Schemas: []string{allowed}, Tables: []string{"pub", "ft"}})
+	if res := query(t, s2, "SELECT string_agg(num, ',') FROM ft"); fmt.Sprint(res.Rows) != "[["+card+"]]" {
+		t.Fatalf("an allowed foreign table: %v", res.Rows)
+	}
+}
+
 // One huge value is refused before pgx buffers it: the protocol message is
 // capped at twice MaxResultBytes (8 MiB at least), the query fails as too
 // expensive, and its broken connection is discarded, not reused. Plans
@@ -173,6 +232,43 @@ func TestAHugeRowShouldBeRefusedWithoutBufferingIt(t *testing.T) {
 	}
 	if res := query(t, small, "SELECT count(*) FROM generate_series(1, 5000) g WHERE g IN ("+strings.Join(in, ", ")+")"); fmt.Sprint(res.Rows) != "[[2999]]" {
 		t.Errorf("a large plan under a small result cap: %v", res.Rows)
+	}
+}
+
+// An inheritance child that is not a partition is no part of its allowed
+// parent: it may add columns the parent has not. It is read only through
+// the parent, and never for its own columns or whole rows.
+func TestInheritanceChildrenShouldBeReadOnlyThroughTheirAllowedParent(t *testing.T) {
+	t.Parallel()
+	admin := adminConn(t)
+	schema := fixtureSchema(t, admin)
+	exec(t, admin, fmt.Sprintf(`CREATE TABLE %[1]s.orders (id int); INSERT INTO %[1]s.orders VALUES (1);
+CREATE TABLE %[1]s.orders_private (card text) INHERITS (%[1]s.orders); INSERT INTO %[1]s.orders_private VALUES (2, '%s');
+CREATE TABLE %[1]s.orders_copy () INHERITS (%[1]s.orders); INSERT INTO %[1]s.orders_copy VALUES (3);
+CREATE TABLE %[1]s.events (id int, at date) PARTITION BY RANGE (at);
+CREATE TABLE %[1]s.events_2024 PARTITION OF %[1]s.events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+INSERT INTO %[1]s.events VALUES (1, '2024-05-01')`, ident(schema), card))
+	s := openRO(t, pgsource.Config{Schemas: []string{schema}, Tables: []string{"orders", "events"}})
+	child := schema + ".orders_private"
+	for sql, want := range map[string]string{
+		"SELECT * FROM orders_private":                                  "reads " + child + ", outside the allowed tables",
+		"SELECT * FROM orders_copy":                                     "reads " + schema + ".orders_copy, outside the allowed tables",
+		"SELECT p.card FROM orders_private p, orders o":                 "reads column card of " + child,
+		"SELECT o.id FROM orders o, orders_private p WHERE p.card > ''": "reads column card of " + child,
+		"SELECT p FROM orders_private p CROSS JOIN orders":              "reads whole rows of " + child,
+		"SELECT row_to_json(p) FROM orders_private p, orders":           "reads whole rows of " + child,
+	} {
+		queryAndExplain(t, s, sql, pgsource.KindUnsafeSQL, "SQL refused: ", want)
+	}
+	for sql, want := range map[string]string{
+		"SELECT id FROM orders ORDER BY id":                             "[[1] [2] [3]]",
+		"SELECT p.id FROM orders_private p, orders o WHERE o.id = p.id": "[[2]]",
+		"SELECT id FROM events_2024":                                    "[[1]]",
+		"SELECT count(*) FROM events":                                   "[[1]]",
+	} {
+		if res := query(t, s, sql); fmt.Sprint(res.Rows) != want {
+			t.Errorf("Query(%q) = %v, want %s", sql, res.Rows, want)
+		}
 	}
 }
 
