@@ -27,10 +27,12 @@
 //  2. The transaction. Every query runs in BEGIN READ ONLY, with SET LOCAL
 //     statement_timeout and SET LOCAL search_path to the allowed schemas,
 //     on connections whose default_transaction_read_only is on, and is
-//     rolled back. A connection reads no protocol message past twice
+//     rolled back. A connection going back to the pool is reset (DISCARD
+//     ALL), so that nothing a function took outlives its query (a session
+//     advisory lock), and it reads no protocol message past twice
 //     MaxResultBytes (8 MiB at least): a huge row fails the query as
-//     query_too_expensive instead of being buffered, and its connection
-//     is discarded.
+//     query_too_expensive instead of being buffered, and its connection is
+//     discarded.
 //  3. The protocol. The SQL is sent through the extended protocol (pgx's
 //     QueryExecModeExec, an unnamed prepared statement), whose Parse step
 //     refuses more than one statement.
@@ -52,7 +54,7 @@
 //     - scans a function in FROM other than a set-returning function over
 //     values (generate_series, unnest, json(b)_array_elements, json(b)_each,
 //     regexp_matches, ...: allowedSetFunctions) or a function of an allowed
-//     schema;
+//     schema, and the same in the select list (a ProjectSet node);
 //     - calls, in any expression of any node (output, filters, join and
 //     sort keys), a denied function: server files (pg_read_file,
 //     pg_read_binary_file, pg_ls_*, pg_stat_file, adminpack's pg_file_*),
@@ -63,10 +65,11 @@
 //     of other sessions (pg_stat_get_*, pg_show_*, pg_get_*, to_reg*), and
 //     the functions that read whole tables or run SQL given as text, which
 //     EXPLAIN cannot see into (query_to_xml, table_to_xml and their
-//     families: *_to_xml*, ts_stat, ts_rewrite); or any function qualified
-//     by a schema that is neither allowed nor pg_catalog (an extension's).
-//     current_setting is allowed; pg_sleep is allowed, bounded by the
-//     statement timeout.
+//     families: *_to_xml*, ts_stat, ts_rewrite); any function qualified by
+//     a schema that is neither allowed nor pg_catalog (an extension's); or
+//     a function of an allowed schema that is VOLATILE or SECURITY
+//     DEFINER. current_setting is allowed; pg_sleep is allowed, bounded by
+//     the statement timeout.
 //  5. The text. Before anything is sent, the SQL must be one statement
 //     whose first keyword is SELECT, WITH, VALUES or TABLE, without INTO
 //     (SELECT ... INTO creates a table), which names the problem early
@@ -79,7 +82,8 @@
 //     operator of another schema, name pg_catalog.<denied>, or use a U&
 //     escape or an OID alias type (regclass, ...), which could hide a
 //     name; and, checked against the catalog before EXPLAIN, no qualifier
-//     may name a schema outside the allowed ones.
+//     may name a schema outside the allowed ones and no call may name a
+//     VOLATILE or SECURITY DEFINER function of an allowed schema.
 //
 // EXPLAIN checks privileges as the query would, so for a read-only role
 // the database often refuses first (`SQL refused by the database:

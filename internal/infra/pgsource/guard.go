@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -95,12 +96,16 @@ func truncateIdentifier(name string) string {
 }
 
 // textNames is what checkNames leaves to the catalog, which alone knows
-// it: the qualifiers that may be a schema or a table's name or alias.
+// it: the qualifiers that may be a schema or a table's name or alias, and
+// the functions called that may belong to an allowed schema.
 type textNames struct {
 	// qualifiers are the X of X.Y when X is neither an allowed schema nor
 	// pg_catalog: a schema outside the allowed ones when the catalog has
 	// a schema of that name, a table's name or alias otherwise.
 	qualifiers []qualifiedName
+	// calls are the names called unqualified or qualified by an allowed
+	// schema.
+	calls []string
 }
 
 // qualifiedName is X.Y in the caller's SQL; Y is "*" for X.*.
@@ -129,8 +134,9 @@ func isPunct(t token, text string) bool { return t.kind == tokPunct && t.text ==
 //     text could spell any name, and the OID alias types (regclass,
 //     regproc, ...), which look up a name given as a string.
 //
-// The qualifiers it cannot tell from a table alias are returned for the
-// catalog to settle (Source.checkTextNames) before EXPLAIN.
+// The qualifiers it cannot tell from a table alias, and the calls that may
+// name a function of an allowed schema, are returned for the catalog to
+// settle (Source.checkTextNames) before EXPLAIN.
 func checkNames(sql string, allowedSchemas []string) (textNames, *guardError) {
 	toks, _ := lex(sql)
 	for _, t := range toks {
@@ -145,6 +151,9 @@ func checkNames(sql string, allowedSchemas []string) (textNames, *guardError) {
 		}
 		if fc.schema != "" && fc.schema != "pg_catalog" && !slices.Contains(allowedSchemas, fc.schema) {
 			return textNames{}, refuse("calls %s, outside the allowed schemas (%s)", fc, strings.Join(allowedSchemas, ", "))
+		}
+		if name := truncateIdentifier(fc.name); fc.schema != "pg_catalog" && !slices.Contains(names.calls, name) {
+			names.calls = append(names.calls, name)
 		}
 	}
 	for _, t := range toks {
@@ -286,12 +295,18 @@ func (r relation) String() string { return r.schema + "." + r.name }
 
 // planReport is what checkPlan learned of a plan, for the checks that need
 // the catalog: the relations it reads (the allow-list, with partitions and
-// inheritance children) and the text of each node that scans them.
+// inheritance children), the text of each node that scans them, and the
+// functions it calls (volatility, SECURITY DEFINER, set-returning).
 type planReport struct {
 	relations []relation
 	// scans holds, per relation, the expression strings of every node
 	// that reads it (its Output, Filter, Index Cond, ...).
 	scans map[relation][][]string
+	// calls are the function calls of every expression, each once.
+	calls []funcCall
+	// setCalls are the calls in the select list of a ProjectSet node,
+	// where set-returning functions run.
+	setCalls []funcCall
 }
 
 // nameKeys are the fields of a plan node that name things rather than
@@ -307,7 +322,8 @@ var nameKeys = map[string]bool{
 // not allowed, calls a denied function or a function of a schema that is
 // neither allowed nor pg_catalog in any expression, or has a Foreign Scan
 // or Custom Scan whose relations it cannot name. It returns what the
-// checks that need the catalog use: the relations the plan reads.
+// checks that need the catalog use: the relations the plan reads and the
+// functions it calls.
 func checkPlan(planJSON []byte, allowedSchemas []string) (planReport, *guardError) {
 	var doc []struct {
 		Plan map[string]any `json:"Plan"`
@@ -316,6 +332,8 @@ func checkPlan(planJSON []byte, allowedSchemas []string) (planReport, *guardErro
 		return planReport{}, refuse("the plan could not be read")
 	}
 	rep := planReport{scans: map[relation][][]string{}}
+	seenCall := map[funcCall]bool{}
+	seenSetCall := map[funcCall]bool{}
 	addRelation := func(r relation, exprs []string) {
 		if _, ok := rep.scans[r]; !ok {
 			rep.relations = append(rep.relations, r)
@@ -351,6 +369,13 @@ func checkPlan(planJSON []byte, allowedSchemas []string) (planReport, *guardErro
 			if err := checkFunctionScan(node, allowedSchemas); err != nil {
 				return err
 			}
+			if name, ok := node["Function Name"].(string); ok {
+				schema, _ := node["Schema"].(string)
+				if fc := (funcCall{schema: schema, name: name}); !seenCall[fc] {
+					seenCall[fc] = true
+					rep.calls = append(rep.calls, fc)
+				}
+			}
 		}
 		for _, x := range exprs {
 			if !strings.Contains(x, "(") {
@@ -363,6 +388,15 @@ func checkPlan(planJSON []byte, allowedSchemas []string) (planReport, *guardErro
 				}
 				if fc.schema != "" && fc.schema != "pg_catalog" && !slices.Contains(allowedSchemas, fc.schema) {
 					return refuse("calls %s, outside the allowed schemas", fc)
+				}
+				fc.depth = 0
+				if !seenCall[fc] {
+					seenCall[fc] = true
+					rep.calls = append(rep.calls, fc)
+				}
+				if nodeType == "ProjectSet" && !seenSetCall[fc] {
+					seenSetCall[fc] = true
+					rep.setCalls = append(rep.setCalls, fc)
 				}
 			}
 		}
@@ -468,8 +502,9 @@ func checkFunctionScan(node map[string]any, allowedSchemas []string) *guardError
 // checkTextNames settles against the catalog what checkNames could not,
 // before the SQL reaches the planner: a qualifier that names a schema
 // outside the allowed ones (a table alias of the same name is refused as
-// well: rename it). The error is the catalog's; the *guardError a
-// refusal.
+// well: rename it), and a call of a function of an allowed schema that is
+// SECURITY DEFINER or VOLATILE (checkFunctions). The error is the
+// catalog's; the *guardError a refusal.
 func (s *Source) checkTextNames(ctx context.Context, tx pgx.Tx, names textNames) (*guardError, error) {
 	if len(names.qualifiers) > 0 {
 		var candidates []string
@@ -495,6 +530,68 @@ func (s *Source) checkTextNames(ctx context.Context, tx pgx.Tx, names textNames)
 				return refuse("uses type %s, outside the allowed schemas (%s)", q, allowed), nil
 			}
 			return refuse("reads %s, outside the allowed schemas (%s); %s names a schema (rename an alias of that name)", q, allowed, q.qualifier), nil
+		}
+	}
+	calls := make([]funcCall, len(names.calls))
+	for i, name := range names.calls {
+		calls[i] = funcCall{name: name}
+	}
+	return s.checkFunctions(ctx, tx, calls, nil)
+}
+
+// checkFunctions refuses, among calls, a function of an allowed schema
+// that is SECURITY DEFINER (it runs with its owner's privileges) or
+// VOLATILE (it may change state: a session's advisory lock outlives the
+// rollback), and, among setCalls (the select list of a ProjectSet), a
+// set-returning function of pg_catalog that allowedSetFunctions does not
+// list: the same allow-list as in FROM. A name is matched in every allowed
+// schema, overloads included. The plan prints a function of an allowed
+// schema unqualified, as it is on the search path.
+func (s *Source) checkFunctions(ctx context.Context, tx pgx.Tx, calls, setCalls []funcCall) (*guardError, error) {
+	var names, setNames []string
+	for _, fc := range calls {
+		if (fc.schema == "" || s.allowedSchema(fc.schema)) && !slices.Contains(names, fc.name) {
+			names = append(names, fc.name)
+		}
+	}
+	for _, fc := range setCalls {
+		if (fc.schema == "" || fc.schema == "pg_catalog") && !allowedSetFunctions[fc.name] && !slices.Contains(setNames, fc.name) {
+			setNames = append(setNames, fc.name)
+		}
+	}
+	if len(names) == 0 && len(setNames) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `
+SELECT n.nspname::text, p.proname::text, p.prosecdef, p.proretset AND n.nspname = 'pg_catalog'
+FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+WHERE (n.nspname = ANY($1::text[]) AND p.proname = ANY($2::text[]) AND (p.prosecdef OR p.provolatile = 'v'))
+	OR (n.nspname = 'pg_catalog' AND p.proretset AND p.proname = ANY($3::text[]))
+ORDER BY 4, 1, 2`, s.cfg.Schemas, names, setNames)
+	if err != nil {
+		return nil, s.classify(ctx, err)
+	}
+	type found struct {
+		schema, name      string
+		secdef, catalogSR bool
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (found, error) {
+		var f found
+		err := r.Scan(&f.schema, &f.name, &f.secdef, &f.catalogSR)
+		return f, err
+	})
+	if err != nil {
+		return nil, s.classify(ctx, err)
+	}
+	for _, f := range list {
+		fn := relation{schema: f.schema, name: f.name}
+		switch {
+		case f.catalogSR:
+			return refuse("calls set-returning function %s in the select list, which is not allowed", fn), nil
+		case f.secdef:
+			return refuse("calls %s, a SECURITY DEFINER function, which is not allowed", fn), nil
+		default:
+			return refuse("calls %s, a VOLATILE function, which is not allowed (it may change state that outlives the query)", fn), nil
 		}
 	}
 	return nil, nil
@@ -621,8 +718,24 @@ func maxMessageBodyLen(cfg Config) int {
 	return int(min(max(2*cfg.MaxResultBytes, minMessageBodyLen), math.MaxInt32))
 }
 
+// resetTimeout bounds the reset of a released connection.
+const resetTimeout = 5 * time.Second
+
 // hardenPool sets what the guard needs of every pooled connection: the
-// cap on a protocol message.
+// cap on a protocol message, and a reset when a connection goes back to
+// the pool. Query's transaction is rolled back, but a function may take
+// what outlives a transaction (a session advisory lock, a session
+// setting, a LISTEN, a prepared statement); DISCARD ALL releases all of
+// it (it cannot run in a transaction, and the release comes after the
+// rollback). The settings the source relies on are startup parameters,
+// to which DISCARD ALL returns, or are set per transaction. A connection
+// whose reset fails is closed.
 func hardenPool(pcfg *pgxpool.Config, cfg Config) {
 	pcfg.ConnConfig.MaxProtocolMessageBodyLen = maxMessageBodyLen(cfg)
+	pcfg.AfterRelease = func(c *pgx.Conn) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+		defer cancel()
+		_, err := c.Exec(ctx, "DISCARD ALL", pgx.QueryExecModeSimpleProtocol)
+		return err == nil
+	}
 }

@@ -45,8 +45,9 @@ func TestCheckNamesShouldRefuseDeniedCallsOtherSchemasAndHiddenNames(t *testing.
 }
 
 // What checkNames cannot settle is handed to the catalog: qualifiers that
-// may be an alias or a schema. Allowed schemas, pg_catalog, strings and
-// comments pass.
+// may be an alias or a schema, and the calls that may name a function of
+// an allowed schema. Allowed schemas, pg_catalog, strings and comments
+// pass.
 func TestCheckNamesShouldLeaveAliasesAndAllowedNamesToTheCatalog(t *testing.T) {
 	t.Parallel()
 	allowed := []string{"shop", "Mixed"}
@@ -66,6 +67,9 @@ func TestCheckNamesShouldLeaveAliasesAndAllowedNamesToTheCatalog(t *testing.T) {
 	}
 	if got := strings.Join(quals, ","); got != "o.id,orders.amount,o.name,::secret.dom,secret.cards,db.other,other.t,c.num" {
 		t.Errorf("qualifiers = %s", got)
+	}
+	if got := strings.Join(names.calls, ","); got != "f,lower" {
+		t.Errorf("calls = %s", got)
 	}
 	// A name past 63 bytes is cut as the server cuts it.
 	long := strings.Repeat("s", 70)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/nexus/nexus/internal/infra/pgsource"
 )
 
@@ -265,6 +266,114 @@ INSERT INTO %[1]s.events VALUES (1, '2024-05-01')`, ident(schema), card))
 		"SELECT p.id FROM orders_private p, orders o WHERE o.id = p.id": "[[2]]",
 		"SELECT id FROM events_2024":                                    "[[1]]",
 		"SELECT count(*) FROM events":                                   "[[1]]",
+	} {
+		if res := query(t, s, sql); fmt.Sprint(res.Rows) != want {
+			t.Errorf("Query(%q) = %v, want %s", sql, res.Rows, want)
+		}
+	}
+}
+
+// A function of an allowed schema is trusted to read, not to write or to
+// take what outlives the query: a VOLATILE or SECURITY DEFINER one is
+// refused, called from the SQL or from a view.
+func TestVolatileOrSecurityDefinerFunctionsOfAnAllowedSchemaShouldBeRefused(t *testing.T) {
+	t.Parallel()
+	admin := adminConn(t)
+	schema := fixtureSchema(t, admin)
+	exec(t, admin, fmt.Sprintf(`CREATE TABLE %[1]s.t (id int); INSERT INTO %[1]s.t VALUES (1);
+CREATE FUNCTION %[1]s.grab() RETURNS int LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_lock(4243); RETURN 1; END $$;
+CREATE FUNCTION %[1]s.definer() RETURNS int STABLE SECURITY DEFINER LANGUAGE sql AS $$ SELECT 1 $$;
+CREATE FUNCTION %[1]s.fine(x int) RETURNS int IMMUTABLE LANGUAGE sql AS $$ SELECT x + 1 $$;
+CREATE FUNCTION %[1]s.rows() RETURNS SETOF int STABLE LANGUAGE sql AS $$ SELECT 1 $$;
+CREATE VIEW %[1]s.grabbing AS SELECT %[1]s.grab() AS g`, ident(schema)))
+	s := openRO(t, pgsource.Config{Schemas: []string{schema}})
+	for sql, want := range map[string]string{
+		"SELECT grab()": "calls " + schema + ".grab, a VOLATILE function",
+		"SELECT id FROM t WHERE id = " + ident(schema) + ".grab()": "calls " + schema + ".grab, a VOLATILE function",
+		"SELECT definer()":       "calls " + schema + ".definer, a SECURITY DEFINER function",
+		"SELECT * FROM grabbing": "calls " + schema + ".grab, a VOLATILE function",
+	} {
+		queryAndExplain(t, s, sql, pgsource.KindUnsafeSQL, "SQL refused: ", want)
+	}
+	_, err := pgsource.QueryCheckingOnlyThePlan(s, context.Background(), "SELECT grab()")
+	requireKind(t, err, pgsource.KindUnsafeSQL, "a VOLATILE function")
+	if res := query(t, s, "SELECT fine(id), r FROM t, rows() r"); fmt.Sprint(res.Rows) != "[[2 1]]" {
+		t.Fatalf("stable and immutable functions: %v", res.Rows)
+	}
+	var n int
+	if err := admin.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4243`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("advisory locks 4243: %d, %v", n, err)
+	}
+}
+
+// A function may take what outlives the transaction even when it is
+// labelled STABLE (a session advisory lock): a connection is reset when it
+// goes back to the pool. The reset keeps the settings the source relies
+// on, and the connection itself.
+func TestPooledConnectionsShouldBeResetWhenReleased(t *testing.T) {
+	t.Parallel()
+	admin := adminConn(t)
+	schema := fixtureSchema(t, admin)
+	exec(t, admin, fmt.Sprintf(`CREATE FUNCTION %[1]s.sneaky() RETURNS int STABLE LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_advisory_lock(4244); RETURN 1; END $$`, ident(schema)))
+	s := openRO(t, pgsource.Config{Schemas: []string{schema}, MaxConnections: 1})
+	settings := "SELECT pg_backend_pid(), current_setting('statement_timeout'), current_setting('search_path'), " +
+		"current_setting('transaction_read_only'), current_setting('default_transaction_read_only'), current_setting('DateStyle'), " +
+		"current_setting('IntervalStyle'), current_setting('TimeZone'), current_setting('bytea_output'), " +
+		"current_setting('extra_float_digits'), current_setting('application_name'), now()::date::text, interval '1 day', '\\x01'::bytea"
+	first := fmt.Sprint(query(t, s, settings).Rows)
+	query(t, s, "SELECT sneaky()")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var n int
+		if err := admin.QueryRow(context.Background(),
+			`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4244 AND granted`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a pooled connection still holds advisory lock 4244 after the query's rollback")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for range 3 {
+		if got := fmt.Sprint(query(t, s, settings).Rows); got != first {
+			t.Fatalf("after the reset the session is\n%s\nwas\n%s", got, first)
+		}
+	}
+}
+
+// Set-returning functions in the select list (a ProjectSet) meet the same
+// allow-list as in FROM, and the catalog readers are denied wherever they
+// are called: other sessions' queries, the server's settings, any view's
+// definition.
+func TestCatalogReadersShouldBeRefusedInTheSelectList(t *testing.T) {
+	t.Parallel()
+	admin := adminConn(t)
+	allowed, secret := secretFixture(t, admin)
+	exec(t, admin, fmt.Sprintf(`CREATE VIEW %s.v AS SELECT 'the view definition'::text AS x`, ident(secret)))
+	var viewOID uint32
+	if err := admin.QueryRow(context.Background(), fmt.Sprintf("SELECT '%s.v'::regclass::oid", ident(secret))).Scan(&viewOID); err != nil {
+		t.Fatal(err)
+	}
+	s := openRO(t, pgsource.Config{Schemas: []string{allowed}})
+	for sql, want := range map[string]string{
+		"SELECT pg_stat_get_activity(NULL)":               "calls pg_stat_get_activity, which is not allowed",
+		"SELECT (pg_show_all_settings()).name LIMIT 3":    "calls pg_show_all_settings",
+		fmt.Sprintf("SELECT pg_get_viewdef(%d)", viewOID): "calls pg_get_viewdef",
+		"SELECT pg_lock_status()":                         "calls set-returning function pg_catalog.pg_lock_status in the select list",
+		"SELECT pg_options_to_table(ARRAY['a=1'])":        "calls set-returning function pg_catalog.pg_options_to_table",
+	} {
+		queryAndExplain(t, s, sql, pgsource.KindUnsafeSQL, "SQL refused: ", want)
+	}
+	_, err := pgsource.QueryCheckingOnlyThePlan(s, context.Background(), "SELECT pg_catalog.pg_lock_status()")
+	requireKind(t, err, pgsource.KindUnsafeSQL, "pg_lock_status")
+	for sql, want := range map[string]string{
+		"SELECT generate_series(1, 2)":                "[[1] [2]]",
+		"SELECT unnest(ARRAY['a']), upper('b')":       "[[a B]]",
+		"SELECT jsonb_array_elements_text('[\"x\"]')": "[[x]]",
 	} {
 		if res := query(t, s, sql); fmt.Sprint(res.Rows) != want {
 			t.Errorf("Query(%q) = %v, want %s", sql, res.Rows, want)

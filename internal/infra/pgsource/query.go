@@ -39,17 +39,20 @@ type Result struct {
 //  2. a transaction BEGIN READ ONLY with SET LOCAL statement_timeout and
 //     SET LOCAL search_path to the allowed schemas (quoted);
 //  3. before EXPLAIN, the catalog settles the names of the text: no
-//     qualifier that names a schema outside the allowed ones. Then
+//     qualifier that names a schema outside the allowed ones, no call of a
+//     VOLATILE or SECURITY DEFINER function of an allowed schema. Then
 //     EXPLAIN (VERBOSE, FORMAT JSON) of the query, in that transaction,
 //     through the extended protocol, which refuses a second statement; its
 //     plan is refused when it writes or locks (ModifyTable, LockRows),
 //     reads a relation outside the allowed schemas and tables (a partition
 //     of an allowed table is allowed; an inheritance child only through
 //     its allowed parent; a Foreign Scan's pushed-down relations count),
-//     scans a function in FROM that is not allowed, or calls a denied
-//     function (server files, large objects, dblink, settings, signals,
-//     advisory locks, catalog readers, SQL given as text) or any function
-//     of another schema (see guard.go);
+//     scans a function in FROM, or a set-returning function in the select
+//     list, that is not allowed, or calls a denied function (server files,
+//     large objects, dblink, settings, signals, advisory locks, catalog
+//     readers, SQL given as text), any function of another schema, or a
+//     VOLATILE or SECURITY DEFINER function of an allowed one (see
+//     guard.go);
 //  4. the query itself, in the same transaction, through the extended
 //     protocol; rows are converted and counted while streaming, and at
 //     Config.MaxRows or Config.MaxResultBytes reading stops and the
@@ -207,6 +210,9 @@ func (s *Source) explain(ctx context.Context, tx pgx.Tx, sql string) error {
 	var err error
 	if ge == nil {
 		ge, err = s.checkRelations(ctx, tx, rep)
+	}
+	if ge == nil && err == nil {
+		ge, err = s.checkFunctions(ctx, tx, rep.calls, rep.setCalls)
 	}
 	if err != nil {
 		return err
