@@ -434,7 +434,7 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string, multi b
 			r.add(Step{Step: StepRun, Outcome: OutcomeOK, Attempts: attempt, Duration: runTook})
 			return res, true, nil
 		}
-		if sourceFault(qerr) {
+		if pgsource.IsFault(qerr) {
 			return dataset.Result{}, false, qerr
 		}
 		if ctx.Err() != nil {

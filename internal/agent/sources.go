@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -167,20 +166,4 @@ func profileOf(p pgsource.Profile) dataset.Profile {
 		out.Columns = append(out.Columns, cp)
 	}
 	return out
-}
-
-// sourceFault reports an error of a source that is no fault of the SQL:
-// the database cannot be reached, refuses to serve an unsafe role, or
-// the like. Sending it back to the planner would change nothing, and the
-// request fails with it.
-func sourceFault(err error) bool {
-	var e *pgsource.Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	switch e.Kind {
-	case pgsource.KindUnsafeSQL, pgsource.KindSQL, pgsource.KindTimeout:
-		return false
-	}
-	return true
 }

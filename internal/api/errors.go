@@ -209,12 +209,13 @@ var sourceErrors = map[pgsource.Kind]struct {
 	status int
 	code   string
 }{
-	pgsource.KindUnsafeSQL:   {http.StatusUnprocessableEntity, "unsafe_sql"},
-	pgsource.KindSQL:         {http.StatusUnprocessableEntity, "sql_error"},
-	pgsource.KindTimeout:     {http.StatusUnprocessableEntity, "query_timeout"},
-	pgsource.KindUnavailable: {http.StatusServiceUnavailable, "source_unavailable"},
-	pgsource.KindUnsafeRole:  {http.StatusServiceUnavailable, "source_unsafe_role"},
-	pgsource.KindNotFound:    {http.StatusNotFound, "table_not_found"},
+	pgsource.KindUnsafeSQL:    {http.StatusUnprocessableEntity, "unsafe_sql"},
+	pgsource.KindSQL:          {http.StatusUnprocessableEntity, "sql_error"},
+	pgsource.KindTimeout:      {http.StatusUnprocessableEntity, "query_timeout"},
+	pgsource.KindTooExpensive: {http.StatusUnprocessableEntity, "query_too_expensive"},
+	pgsource.KindUnavailable:  {http.StatusServiceUnavailable, "source_unavailable"},
+	pgsource.KindUnsafeRole:   {http.StatusServiceUnavailable, "source_unsafe_role"},
+	pgsource.KindNotFound:     {http.StatusNotFound, "table_not_found"},
 }
 
 // writeSourceError answers for a source's error. The SQL's faults carry

@@ -12,7 +12,6 @@ package codegen
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -108,7 +107,7 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 		var fault error
 		review = ReviewSQL(ctx, code, func(ctx context.Context, sql string) error {
 			err := tgt.check(ctx, sql)
-			if sourceFault(err) {
+			if pgsource.IsFault(err) {
 				fault = err
 			}
 			return err
@@ -191,20 +190,6 @@ func sourceTables(list []pgsource.Table) []dataset.Table {
 		out[i] = dataset.Table{Name: name, Columns: cols}
 	}
 	return out
-}
-
-// sourceFault reports a source's error that is no verdict on the SQL: the
-// database cannot be reached, or refuses to serve.
-func sourceFault(err error) bool {
-	var e *pgsource.Error
-	if !errors.As(err, &e) {
-		return false
-	}
-	switch e.Kind {
-	case pgsource.KindUnsafeSQL, pgsource.KindSQL, pgsource.KindTimeout:
-		return false
-	}
-	return true
 }
 
 // pythonSystemPrompt tells the model the rules its Python is held to.

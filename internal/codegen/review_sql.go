@@ -54,7 +54,7 @@ func sqlVerdict(err error) string {
 		return "DuckDB: " + de.Message
 	case errors.As(err, &pe) && pe.Kind == pgsource.KindUnsafeSQL:
 		return pe.Message
-	case errors.As(err, &pe) && (pe.Kind == pgsource.KindSQL || pe.Kind == pgsource.KindTimeout):
+	case errors.As(err, &pe) && (pe.Kind == pgsource.KindSQL || pe.Kind == pgsource.KindTimeout || pe.Kind == pgsource.KindTooExpensive):
 		return "PostgreSQL: " + pe.Message
 	default:
 		return "SQL could not be checked"

@@ -18,6 +18,10 @@ const (
 type token struct {
 	kind tokenKind
 	text string
+	// uescape marks a Unicode-escape form, U&"..." or U&'...', whose
+	// text the lexer does not decode: a name written that way could be
+	// any name.
+	uescape bool
 }
 
 // lex splits SQL into tokens, dropping whitespace and comments (-- and
@@ -28,8 +32,9 @@ type token struct {
 // returned.
 //
 // It is not a parser: the guard uses it only to find the first keyword,
-// a second statement and the INTO keyword in the caller's SQL, and the
-// function calls in the expressions of a plan that PostgreSQL printed.
+// a second statement, the INTO keyword, and the names called or used as
+// qualifiers in the caller's SQL, and the function calls in the
+// expressions of a plan that PostgreSQL printed.
 func lex(s string) (toks []token, ok bool) {
 	i := 0
 	n := len(s)
@@ -69,6 +74,21 @@ func lex(s string) (toks []token, ok bool) {
 				return toks, false
 			}
 			toks = append(toks, token{kind: tokString})
+			i = end
+		case (c == 'u' || c == 'U') && i+2 < n && s[i+1] == '&' && (s[i+2] == '\'' || s[i+2] == '"'):
+			// U&'...' and U&"..." (no space may separate U, & and the
+			// quote): doubled quotes as in the plain forms, the escapes
+			// left undecoded.
+			q := s[i+2]
+			end, closed := skipQuoted(s, i+3, q, false)
+			if !closed {
+				return toks, false
+			}
+			if q == '"' {
+				toks = append(toks, token{kind: tokQIdent, text: strings.ReplaceAll(s[i+3:end-1], `""`, `"`), uescape: true})
+			} else {
+				toks = append(toks, token{kind: tokString, uescape: true})
+			}
 			i = end
 		case (c == 'e' || c == 'E') && i+1 < n && s[i+1] == '\'':
 			end, closed := skipQuoted(s, i+2, '\'', true)
@@ -114,9 +134,10 @@ func lex(s string) (toks []token, ok bool) {
 			for j < n && isIdentChar(s[j]) {
 				j++
 			}
-			// U&'...', B'...', X'...', N'...' are string constants whose
-			// prefix lexes as a word; the quote that follows is one.
-			toks = append(toks, token{kind: tokWord, text: strings.ToLower(s[i:j])})
+			// B'...', X'...', N'...' are string constants whose prefix
+			// lexes as a word; the quote that follows is one. Like the
+			// server, only ASCII letters are folded to lower case.
+			toks = append(toks, token{kind: tokWord, text: foldASCII(s[i:j])})
 			i = j
 		case isDigit(c) || (c == '.' && i+1 < n && isDigit(s[i+1])):
 			j := i
@@ -155,6 +176,18 @@ func skipQuoted(s string, i int, q byte, backslashes bool) (int, bool) {
 		}
 	}
 	return len(s), false
+}
+
+// foldASCII lower-cases the ASCII letters of an unquoted identifier, as
+// PostgreSQL does (downcase_identifier, for a multi-byte encoding).
+func foldASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func isDigit(c byte) bool      { return c >= '0' && c <= '9' }

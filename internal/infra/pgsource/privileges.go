@@ -33,7 +33,9 @@ const roleAdvice = "; use a read-only role (see README)"
 //   - it, or a role it is a member of (it could SET ROLE to it), holds
 //     INSERT, UPDATE, DELETE or TRUNCATE on a table, view or foreign table,
 //     UPDATE on a sequence, of an allowed schema (column grants included),
-//     or CREATE on an allowed schema.
+//     or CREATE on an allowed schema; owns an allowed schema, or a
+//     relation or function in one; or is granted a write privilege by
+//     default privileges for an allowed schema or for all (writePrivileges).
 //
 // It returns the role's name.
 func (s *Source) checkRole(ctx context.Context, conn *pgx.Conn) (string, error) {
@@ -96,32 +98,72 @@ SELECT ARRAY(SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p
 	return "", s.errorf(KindUnsafeRole, "%s%s", msg, roleAdvice)
 }
 
-// writePrivileges lists the write privileges of the role and of every role
-// it is a member of on the allowed schemas and their relations, at most 20.
+// writePrivileges lists, at most 20, what lets the role, or a role it is a
+// member of (it could SET ROLE to it), write in the allowed schemas:
+//
+//   - CREATE on an allowed schema;
+//   - INSERT, UPDATE, DELETE or TRUNCATE on a relation of an allowed
+//     schema (column grants included), UPDATE on a sequence;
+//   - ownership of an allowed schema, of a relation of any kind in one,
+//     or of a function in one: an owner may grant itself any privilege
+//     (revoking its own first proves nothing), alter or drop the object,
+//     and a function's body runs in every query that calls it;
+//   - default privileges (pg_default_acl) that grant INSERT, UPDATE,
+//     DELETE or TRUNCATE on tables, or UPDATE on sequences, to it, to a
+//     role it is a member of, or to PUBLIC, for an allowed schema or for
+//     every schema: the next table created there would be writable. A
+//     role's default grant to itself, for what it creates, is left out:
+//     creating needs CREATE, checked above.
 func (s *Source) writePrivileges(ctx context.Context, conn *pgx.Conn, role string) ([]string, error) {
 	rows, err := conn.Query(ctx, `
 WITH me AS (
 	SELECT m.oid, m.rolname FROM pg_catalog.pg_roles m
 	WHERE pg_has_role(current_user, m.oid, 'MEMBER')
 ), schemas AS (
-	SELECT n.oid, n.nspname FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY($1)
+	SELECT n.oid, n.nspname, n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = ANY($1)
 )
-SELECT me.rolname, 'CREATE', 'schema ' || quote_ident(sc.nspname), 0 AS ord
+SELECT 'grant' AS how, me.rolname, 'CREATE', 'schema ' || quote_ident(sc.nspname), 0 AS ord
 FROM me CROSS JOIN schemas sc
 WHERE has_schema_privilege(me.oid, sc.oid, 'CREATE')
 UNION ALL
-SELECT me.rolname, p.priv, quote_ident(sc.nspname) || '.' || quote_ident(c.relname), p.ord
+SELECT 'grant', me.rolname, p.priv, quote_ident(sc.nspname) || '.' || quote_ident(c.relname), p.ord
 FROM me CROSS JOIN schemas sc
 JOIN pg_catalog.pg_class c ON c.relnamespace = sc.oid AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
 CROSS JOIN (VALUES ('INSERT', 1), ('UPDATE', 2), ('DELETE', 3), ('TRUNCATE', 4)) AS p(priv, ord)
 WHERE CASE WHEN p.priv IN ('INSERT', 'UPDATE') THEN has_any_column_privilege(me.oid, c.oid, p.priv)
 	ELSE has_table_privilege(me.oid, c.oid, p.priv) END
 UNION ALL
-SELECT me.rolname, 'UPDATE', 'sequence ' || quote_ident(sc.nspname) || '.' || quote_ident(c.relname), 5
+SELECT 'grant', me.rolname, 'UPDATE', 'sequence ' || quote_ident(sc.nspname) || '.' || quote_ident(c.relname), 5
 FROM me CROSS JOIN schemas sc
 JOIN pg_catalog.pg_class c ON c.relnamespace = sc.oid AND c.relkind = 'S'
 WHERE has_sequence_privilege(me.oid, c.oid, 'UPDATE')
-ORDER BY 4, 3, 1
+UNION ALL
+SELECT 'owner', me.rolname, '', 'schema ' || quote_ident(sc.nspname), 6
+FROM schemas sc JOIN me ON me.oid = sc.nspowner
+UNION ALL
+SELECT 'owner', me.rolname, '', CASE c.relkind WHEN 'r' THEN 'table ' WHEN 'p' THEN 'table ' WHEN 'v' THEN 'view '
+		WHEN 'm' THEN 'materialized view ' WHEN 'f' THEN 'foreign table ' WHEN 'S' THEN 'sequence '
+		WHEN 'i' THEN 'index ' WHEN 'I' THEN 'index ' WHEN 'c' THEN 'type ' ELSE 'relation ' END
+	|| quote_ident(sc.nspname) || '.' || quote_ident(c.relname), 7
+FROM schemas sc JOIN pg_catalog.pg_class c ON c.relnamespace = sc.oid JOIN me ON me.oid = c.relowner
+UNION ALL
+SELECT 'owner', me.rolname, '', 'function ' || quote_ident(sc.nspname) || '.' || quote_ident(p.proname)
+	|| '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')', 8
+FROM schemas sc JOIN pg_catalog.pg_proc p ON p.pronamespace = sc.oid JOIN me ON me.oid = p.proowner
+UNION ALL
+SELECT 'default', coalesce(g.rolname, 'PUBLIC'), a.privilege_type,
+	CASE d.defaclobjtype WHEN 'S' THEN 'sequences' ELSE 'tables' END || ' that role ' || quote_ident(o.rolname)
+	|| ' creates ' || coalesce('in schema ' || quote_ident(n.nspname), 'in any schema'), 9
+FROM pg_catalog.pg_default_acl d
+CROSS JOIN LATERAL pg_catalog.aclexplode(d.defaclacl) a
+JOIN pg_catalog.pg_roles o ON o.oid = d.defaclrole
+LEFT JOIN pg_catalog.pg_namespace n ON n.oid = d.defaclnamespace
+LEFT JOIN me g ON g.oid = a.grantee
+WHERE (d.defaclnamespace = 0 OR d.defaclnamespace IN (SELECT oid FROM schemas))
+	AND (a.grantee = 0 OR g.oid IS NOT NULL) AND a.grantee <> d.defaclrole
+	AND ((d.defaclobjtype = 'r' AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE'))
+		OR (d.defaclobjtype = 'S' AND a.privilege_type = 'UPDATE'))
+ORDER BY 5, 4, 2, 3
 LIMIT 20`, s.cfg.Schemas)
 	if err != nil {
 		return nil, s.classify(ctx, err)
@@ -129,13 +171,24 @@ LIMIT 20`, s.cfg.Schemas)
 	defer rows.Close()
 	var out []string
 	for rows.Next() {
-		var holder, priv, object string
+		var how, holder, priv, object string
 		var ord int
-		if err := rows.Scan(&holder, &priv, &object, &ord); err != nil {
+		if err := rows.Scan(&how, &holder, &priv, &object, &ord); err != nil {
 			return nil, s.classify(ctx, err)
 		}
-		f := fmt.Sprintf("role %q holds %s on %s", role, priv, object)
-		if holder != role {
+		var f string
+		switch how {
+		case "owner":
+			f = fmt.Sprintf("role %q owns %s", role, object)
+		case "default":
+			f = fmt.Sprintf("role %q is granted %s by default privileges on %s", role, priv, object)
+		default:
+			f = fmt.Sprintf("role %q holds %s on %s", role, priv, object)
+		}
+		switch {
+		case how == "default" && holder == "PUBLIC":
+			f += " (through PUBLIC)"
+		case holder != role:
 			f += fmt.Sprintf(" (through role %q)", holder)
 		}
 		out = append(out, f)

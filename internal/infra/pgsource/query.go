@@ -32,17 +32,27 @@ type Result struct {
 // capped. The guard, in order:
 //
 //  1. checkText: one statement whose first keyword is SELECT, WITH, VALUES
-//     or TABLE, without INTO (refused before anything is sent);
+//     or TABLE, without INTO; checkNames: no call of a denied function, no
+//     call or operator of another schema, no U& escape or OID alias type
+//     (refused before anything is sent: planning evaluates stable
+//     functions of constants);
 //  2. a transaction BEGIN READ ONLY with SET LOCAL statement_timeout and
 //     SET LOCAL search_path to the allowed schemas (quoted);
-//  3. EXPLAIN (VERBOSE, FORMAT JSON) of the query, in that transaction,
+//  3. before EXPLAIN, the catalog settles the names of the text: no
+//     qualifier that names a schema outside the allowed ones, no call of a
+//     VOLATILE or SECURITY DEFINER function of an allowed schema. Then
+//     EXPLAIN (VERBOSE, FORMAT JSON) of the query, in that transaction,
 //     through the extended protocol, which refuses a second statement; its
 //     plan is refused when it writes or locks (ModifyTable, LockRows),
 //     reads a relation outside the allowed schemas and tables (a partition
-//     of an allowed table is allowed), scans a function in FROM that is
-//     not allowed, or calls a denied function (server files, large
-//     objects, dblink, settings, signals, advisory locks, SQL given as
-//     text) or any function of another schema (see guard.go);
+//     of an allowed table is allowed; an inheritance child only through
+//     its allowed parent; a Foreign Scan's pushed-down relations count),
+//     scans a function in FROM, or a set-returning function in the select
+//     list, that is not allowed, or calls a denied function (server files,
+//     large objects, dblink, settings, signals, advisory locks, catalog
+//     readers, SQL given as text), any function of another schema, or a
+//     VOLATILE or SECURITY DEFINER function of an allowed one (see
+//     guard.go);
 //  4. the query itself, in the same transaction, through the extended
 //     protocol; rows are converted and counted while streaming, and at
 //     Config.MaxRows or Config.MaxResultBytes reading stops and the
@@ -53,8 +63,10 @@ type Result struct {
 // no privilege to write or escape (checked by Open and Refresh).
 //
 // Errors are *Error: KindUnsafeSQL for a refusal, KindSQL for PostgreSQL's
-// error, KindTimeout, KindUnavailable. A cancellation of ctx by the caller
-// is returned as an error wrapping context.Canceled.
+// error (its quoted values cut), KindTimeout, KindTooExpensive (a resource
+// limit of the server, or a row past the protocol message cap),
+// KindUnavailable. A cancellation of ctx by the caller is returned as an
+// error wrapping context.Canceled.
 //
 // Config.OnQuery, if set, is told every call's outcome and duration.
 func (s *Source) Query(ctx context.Context, sql string) (Result, error) {
@@ -68,8 +80,8 @@ func (s *Source) Query(ctx context.Context, sql string) (Result, error) {
 }
 
 // Outcome names how a call ended, as Config.OnQuery reports it: "ok", the
-// *Error's Kind (unsafe_sql, sql_error, timeout, unavailable, unsafe_role,
-// not_found, invalid_config), or "canceled" when the caller's context
+// *Error's Kind (unsafe_sql, sql_error, timeout, query_too_expensive,
+// unavailable, unsafe_role, not_found, invalid_config), or "canceled" when the caller's context
 // ended it.
 func Outcome(err error) string {
 	if err == nil {
@@ -176,7 +188,7 @@ func (s *Source) query(ctx context.Context, sql string, lexical bool) (Result, e
 	return res, nil
 }
 
-// guardText applies checkText and the unsafe-role state.
+// guardText applies checkText, checkNames and the unsafe-role state.
 func (s *Source) guardText(sql string) error {
 	s.mu.RLock()
 	unsafe := s.unsafe
@@ -184,7 +196,11 @@ func (s *Source) guardText(sql string) error {
 	if unsafe != nil {
 		return unsafe
 	}
-	if ge := checkText(sql); ge != nil {
+	ge := checkText(sql)
+	if ge == nil {
+		_, ge = checkNames(sql, s.cfg.Schemas)
+	}
+	if ge != nil {
 		s.log.Info("postgres SQL refused", "reason", ge.msg)
 		return s.errorf(KindUnsafeSQL, "%s", ge.Error())
 	}
@@ -234,66 +250,52 @@ func (s *Source) searchPath() string {
 	return strings.Join(quoted, ", ")
 }
 
-// explain plans sql and checks the plan (Query's steps 3).
+// explain checks the names of sql against the catalog, then plans it and
+// checks the plan (Query's step 3).
 func (s *Source) explain(ctx context.Context, tx pgx.Tx, sql string) error {
+	if ctx.Value(planOnlyKey{}) == nil {
+		// guardText refused what checkNames refuses, unless a test
+		// skipped it.
+		names, ge := checkNames(sql, s.cfg.Schemas)
+		if ge == nil {
+			var err error
+			if ge, err = s.checkTextNames(ctx, tx, names); err != nil {
+				return err
+			}
+		}
+		if ge != nil {
+			return s.refused(ge)
+		}
+	}
 	var plan []byte
 	if err := tx.QueryRow(ctx, "EXPLAIN (VERBOSE, FORMAT JSON) "+sql, pgx.QueryExecModeExec).Scan(&plan); err != nil {
-		return s.classify(ctx, err)
+		return s.classifyPlanning(ctx, err, sql)
 	}
 	rep, ge := checkPlan(plan, s.cfg.Schemas)
+	var err error
 	if ge == nil {
-		ge = s.checkRelations(ctx, tx, rep.relations)
+		ge, err = s.checkRelations(ctx, tx, rep)
+	}
+	if ge == nil && err == nil {
+		ge, err = s.checkFunctions(ctx, tx, rep.calls, rep.setCalls)
+	}
+	if err != nil {
+		return err
 	}
 	if ge != nil {
-		s.log.Info("postgres SQL refused", "reason", ge.msg)
-		return s.errorf(KindUnsafeSQL, "%s", ge.Error())
+		return s.refused(ge)
 	}
 	return nil
 }
 
-// checkRelations refuses a relation outside the allowed schemas and
-// tables. A relation that is not allowed by name but is a partition (or
-// an inheritance child) of an allowed table is allowed: the plan of a
-// partitioned table scans its partitions.
-func (s *Source) checkRelations(ctx context.Context, tx pgx.Tx, rels []relation) *guardError {
-	for _, r := range rels {
-		if s.allowedTable(r.schema, r.name) {
-			continue
-		}
-		if s.allowedSchema(r.schema) && s.hasAllowedAncestor(ctx, tx, r) {
-			continue
-		}
-		if !s.allowedSchema(r.schema) {
-			return refuse("reads %s, outside the allowed schemas (%s)", r, strings.Join(s.cfg.Schemas, ", "))
-		}
-		return refuse("reads %s, outside the allowed tables", r)
-	}
-	return nil
-}
+// planOnlyKey, set in a context, makes explain skip its checks of the
+// caller's text, so that tests can show the plan check holding on its own.
+type planOnlyKey struct{}
 
-// hasAllowedAncestor reports whether r inherits from an allowed table.
-func (s *Source) hasAllowedAncestor(ctx context.Context, tx pgx.Tx, r relation) bool {
-	rows, err := tx.Query(ctx, `
-WITH RECURSIVE up(oid) AS (
-	SELECT i.inhparent FROM pg_catalog.pg_inherits i
-	WHERE i.inhrelid = (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relname = $2)
-	UNION
-	SELECT i.inhparent FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.oid
-)
-SELECT n.nspname, c.relname FROM up
-JOIN pg_catalog.pg_class c ON c.oid = up.oid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace`, r.schema, r.name)
-	if err != nil {
-		return false
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var schema, name string
-		if rows.Scan(&schema, &name) == nil && s.allowedTable(schema, name) {
-			return true
-		}
-	}
-	return false
+// refused logs a refusal and makes it an *Error of KindUnsafeSQL.
+func (s *Source) refused(ge *guardError) error {
+	s.log.Info("postgres SQL refused", "reason", ge.msg)
+	return s.errorf(KindUnsafeSQL, "%s", ge.Error())
 }
 
 // run executes sql and streams its rows under the caps. names are the

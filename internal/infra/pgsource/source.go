@@ -148,6 +148,7 @@ func configurePool(pcfg *pgxpool.Config, cfg Config) {
 	if cc.ConnectTimeout == 0 || cc.ConnectTimeout > 10*time.Second {
 		cc.ConnectTimeout = 10 * time.Second
 	}
+	hardenPool(pcfg, cfg)
 }
 
 // Name is the source's name.
