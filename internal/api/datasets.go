@@ -20,7 +20,7 @@ import (
 type DatasetStore interface {
 	// NewUpload starts an upload of a new dataset of one or more tables;
 	// NewTablesUpload one of tables to add to dataset id.
-	NewUpload(ctx context.Context) (*dataset.Upload, error)
+	NewUpload(ctx context.Context, opts ...dataset.UploadOption) (*dataset.Upload, error)
 	NewTablesUpload(ctx context.Context, id string) (*dataset.Upload, error)
 	List(ctx context.Context) ([]dataset.Dataset, error)
 	Get(ctx context.Context, id string) (dataset.Dataset, error)
