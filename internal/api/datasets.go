@@ -109,7 +109,7 @@ func handleUpload(store DatasetStore, maxUploadBytes int64) echo.HandlerFunc {
 	body := newUploadBody(maxUploadBytes)
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		up, err := store.NewUpload(ctx)
+		up, err := store.NewUpload(ctx, uploadOwner(ctx))
 		if err != nil {
 			return err
 		}
@@ -189,6 +189,7 @@ func handleListDatasets(store DatasetStore) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		list = visibleDatasets(c.Request().Context(), list)
 		if list == nil {
 			list = []dataset.Dataset{}
 		}
