@@ -310,14 +310,15 @@ func forbidden(scope string) error {
 // NEXUS_ADMIN_TOKEN is set, for the admin routes; store checks the
 // datasets' owners. A nil Access leaves everything open and unlimited.
 func guard(a *Access, adminToken string, store DatasetStore) echo.MiddlewareFunc {
+	// Routes are registered after this middleware; they are read once, at
+	// the first request. (Echo applies global middleware to the handler
+	// on every request, so this lives outside the function it returns.)
+	var registered map[string]bool
+	var once sync.Once
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if a == nil {
 			return next
 		}
-		// Routes are registered after this middleware; they are read once,
-		// at the first request.
-		var registered map[string]bool
-		var once sync.Once
 		return func(c echo.Context) error {
 			once.Do(func() { registered = routesOf(c.Echo()) })
 			p, ok := policyOf(c, registered)
