@@ -36,12 +36,11 @@ const AnonymousKey = "anonymous"
 // The keys and limits in force are swapped in whole by Apply (at start and
 // on every accepted reload), so a request sees one set from start to end.
 type Access struct {
-	limiter      Limiter
-	failOpen     bool
-	log          *slog.Logger
-	metrics      LimitMetrics
-	failures     *keyFailures
-	budgetWindow atomic.Int64 // time.Duration
+	limiter  Limiter
+	failOpen bool
+	log      *slog.Logger
+	metrics  LimitMetrics
+	failures *keyFailures
 
 	state atomic.Pointer[accessState]
 }
@@ -118,9 +117,6 @@ func (a *Access) Apply(auth config.Auth, rl config.RateLimit) {
 	}
 	a.state.Store(st)
 }
-
-// Open reports whether no key is configured.
-func (a *Access) Open() bool { return len(a.state.Load().keys) == 0 }
 
 // limitsOf turns a window into limits, the minute first: Redis checks
 // them in order and stops at the first refusal.
