@@ -62,6 +62,10 @@ type Config struct {
 	// Sources declares live databases by name, reached read-only. Default:
 	// none.
 	Sources Sources `json:"sources"`
+	// Auth holds the API keys (see auth.go); none means an open API.
+	Auth Auth `json:"auth"`
+	// RateLimit holds the request limits and token budgets (see auth.go).
+	RateLimit RateLimit `json:"ratelimit"`
 }
 
 // Datasets configures dataset storage and the SQL sandbox.
@@ -590,7 +594,11 @@ func isJSONNull(data []byte) bool { return string(bytes.TrimSpace(data)) == "nul
 // Server holds HTTP listener settings.
 type Server struct {
 	// Addr is the listen address; NEXUS_ADDR or -addr override it.
+	// Default 127.0.0.1:8080: this machine only.
 	Addr string `json:"addr"`
+	// AllowOpenAPI lets Nexus listen on a non-loopback address with no
+	// API key configured; without it start-up refuses (see CheckOpenAPI).
+	AllowOpenAPI bool `json:"allow_open_api"`
 	// MaxBodyBytes limits request bodies; larger ones get 413.
 	MaxBodyBytes int64 `json:"max_body_bytes"`
 	// DrainSeconds is how long /readyz answers 503 after SIGTERM before the
@@ -661,7 +669,7 @@ func Default() Config {
 			MaxResponseBytes:    4 << 20,
 		},
 		Server: Server{
-			Addr:                  ":8080",
+			Addr:                  "127.0.0.1:8080",
 			MaxBodyBytes:          10 << 20,
 			DrainSeconds:          0,
 			ShutdownGraceSeconds:  30,
@@ -701,7 +709,9 @@ func Default() Config {
 			Enabled:       false,
 			MaxIterations: 2,
 		},
-		Sources: Sources{},
+		Sources:   Sources{},
+		Auth:      defaultAuth(),
+		RateLimit: defaultRateLimit(),
 	}
 }
 
@@ -818,6 +828,7 @@ func (c Config) Validate() error {
 	if c.Server.RequestTimeoutSeconds < 0 || c.Server.RequestTimeoutSeconds > maxSeconds {
 		bad("server.request_timeout_seconds", "must be between 0 (no limit) and 86400 seconds", float64(c.Server.RequestTimeoutSeconds))
 	}
+	errs = append(errs, c.validateAuth()...)
 	if u := c.Alerts.WebhookURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		errs = append(errs, errors.New("alerts.webhook_url: must start with http:// or https://"))
 	}

@@ -24,7 +24,7 @@ func TestParseShouldOverlayDefaultsAndAcceptFractionalSeconds(t *testing.T) {
 	if da.RecoveryTimeout.Duration() != 200*time.Millisecond || da.Timeout.Duration() != 250*time.Millisecond {
 		t.Fatalf("durations: %+v", da)
 	}
-	if cfg.CircuitBreaker.Circuits[config.CircuitVisualization].Timeout != 20 || cfg.LLM.BaseURL != "http://localhost:11434/v1" || cfg.Server.Addr != ":8080" {
+	if cfg.CircuitBreaker.Circuits[config.CircuitVisualization].Timeout != 20 || cfg.LLM.BaseURL != "http://localhost:11434/v1" || cfg.Server.Addr != "127.0.0.1:8080" {
 		t.Fatalf("defaults lost: %+v", cfg)
 	}
 }

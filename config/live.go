@@ -15,6 +15,8 @@ type Live struct {
 	cfg       Config
 	loadedAt  time.Time
 	lastError string
+	// onSet are told of every configuration Set installs.
+	onSet []func(Config)
 }
 
 // Status is what health reports about the configuration.
@@ -39,11 +41,26 @@ func (l *Live) Current() Config {
 	return l.cfg
 }
 
-// Set installs a new configuration and clears the last reload error.
+// Set installs a new configuration and clears the last reload error, then
+// tells the OnSet functions, in order, outside the lock.
 func (l *Live) Set(cfg Config, at time.Time) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.cfg, l.loadedAt, l.lastError = cfg, at, ""
+	subs := l.onSet
+	l.mu.Unlock()
+	for _, fn := range subs {
+		fn(cfg)
+	}
+}
+
+// OnSet registers fn to be told of every configuration Set installs, so
+// that what is built from the configuration (the API keys, say) follows a
+// reload without the reloader knowing of it. Register before reloads can
+// run; fn must be quick: the reload waits for it.
+func (l *Live) OnSet(fn func(Config)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onSet = append(l.onSet, fn)
 }
 
 // Fail records a rejected reload; the configuration in force stays.

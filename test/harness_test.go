@@ -55,6 +55,10 @@ func testConfig() config.Config {
 		config.CircuitCoTEngine:     config.Single(cotModel),
 		config.CircuitVisualization: config.Single(vizModel),
 	}
+	// The default rate limits (60 a minute, 10 at once, per client
+	// address) would refuse the bursts other tests send from loopback;
+	// auth_test.go and ratelimit_test.go set their own.
+	cfg.RateLimit.PerMinute, cfg.RateLimit.PerHour = 0, 0
 	return cfg
 }
 

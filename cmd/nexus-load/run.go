@@ -401,6 +401,8 @@ func startNexus(ctx context.Context, dir, baseURL string, logs, stderr io.Writer
 func startNexusWith(ctx context.Context, dir string, mutate func(*config.Config), extraEnv map[string]string, logs, stderr io.Writer) (*nexus, error) {
 	cfg := config.Default()
 	cfg.Datasets.Workers = 1
+	// A load test measures Nexus, not its per-address rate limit.
+	cfg.RateLimit.PerMinute, cfg.RateLimit.PerHour = 0, 0
 	mutate(&cfg)
 	data, err := json.Marshal(cfg)
 	if err != nil {

@@ -17,6 +17,13 @@ func main() {
 	// The same binary runs the DuckDB worker processes that the dataset
 	// store supervises.
 	dataset.RunIfWorker()
+	if len(os.Args) > 1 && os.Args[1] == app.HashKeyCommand {
+		if err := app.HashKey(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "nexus:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

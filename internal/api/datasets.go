@@ -20,7 +20,7 @@ import (
 type DatasetStore interface {
 	// NewUpload starts an upload of a new dataset of one or more tables;
 	// NewTablesUpload one of tables to add to dataset id.
-	NewUpload(ctx context.Context) (*dataset.Upload, error)
+	NewUpload(ctx context.Context, opts ...dataset.UploadOption) (*dataset.Upload, error)
 	NewTablesUpload(ctx context.Context, id string) (*dataset.Upload, error)
 	List(ctx context.Context) ([]dataset.Dataset, error)
 	Get(ctx context.Context, id string) (dataset.Dataset, error)
@@ -109,7 +109,7 @@ func handleUpload(store DatasetStore, maxUploadBytes int64) echo.HandlerFunc {
 	body := newUploadBody(maxUploadBytes)
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		up, err := store.NewUpload(ctx)
+		up, err := store.NewUpload(ctx, uploadOwner(ctx))
 		if err != nil {
 			return err
 		}
@@ -189,6 +189,7 @@ func handleListDatasets(store DatasetStore) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		list = visibleDatasets(c.Request().Context(), list)
 		if list == nil {
 			list = []dataset.Dataset{}
 		}

@@ -6,6 +6,9 @@ import "github.com/labstack/echo/v4"
 // are always registered and answer 404 while the flag is off.
 func routes(e *echo.Echo, cfg Config) {
 	deadline := requestDeadline(cfg.RequestTimeout)
+	// Keys, scopes, tenants and limits, by each route's entry in
+	// routePolicies (auth.go): ahead of every route's own middleware.
+	e.Use(guard(cfg.Access, cfg.AdminToken, cfg.Datasets))
 	e.POST("/analyze", handleAnalyze(cfg.Analyst, cfg.MaxBodyBytes), deadline)
 	e.POST("/generate", handleGenerate(cfg.Generator, cfg.MaxBodyBytes), deadline)
 

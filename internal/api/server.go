@@ -74,8 +74,12 @@ type Config struct {
 	Settings Settings
 	// Metrics may be nil (no HTTP metrics, /metrics answers 404).
 	Metrics Metrics
-	// AdminToken enables the admin API; empty means its routes answer 404.
+	// AdminToken enables the admin API; empty means its routes answer 404
+	// (unless admin API keys exist).
 	AdminToken string
+	// Access holds the API keys and the limits (auth.go); nil leaves the
+	// API open and unlimited.
+	Access *Access
 	// Redactor hides the configured secrets (the API key, the admin token)
 	// and applies the URL policy to error text bound for the log; nil
 	// still applies the policy.
@@ -116,6 +120,7 @@ func NewServer(cfg Config) http.Handler {
 	if cfg.MaxUploadBytes <= 0 {
 		cfg.MaxUploadBytes = dataset.DefaultMaxUploadBytes
 	}
+	cfg = tenants(cfg)
 	e := echo.New()
 	e.HideBanner = true
 	e.HidePort = true

@@ -81,6 +81,7 @@ func parseOptions(args []string, getenv func(string) string, stdout, stderr io.W
 // environment variable from the same table that the flags come from.
 func printUsage(w io.Writer, set *flag.FlagSet, vars []config.EnvVar) {
 	fmt.Fprintf(w, `Usage: nexus [flags]
+       nexus hash-key < key-file   (prints the key's SHA-256 for auth.keys)
 
 Nexus serves the data-analyst and code-generator agents over HTTP. Settings
 come from the config file (or the built-in defaults when the default file
@@ -143,6 +144,9 @@ func loadConfig(opts options) (loaded, error) {
 	}
 	if err := l.cfg.Validate(); err != nil {
 		return loaded{}, fmt.Errorf("config after overrides:\n%w", err)
+	}
+	if l.cfg, err = securedConfig(l.cfg, opts.configPath); err != nil {
+		return loaded{}, err
 	}
 	return l, nil
 }

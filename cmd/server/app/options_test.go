@@ -93,8 +93,8 @@ func TestFlagsShouldWinOverTheEnvironmentWhichWinsOverTheFile(t *testing.T) {
 	if got != want {
 		t.Fatalf("in force %v, want %v", got, want)
 	}
-	if l.file.Server.Addr != ":8080" {
-		t.Fatalf("file's own server.addr = %q, want the file's :8080", l.file.Server.Addr)
+	if l.file.Server.Addr != "127.0.0.1:8080" {
+		t.Fatalf("file's own server.addr = %q, want the file's 127.0.0.1:8080", l.file.Server.Addr)
 	}
 	var keys []string
 	for _, o := range overriddenKeys(opts) {

@@ -103,6 +103,7 @@ func (r *reloader) reload(ctx context.Context) error {
 		r.log.Warn("restart required: config change ignored until then", slog.String("key", "llm.probe_interval"))
 		next.LLM.ProbeInterval = cur.LLM.ProbeInterval
 	}
+	keepRestartOnlyLimits(r.log, &next, cur)
 	// The config status is committed before its effects, so a client that
 	// sees a rebuilt or disabled circuit also sees the reload that did it
 	// (loaded_at moved, last_reload_error cleared).

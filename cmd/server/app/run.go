@@ -107,6 +107,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	m.ObserveLogDrops(logs.Dropped)
 	alerts := newAlerter(cfg.Alerts, logger, m)
 	defer alerts.close()
+	// API keys, tenants, rate limits and token budgets (auth.go).
+	sec, err := newSecurity(cfg, live, opts.configPath, logger, m)
+	if err != nil {
+		return err
+	}
+	defer sec.close()
 	circuits = circuit.NewRegistry(registryConfig(cfg, clients.apply(cfg.LLM)), circuit.Options{
 		Logger:   logger,
 		Redactor: redactor,
@@ -119,6 +125,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			OnRetry:    m.ObserveRetry,
 			OnFailover: m.ObserveFailover,
 			OnHedge:    m.ObserveHedge,
+			OnUsage:    sec.usage,
 		},
 	})
 	defer circuits.Close()
@@ -194,6 +201,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	handler := api.NewServer(api.Config{
 		Logger:   logger,
 		Redactor: redactor,
+		Access:   sec.access,
 		Analyst: agent.NewAnalyst(agent.Config{
 			Answerer:        circuits.Circuit(config.CircuitDataAnalyst),
 			Planner:         circuits.Circuit(config.CircuitCodeGenerator),
@@ -270,6 +278,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		logger.Log(context.Background(), level, "config file watching is off; SIGHUP and the admin API still reload", slog.String("error", err.Error()))
 	}
+	sec.watchKeys(reloadCtx, cfg, requestReload)
 
 	errc := make(chan error, 1)
 	go func() { errc <- serve(srv, ln) }()

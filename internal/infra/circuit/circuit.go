@@ -277,6 +277,7 @@ func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, o attemp
 		outcome, kind = llm.Neutral, llm.KindCanceled
 	}
 	c.emitCall(t.spec.Provider, label, callLabel(outcome, kind), took)
+	c.emitUsage(w.ctx, t.spec.Provider, label, resp.Usage)
 	finished = true
 	lerr := c.finish(t, p, outcome, kind, err)
 	return attemptResult{idx: i, resp: resp, err: lerr, outcome: outcome, raw: err}
@@ -465,6 +466,14 @@ func (c *Circuit) reportsLocked(now time.Time) []TargetReport {
 func (c *Circuit) emitCall(provider, model, outcome string, d time.Duration) {
 	if c.hooks.OnCall != nil {
 		c.hooks.OnCall(CallEvent{Circuit: c.name, Provider: provider, Model: model, Outcome: outcome, Duration: d})
+	}
+}
+
+// emitUsage reports an attempt's tokens, if the upstream reported any.
+func (c *Circuit) emitUsage(ctx context.Context, provider, model string, u llm.Usage) {
+	if c.hooks.OnUsage != nil && u.Total() > 0 {
+		c.hooks.OnUsage(ctx, UsageEvent{Circuit: c.name, Provider: provider, Model: model,
+			PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens})
 	}
 }
 

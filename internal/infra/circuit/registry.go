@@ -1,6 +1,7 @@
 package circuit
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -23,6 +24,24 @@ type Hooks struct {
 	OnFailover func(circuit, fromProvider, toProvider string)
 	// OnHedge is told how each hedge ended: HedgeWon or HedgeLost.
 	OnHedge func(circuit, outcome string)
+	// OnUsage is told of the tokens every attempt's upstream reported
+	// spending, the attempts whose answer was not used (a failed retry,
+	// an empty completion) included. ctx is the call's own context, so
+	// that the caller can attribute the tokens to whatever its context
+	// carries (the API key of the request); the circuits know nothing of
+	// it.
+	OnUsage func(ctx context.Context, e UsageEvent)
+}
+
+// UsageEvent is the tokens one attempt on one target spent.
+type UsageEvent struct {
+	Circuit  string
+	Provider string
+	// Model is the target's configured model, or "other" when a request
+	// named another one (as in CallEvent).
+	Model            string
+	PromptTokens     int
+	CompletionTokens int
 }
 
 // Options are the registry's injected dependencies.

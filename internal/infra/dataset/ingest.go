@@ -25,8 +25,8 @@ import (
 // Content that cannot be read as a table is KindInvalid; a read error from
 // r (other than an *http.MaxBytesError, which is KindTooLarge) and ctx
 // errors are returned wrapped as they are.
-func (s *Store) Create(ctx context.Context, name, filename string, r io.Reader) (Dataset, error) {
-	u, err := s.NewUpload(ctx)
+func (s *Store) Create(ctx context.Context, name, filename string, r io.Reader, opts ...UploadOption) (Dataset, error) {
+	u, err := s.NewUpload(ctx, opts...)
 	if err != nil {
 		return Dataset{}, err
 	}
@@ -66,8 +66,10 @@ type Upload struct {
 	// existing are into's table names when the upload began; Commit
 	// checks again against the current ones.
 	existing []string
-	files    []upFile
-	size     int64
+	// owner is the new dataset's Owner.
+	owner string
+	files []upFile
+	size  int64
 }
 
 type upFile struct {
@@ -78,8 +80,17 @@ type upFile struct {
 	size   int64
 }
 
+// UploadOption sets something about a new dataset beyond its files.
+type UploadOption func(*Upload)
+
+// WithOwner records owner (an API key's name) as the new dataset's Owner.
+// Tables added later keep the dataset's owner.
+func WithOwner(owner string) UploadOption {
+	return func(u *Upload) { u.owner = owner }
+}
+
 // NewUpload starts an upload of a new dataset.
-func (s *Store) NewUpload(ctx context.Context) (*Upload, error) {
+func (s *Store) NewUpload(ctx context.Context, opts ...UploadOption) (*Upload, error) {
 	if err := s.checkOpen(ctx); err != nil {
 		return nil, err
 	}
@@ -87,7 +98,11 @@ func (s *Store) NewUpload(ctx context.Context) (*Upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Upload{s: s, tmp: filepath.Join(s.cfg.Dir, tmpPrefix+token)}, nil
+	u := &Upload{s: s, tmp: filepath.Join(s.cfg.Dir, tmpPrefix+token)}
+	for _, o := range opts {
+		o(u)
+	}
+	return u, nil
 }
 
 // NewTablesUpload starts an upload of tables to add to dataset id; an
@@ -263,7 +278,7 @@ func (u *Upload) create(ctx context.Context, name string) (Dataset, error) {
 		return Dataset{}, err
 	}
 	metaBytes, meta, err := encodeMetadata(metadata{Dataset: Dataset{
-		ID: id, Name: displayName(name, u.files[0].clean), CreatedAt: time.Now().UTC(), Tables: tables,
+		ID: id, Name: displayName(name, u.files[0].clean), CreatedAt: time.Now().UTC(), Tables: tables, Owner: u.owner,
 	}})
 	if err != nil {
 		return Dataset{}, err

@@ -39,6 +39,11 @@ type Dataset struct {
 	CreatedAt time.Time `json:"created_at"`
 	// TableCount is how many tables the dataset holds.
 	TableCount int `json:"table_count"`
+	// Owner names the API key that created the dataset (WithOwner); empty
+	// for a dataset created while the API was open, or stored before
+	// datasets had owners. The store only records it: who may see a
+	// dataset is the API's decision.
+	Owner string `json:"owner,omitempty"`
 	// Tables are the dataset's tables in the order they were added. List
 	// leaves them out; Get, Create and AddTables fill them in.
 	Tables []Table `json:"tables,omitempty"`

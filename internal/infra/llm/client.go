@@ -43,7 +43,19 @@ type ChatResponse struct {
 	// Failover is true when a target other than the circuit's first one
 	// answered.
 	Failover bool
+	// Usage is the tokens the upstream reported for this completion
+	// (its "usage"); zero when it reported none.
+	Usage Usage
 }
+
+// Usage is what one completion cost, as the upstream counted it.
+type Usage struct {
+	PromptTokens     int
+	CompletionTokens int
+}
+
+// Total is prompt plus completion tokens.
+func (u Usage) Total() int { return u.PromptTokens + u.CompletionTokens }
 
 // Config configures the OpenAI-compatible client.
 type Config struct {
@@ -116,14 +128,17 @@ func (c *Client) Chat(ctx context.Context, model string, req ChatRequest) (ChatR
 		}
 		return ChatResponse{}, err
 	}
+	usage := Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}
 	if len(resp.Choices) == 0 || strings.TrimSpace(resp.Choices[0].Message.Content) == "" {
-		return ChatResponse{}, ErrEmptyCompletion
+		// The tokens were spent all the same: the usage goes with the
+		// error, for the circuit to report.
+		return ChatResponse{Usage: usage}, ErrEmptyCompletion
 	}
 	answered := resp.Model
 	if answered == "" {
 		answered = model
 	}
-	return ChatResponse{Content: resp.Choices[0].Message.Content, Model: answered}, nil
+	return ChatResponse{Content: resp.Choices[0].Message.Content, Model: answered, Usage: usage}, nil
 }
 
 type retryAfterKey struct{}

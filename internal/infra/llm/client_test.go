@@ -186,3 +186,25 @@ func TestLLMClientShouldAcceptABodyOfExactlyTheCap(t *testing.T) {
 		})
 	}
 }
+
+// The upstream's usage reaches the response, and an empty completion
+// still reports the tokens it cost.
+func TestLLMClientShouldReportTheUpstreamsUsage(t *testing.T) {
+	t.Parallel()
+	withUsage := `{"id":"c1","object":"chat.completion","model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}`
+	empty := `{"id":"c2","object":"chat.completion","model":"m","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":0,"total_tokens":9}}`
+	u := newUpstream(t, fixed(200, []byte(withUsage)), fixed(200, []byte(empty)), fixed(200, []byte(completionJSON)))
+	c := u.client(0)
+	defer c.Close()
+	resp, err := chat(t, c)
+	if err != nil || resp.Usage != (llm.Usage{PromptTokens: 12, CompletionTokens: 3}) || resp.Usage.Total() != 15 {
+		t.Fatalf("usage = %+v, err %v", resp.Usage, err)
+	}
+	resp, err = chat(t, c)
+	if !errors.Is(err, llm.ErrEmptyCompletion) || resp.Usage.PromptTokens != 9 {
+		t.Fatalf("empty completion: usage %+v, err %v", resp.Usage, err)
+	}
+	if resp, err = chat(t, c); err != nil || resp.Usage.Total() != 0 {
+		t.Fatalf("no usage reported: usage %+v, err %v", resp.Usage, err)
+	}
+}
