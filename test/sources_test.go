@@ -636,3 +636,38 @@ func TestReloadShouldRefreshSources(t *testing.T) {
 		t.Fatalf("no restart WARN for the sources section:\n%s", n.logs.String())
 	}
 }
+
+// A key's sources list limits which sources it may use: another source is
+// a 404 source_not_found on /analyze, /generate and its own routes, as if
+// it did not exist, and GET /sources does not list it.
+func TestAKeysSourcesShouldLimitWhatItMayQuery(t *testing.T) {
+	t.Parallel()
+	shop := newPGShop(t)
+	allowed := apiKey("limited", "limited-key-0123456789", config.ScopeAnalyze, config.ScopeGenerate, config.ScopeSources)
+	allowed.Sources = []string{"elsewhere"}
+	full := apiKey("full", "full-key-0123456789abc", config.ScopeAnalyze, config.ScopeGenerate, config.ScopeSources)
+	n := startNexus(t, withSource("shop", pgDSN(t, envRODSN), shop, nil), withKeys(allowed, full))
+
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodPost, "/analyze"}, {http.MethodPost, "/generate"},
+	} {
+		body := map[string]any{"query": "what did each customer spend?", "prompt": "total spent by customer", "language": "sql", "source": "shop"}
+		if tc.path == "/analyze" {
+			delete(body, "prompt")
+			delete(body, "language")
+		} else {
+			delete(body, "query")
+		}
+		expectCode(t, n.as(t, "limited-key-0123456789", tc.method, tc.path, body), http.StatusNotFound, "source_not_found")
+	}
+	expectCode(t, n.as(t, "limited-key-0123456789", http.MethodGet, "/sources/shop", nil), http.StatusNotFound, "source_not_found")
+	if r := n.as(t, "limited-key-0123456789", http.MethodGet, "/sources", nil); r.Status != http.StatusOK || len(r.Body["sources"].([]any)) != 0 {
+		t.Fatalf("GET /sources for a key limited to another source: %d %s", r.Status, r.Raw)
+	}
+	if r := n.as(t, "full-key-0123456789abc", http.MethodGet, "/sources", nil); r.Status != http.StatusOK || len(r.Body["sources"].([]any)) != 1 {
+		t.Fatalf("GET /sources for a key without a list: %d %s", r.Status, r.Raw)
+	}
+	if n.LLM.Requests() != 0 {
+		t.Fatalf("the LLM got %d requests for refused sources", n.LLM.Requests())
+	}
+}

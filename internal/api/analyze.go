@@ -128,6 +128,9 @@ func handleAnalyze(a Analyzer, limit int64) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		if in.Source != nil && !keyAllowsSource(c, *in.Source) {
+			return sourceNotFound(*in.Source)
+		}
 		req := agent.Request{
 			Query: *in.Query, Model: deref(in.Model), DatasetID: deref(in.DatasetID), Source: deref(in.Source),
 			Review: in.Review != nil && *in.Review, Visualize: in.Visualize != nil && *in.Visualize,

@@ -486,10 +486,8 @@ func uploadOwner(ctx context.Context) dataset.UploadOption {
 // keyAllowsSource reports whether the request's key may use the
 // configured source name: every source while the API is open or for a
 // key without a sources list, else those it lists. The source routes'
-// :name is checked by guard; where a request names a source in its body
-// (the source field of /analyze and /generate, branch sources), its
-// handler must call this and answer sourceNotFound when it is false, as
-// for a source that does not exist.
+// :name is checked by guard; /analyze and /generate check their source
+// field with it, and GET /sources lists only what it allows.
 func keyAllowsSource(c echo.Context, name string) bool {
 	cl := callerFrom(c.Request().Context())
 	if cl == nil || cl.key == nil || len(cl.key.Sources) == 0 {

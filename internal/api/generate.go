@@ -64,6 +64,9 @@ func handleGenerate(g CodeGenerator, limit int64) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		if in.Source != nil && !keyAllowsSource(c, *in.Source) {
+			return sourceNotFound(*in.Source)
+		}
 		lang := codegen.Python
 		if in.Language != nil {
 			lang = codegen.Language(*in.Language)

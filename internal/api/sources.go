@@ -84,7 +84,9 @@ func handleListSources(sources Sources, redactor *redact.Redactor) echo.HandlerF
 		list := []sourceBody{}
 		if sources != nil {
 			for _, src := range sources.All() {
-				list = append(list, describeSource(src, redactor))
+				if keyAllowsSource(c, src.Name()) { // a key sees only the sources it may use
+					list = append(list, describeSource(src, redactor))
+				}
 			}
 		}
 		return c.JSON(http.StatusOK, map[string]any{"sources": list})
