@@ -328,6 +328,16 @@ func TestAHotReloadedKeysFileShouldTakeEffectWithoutARestart(t *testing.T) {
 	reloaded(before)
 	expectCode(t, n.as(t, keyTeamA, http.MethodGet, "/datasets", nil), http.StatusUnauthorized, "unauthorized")
 	expectStatus(t, n.as(t, keyTeamB, http.MethodGet, "/datasets", nil), http.StatusOK)
+
+	// When every key is removed, the reload is refused rather than opening
+	// every route to anyone: the keys in force stay, and health says why
+	writeKeys()
+	eventually(t, 10*time.Second, "the refusal to remove every key in health", func() bool {
+		_, msg := status()
+		return strings.Contains(msg, "removes every API key")
+	})
+	expectCode(t, n.as(t, "", http.MethodGet, "/datasets", nil), http.StatusUnauthorized, "unauthorized")
+	expectStatus(t, n.as(t, keyTeamB, http.MethodGet, "/datasets", nil), http.StatusOK)
 }
 
 // Invalid keys from one address are limited: past ten, the address gets

@@ -127,6 +127,10 @@ func keySummary(keys []config.APIKey) []string {
 func (s *security) apply(cfg config.Config) {
 	s.access.Apply(cfg.Auth, cfg.RateLimit)
 	s.log.Info("access control reloaded", slog.Any("keys", keySummary(cfg.Auth.Keys)))
+	if len(cfg.Auth.Keys) == 0 {
+		s.log.Warn("the API is open: no API key is configured (auth.keys, auth.keys_file), so anyone who can reach the address may call every route",
+			slog.String("addr", cfg.Server.Addr), slog.Bool("allow_open_api", cfg.Server.AllowOpenAPI))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.watchCtx != nil && cfg.KeysFilePath(s.configPath) != s.keysPath {

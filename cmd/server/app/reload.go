@@ -83,6 +83,14 @@ func (r *reloader) reload(ctx context.Context) error {
 	r.logOverrides(l.file)
 	r.file = l.file
 	next, cur := l.cfg, r.live.Current()
+	if len(cur.Auth.Keys) > 0 && len(next.Auth.Keys) == 0 && !next.Server.AllowOpenAPI {
+		// Revoking every key must not mean granting everyone everything.
+		err := errors.New("auth: this reload removes every API key, which would open every route to anyone who can reach the server; " +
+			"keep a key, or set server.allow_open_api: true to mean it")
+		r.live.Fail(err)
+		r.log.Error("config reload rejected; the previous config stays in force", slog.String("error", err.Error()))
+		return err
+	}
 	// Restart-only sections keep their values in force until a restart.
 	for _, sec := range []struct {
 		name    string
