@@ -361,6 +361,19 @@ func TestInvalidKeysShouldBeLimitedPerAddress(t *testing.T) {
 	expectCode(t, n.as(t, "", http.MethodGet, "/datasets", nil), http.StatusUnauthorized, "unauthorized")
 }
 
+// Failed admin tokens and failed API keys from one address share one
+// budget: five of each, and the eleventh attempt of either is refused.
+func TestFailedTokensAndKeysShouldCountTogether(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, withKeys(teamKeys()...), withAdmin)
+	for i := range 5 {
+		expectCode(t, n.admin(t, http.MethodPost, "/api/config/reload", "wrong-token-"+string(rune('a'+i))), http.StatusUnauthorized, "unauthorized")
+		expectCode(t, n.as(t, "nx-guess-"+string(rune('a'+i)), http.MethodGet, "/datasets", nil), http.StatusUnauthorized, "unauthorized")
+	}
+	expectCode(t, n.admin(t, http.MethodPost, "/api/config/reload", "wrong-token-z"), http.StatusTooManyRequests, "too_many_auth_failures")
+	expectCode(t, n.as(t, "nx-guess-z", http.MethodGet, "/datasets", nil), http.StatusTooManyRequests, "too_many_auth_failures")
+}
+
 // With no key, Nexus listens on loopback only, says at start-up that the
 // API is open, and refuses to start on any other address unless
 // server.allow_open_api is set; the refusal names both settings.

@@ -40,7 +40,9 @@ type Access struct {
 	failOpen bool
 	log      *slog.Logger
 	metrics  LimitMetrics
-	failures *keyFailures
+	// failures is shared with the admin token's check (see routes), so
+	// that failed keys and failed tokens from one address count together.
+	failures *authFailures
 
 	state atomic.Pointer[accessState]
 }
@@ -80,7 +82,7 @@ func NewAccess(cfg AccessConfig) *Access {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Access{limiter: cfg.Limiter, failOpen: cfg.OnRedisError != config.OnRedisErrorDeny, log: cfg.Logger,
-		metrics: cfg.Metrics, failures: newKeyFailures(10, time.Minute, 10_000, cfg.Now)}
+		metrics: cfg.Metrics, failures: newAuthFailures(AuthFailureLimits{}, cfg.Now)}
 	a.state.Store(&accessState{})
 	return a
 }
@@ -376,7 +378,7 @@ func (a *Access) authenticate(c echo.Context, st *accessState, scope string) (*a
 	remote := c.RealIP()
 	if wait := a.failures.Wait(remote); wait > 0 {
 		a.refused("auth_failures")
-		return nil, tooManyKeyFailures(c, wait)
+		return nil, tooManyAuthFailures(wait)
 	}
 	k := st.match(presented)
 	if k == nil {
@@ -422,7 +424,7 @@ func (a *Access) guardAdmin(c echo.Context, st *accessState, hasToken bool, next
 	remote := c.RealIP()
 	if wait := a.failures.Wait(remote); wait > 0 {
 		a.refused("auth_failures")
-		return tooManyKeyFailures(c, wait)
+		return tooManyAuthFailures(wait)
 	}
 	a.failures.Fail(remote)
 	return unauthorized(c, "the API key is not valid")

@@ -57,11 +57,11 @@ func TestPresentedKeyShouldTakeBearerInAnyCaseOrXAPIKey(t *testing.T) {
 	}
 }
 
-func TestKeyFailuresShouldRefuseAnAddressPastItsMaxAndForgiveOverTime(t *testing.T) {
+func TestAuthFailuresShouldRefuseAnAddressPastItsMaxAndForgiveOverTime(t *testing.T) {
 	t.Parallel()
 	now := mustTime("2026-01-01T00:00:00Z")
 	clock := func() time.Time { return now }
-	f := newKeyFailures(3, time.Minute, 100, clock)
+	f := newAuthFailures(AuthFailureLimits{Max: 3, Window: time.Minute, Addresses: 100}, clock)
 	for i := range 3 {
 		if w := f.Wait("192.0.2.1"); w != 0 {
 			t.Fatalf("failure %d: wait %v before the max", i, w)

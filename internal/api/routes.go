@@ -35,7 +35,13 @@ func routes(e *echo.Echo, cfg Config) {
 	e.GET("/metrics", handleMetrics(cfg.Metrics, cfg.Settings))
 	e.GET("/dashboard", handleDashboard())
 
-	admin := adminOnly(cfg.AdminToken, cfg.Logger, newAuthFailures(cfg.Edge.AuthFailures, cfg.Now))
+	// One failed-authentication budget per address, for the admin token
+	// and the API keys together.
+	failures := newAuthFailures(cfg.Edge.AuthFailures, cfg.Now)
+	if cfg.Access != nil {
+		cfg.Access.failures = failures
+	}
+	admin := adminOnly(cfg.AdminToken, cfg.Logger, failures)
 	for _, action := range []string{actionOpen, actionClose, actionReset} {
 		e.POST("/api/circuits/:name/"+action, handleCircuitAction(cfg.Circuits, cfg.Logger, action), admin)
 	}
