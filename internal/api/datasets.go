@@ -225,6 +225,39 @@ func handleGetDataset(store DatasetStore) echo.HandlerFunc {
 // defaultRowsLimit is the page size of GET /datasets/{id}/rows.
 const defaultRowsLimit = 50
 
+// pageParams reads the rows routes' ?table=&limit=&offset= (table is the
+// caller's to read): no other parameter and none twice; limit from 1 to
+// maxRows (named by what, the setting that caps it), default 50; offset
+// 0 or more.
+func pageParams(c echo.Context, maxRows int, what string) (limit int, offset int64, err error) {
+	params := c.QueryParams()
+	for k, v := range params {
+		switch {
+		case k != "table" && k != "limit" && k != "offset":
+			return 0, 0, invalid(k, fmt.Sprintf("unknown query parameter %q: use table, limit and offset", k))
+		case len(v) > 1:
+			return 0, 0, invalid(k, fmt.Sprintf("%s is given %d times", k, len(v)))
+		}
+	}
+	limit = defaultRowsLimit
+	if v, ok := params["limit"]; ok {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n < 1 || n > maxRows {
+			return 0, 0, invalid("limit", fmt.Sprintf("limit must be an integer from 1 to %d (%s), got %q", maxRows, what, v[0]))
+		}
+		limit = n
+	}
+	limit = min(limit, maxRows)
+	if v, ok := params["offset"]; ok {
+		n, err := strconv.ParseInt(v[0], 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, invalid("offset", fmt.Sprintf("offset must be an integer of 0 or more, got %q", v[0]))
+		}
+		offset = n
+	}
+	return limit, offset, nil
+}
+
 // rowsResponse is one page of a table's rows.
 type rowsResponse struct {
 	DatasetID string           `json:"dataset_id"`
@@ -247,32 +280,9 @@ type rowsResponse struct {
 // left out when the dataset has one table.
 func handleRows(store DatasetStore) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		params := c.QueryParams()
-		for k, v := range params {
-			switch {
-			case k != "table" && k != "limit" && k != "offset":
-				return invalid(k, fmt.Sprintf("unknown query parameter %q: use table, limit and offset", k))
-			case len(v) > 1:
-				return invalid(k, fmt.Sprintf("%s is given %d times", k, len(v)))
-			}
-		}
-		maxRows := store.MaxRows()
-		limit := defaultRowsLimit
-		if v, ok := params["limit"]; ok {
-			n, err := strconv.Atoi(v[0])
-			if err != nil || n < 1 || n > maxRows {
-				return invalid("limit", fmt.Sprintf("limit must be an integer from 1 to %d (datasets.max_rows), got %q", maxRows, v[0]))
-			}
-			limit = n
-		}
-		limit = min(limit, maxRows)
-		var offset int64
-		if v, ok := params["offset"]; ok {
-			n, err := strconv.ParseInt(v[0], 10, 64)
-			if err != nil || n < 0 {
-				return invalid("offset", fmt.Sprintf("offset must be an integer of 0 or more, got %q", v[0]))
-			}
-			offset = n
+		limit, offset, err := pageParams(c, store.MaxRows(), "datasets.max_rows")
+		if err != nil {
+			return err
 		}
 		ctx := c.Request().Context()
 		sess, err := store.Session(ctx, c.Param("id"))

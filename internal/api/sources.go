@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -147,32 +146,9 @@ func handleSourceRows(sources Sources) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		params := c.QueryParams()
-		for k, v := range params {
-			switch {
-			case k != "table" && k != "limit" && k != "offset":
-				return invalid(k, fmt.Sprintf("unknown query parameter %q: use table, limit and offset", k))
-			case len(v) > 1:
-				return invalid(k, fmt.Sprintf("%s is given %d times", k, len(v)))
-			}
-		}
-		maxRows := src.Config().MaxRows
-		limit := defaultRowsLimit
-		if v, ok := params["limit"]; ok {
-			n, err := strconv.Atoi(v[0])
-			if err != nil || n < 1 || n > maxRows {
-				return invalid("limit", fmt.Sprintf("limit must be an integer from 1 to %d (the source's max_rows), got %q", maxRows, v[0]))
-			}
-			limit = n
-		}
-		limit = min(limit, maxRows)
-		var offset int64
-		if v, ok := params["offset"]; ok {
-			n, err := strconv.ParseInt(v[0], 10, 64)
-			if err != nil || n < 0 {
-				return invalid("offset", fmt.Sprintf("offset must be an integer of 0 or more, got %q", v[0]))
-			}
-			offset = n
+		limit, offset, err := pageParams(c, src.Config().MaxRows, "the source's max_rows")
+		if err != nil {
+			return err
 		}
 		t, err := sourceTable(src, c.QueryParam("table"))
 		if err != nil {
