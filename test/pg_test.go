@@ -5,55 +5,27 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra/pgsource/pgtest"
 )
 
-// The DSNs that .ci/postgres-setup.sh exports: nexus_admin (a superuser,
-// for fixtures and checks), nexus_ro (read-only) and nexus_writer (which
-// may also INSERT into public.nexus_writer_target).
+// The DSNs that .ci/postgres-setup.sh exports (see pgtest).
 const (
-	envAdminDSN  = "NEXUS_TEST_POSTGRES_DSN"
-	envRODSN     = "NEXUS_TEST_POSTGRES_RO_DSN"
-	envWriterDSN = "NEXUS_TEST_POSTGRES_WRITER_DSN"
+	envAdminDSN  = pgtest.EnvAdminDSN
+	envRODSN     = pgtest.EnvRODSN
+	envWriterDSN = pgtest.EnvWriterDSN
 )
 
-// pgDSN returns the DSN in the variable name. Without it the test skips,
-// except under CI, where it fails: CI cannot pass without PostgreSQL.
-func pgDSN(tb testing.TB, name string) string {
-	tb.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("%s is not set (CI is set, so the PostgreSQL tests must run: source .ci/postgres-setup.sh)", name)
-		}
-		tb.Skipf("%s is not set; run `source .ci/postgres-setup.sh` (as root) to run the PostgreSQL tests", name)
-	}
-	return v
-}
+// pgDSN returns the DSN in the variable name; see pgtest.DSN.
+func pgDSN(tb testing.TB, name string) string { tb.Helper(); return pgtest.DSN(tb, name) }
 
-// pgAdmin connects as nexus_admin; the connection is closed when the test
-// ends.
-func pgAdmin(tb testing.TB) *pgx.Conn {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, pgDSN(tb, envAdminDSN))
-	if err != nil {
-		tb.Fatalf("connect as admin: %v", err)
-	}
-	tb.Cleanup(func() { _ = c.Close(context.Background()) })
-	return c
-}
+// pgAdmin connects as nexus_admin; see pgtest.Admin.
+func pgAdmin(tb testing.TB) *pgx.Conn { tb.Helper(); return pgtest.Admin(tb) }
 
 // pgExec runs fixture SQL as admin (simple protocol: several statements).
 func pgExec(tb testing.TB, c *pgx.Conn, sql string) {
@@ -148,119 +120,4 @@ func withSource(name, dsn string, shop *pgShop, tune func(*config.Source)) func(
 		o.cfg.Sources = config.Sources{name: src}
 		o.env["SHOP_DSN"] = dsn
 	}
-}
-
-// tcpProxy forwards a loopback port to PostgreSQL, so that a test can cut
-// a source off from the database, as a server going down does, without
-// stopping the cluster that other tests share.
-type tcpProxy struct {
-	target string
-	addr   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-	wg    sync.WaitGroup
-}
-
-func startProxy(t *testing.T, target string) *tcpProxy {
-	t.Helper()
-	p := &tcpProxy{target: target, conns: map[net.Conn]bool{}}
-	p.listen(t, "127.0.0.1:0")
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *tcpProxy) listen(t *testing.T, addr string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.mu.Lock()
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			p.wg.Add(1)
-			go func() {
-				defer p.wg.Done()
-				p.serve(c)
-			}()
-		}
-	}()
-}
-
-func (p *tcpProxy) serve(c net.Conn) {
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		_ = c.Close()
-		return
-	}
-	p.mu.Lock()
-	if p.ln == nil { // stopped meanwhile
-		p.mu.Unlock()
-		_ = c.Close()
-		_ = up.Close()
-		return
-	}
-	p.conns[c], p.conns[up] = true, true
-	p.mu.Unlock()
-	var wg sync.WaitGroup
-	wg.Add(2)
-	pipe := func(dst, src net.Conn) {
-		defer wg.Done()
-		_, _ = io.Copy(dst, src)
-		_ = dst.Close()
-		_ = src.Close()
-	}
-	go pipe(up, c)
-	go pipe(c, up)
-	wg.Wait()
-	p.mu.Lock()
-	delete(p.conns, c)
-	delete(p.conns, up)
-	p.mu.Unlock()
-}
-
-// stop closes the listener and every connection through it, and waits
-// for its goroutines.
-func (p *tcpProxy) stop() {
-	p.mu.Lock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	p.mu.Unlock()
-	p.wg.Wait()
-}
-
-// via returns dsn with its host replaced by the proxy's address.
-func (p *tcpProxy) via(t *testing.T, dsn string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Host = p.addr
-	return u.String()
-}
-
-// pgHost is the host:port of a URL DSN.
-func pgHost(t *testing.T, dsn string) string {
-	t.Helper()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Host
 }

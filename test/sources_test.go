@@ -17,6 +17,7 @@ import (
 
 	"github.com/nexus/nexus/cmd/server/app"
 	"github.com/nexus/nexus/config"
+	"github.com/nexus/nexus/internal/infra/pgsource/pgtest"
 	"github.com/nexus/nexus/test/fakellm"
 )
 
@@ -297,8 +298,8 @@ func TestSourceThatGoesDownShouldAnswer503AndSpareTheCircuits(t *testing.T) {
 	t.Parallel()
 	shop := newPGShop(t)
 	ro := pgDSN(t, envRODSN)
-	p := startProxy(t, pgHost(t, ro))
-	n := startNexus(t, withSource("shop", p.via(t, ro), shop, nil))
+	p := pgtest.StartProxy(t, pgtest.Host(t, ro))
+	n := startNexus(t, withSource("shop", p.Via(t, ro), shop, nil))
 	release := make(chan struct{})
 	n.LLM.EnqueueFor(codegenModel, fakellm.Held(release, "```sql\nSELECT count(*) FROM "+shop.customers+"\n```"))
 	done := make(chan response, 1)
@@ -306,7 +307,7 @@ func TestSourceThatGoesDownShouldAnswer503AndSpareTheCircuits(t *testing.T) {
 		done <- n.post(t, "/analyze", map[string]any{"query": "How many customers?", "source": "shop"})
 	}()
 	eventually(t, 10*time.Second, "the planner's request", func() bool { return n.LLM.RequestsFor(codegenModel) == 1 })
-	p.stop()
+	p.Stop()
 	close(release)
 	a := <-done
 
@@ -365,7 +366,7 @@ func TestSourceThatGoesDownShouldAnswer503AndSpareTheCircuits(t *testing.T) {
 		t.Fatalf("GET /sources: %v", ls)
 	}
 
-	p.listen(t, p.addr)
+	p.Listen(t, p.Addr())
 	eventually(t, 15*time.Second, "the source to come back", func() bool {
 		return n.post(t, "/sources/shop/query", map[string]any{"sql": "SELECT 1"}).Status == http.StatusOK
 	})

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,46 +16,25 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/nexus/nexus/internal/infra/pgsource"
+	"github.com/nexus/nexus/internal/infra/pgsource/pgtest"
 )
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// The DSNs that .ci/postgres-setup.sh exports.
+// The DSNs that .ci/postgres-setup.sh exports (see pgtest).
 const (
-	envAdminDSN  = "NEXUS_TEST_POSTGRES_DSN"
-	envRODSN     = "NEXUS_TEST_POSTGRES_RO_DSN"
-	envWriterDSN = "NEXUS_TEST_POSTGRES_WRITER_DSN"
+	envAdminDSN  = pgtest.EnvAdminDSN
+	envRODSN     = pgtest.EnvRODSN
+	envWriterDSN = pgtest.EnvWriterDSN
 )
 
-// dsn returns the DSN in the variable name. Without it the test skips,
-// except under CI, where it fails: CI cannot pass without PostgreSQL.
-func dsn(tb testing.TB, name string) string {
-	tb.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("%s is not set (CI is set, so the PostgreSQL tests must run: source .ci/postgres-setup.sh)", name)
-		}
-		tb.Skipf("%s is not set; run `source .ci/postgres-setup.sh` (as root) to run the PostgreSQL tests", name)
-	}
-	return v
-}
+// dsn returns the DSN in the variable name; see pgtest.DSN.
+func dsn(tb testing.TB, name string) string { tb.Helper(); return pgtest.DSN(tb, name) }
 
-// adminConn connects as nexus_admin, for fixtures and for checking what
-// the source did; it is closed when the test ends.
-func adminConn(tb testing.TB) *pgx.Conn {
-	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dsn(tb, envAdminDSN))
-	if err != nil {
-		tb.Fatalf("connect as admin: %v", err)
-	}
-	tb.Cleanup(func() { _ = c.Close(context.Background()) })
-	return c
-}
+// adminConn connects as nexus_admin; see pgtest.Admin.
+func adminConn(tb testing.TB) *pgx.Conn { tb.Helper(); return pgtest.Admin(tb) }
 
 // exec runs fixture SQL as admin (simple protocol: several statements).
 func exec(tb testing.TB, c *pgx.Conn, sql string, args ...any) {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nexus/nexus/internal/infra/pgsource"
+	"github.com/nexus/nexus/internal/infra/pgsource/pgtest"
 )
 
 // Rows pages a table in its primary key's order, one page at a time, and
@@ -61,9 +62,9 @@ func TestHealthShouldFollowTheDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startProxy(t, ro.Host)
+	p := pgtest.StartProxy(t, ro.Host)
 	via := *ro
-	via.Host = p.addr
+	via.Host = p.Addr()
 	var mu sync.Mutex
 	var outcomes []string
 	s := openRO(t, pgsource.Config{DSN: via.String(), MaxConnections: 1, OnQuery: func(outcome string, d time.Duration) {
@@ -80,7 +81,7 @@ func TestHealthShouldFollowTheDatabase(t *testing.T) {
 	_, err = s.Query(ctx, "SELECT nope")
 	requireKind(t, err, pgsource.KindSQL)
 
-	p.stop()
+	p.Stop()
 	_, err = s.Query(ctx, "SELECT 1")
 	requireKind(t, err, pgsource.KindUnavailable)
 	h = s.Health()
