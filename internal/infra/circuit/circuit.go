@@ -86,6 +86,7 @@ type Circuit struct {
 	events     eventLog
 	recent     []Transition
 	hedging    budget
+	ttft       ttftRing
 	// pending transitions await delivery; delivering is true while one
 	// goroutine drains them (see deliver).
 	pending    []Transition
@@ -123,6 +124,23 @@ func (c *Circuit) Complete(ctx context.Context, req llm.ChatRequest) (llm.ChatRe
 	return w.run(hedge)
 }
 
+// Stream is Complete with the reply streamed: onToken gets the reply's
+// text, piece by piece, on the calling goroutine, as the answering target
+// sends it. Until a piece with more than whitespace has been handed on,
+// a failure is invisible: it is retried or failed over like any other, and
+// nothing of the failed attempt reaches onToken. Each attempt must send
+// its first token within first_token_timeout, or it is a counted timeout.
+// Once text has been handed on, a failure ends the call: it is recorded
+// once on its target, and the error is an *LLMError with Interrupted set,
+// returned with a ChatResponse naming the target. A caller that leaves is
+// neutral, as in Complete. Streamed calls are never hedged.
+func (c *Circuit) Stream(ctx context.Context, req llm.ChatRequest, onToken func(string)) (llm.ChatResponse, error) {
+	c.mu.Lock()
+	w := &walk{c: c, ctx: ctx, req: req, s: c.s, targets: c.targets, prev: -1, onToken: onToken}
+	c.mu.Unlock()
+	return w.run(false)
+}
+
 // walk is one call's way through the targets.
 type walk struct {
 	c       *Circuit
@@ -130,6 +148,13 @@ type walk struct {
 	req     llm.ChatRequest
 	s       Settings
 	targets []*target
+
+	// onToken, for a streamed call, gets the text as it comes; committed
+	// turns true once some of it (more than whitespace) was handed on.
+	// Both are used by one goroutine at a time: streamed calls are
+	// never hedged.
+	onToken   func(string)
+	committed bool
 
 	attempts int
 	prev     int       // index of the last target that got a request
@@ -173,6 +198,9 @@ func (w *walk) run(hedge bool) (llm.ChatResponse, error) {
 			if r.err == nil {
 				return w.answer(r), nil
 			}
+			if w.committed {
+				return w.interrupted(r)
+			}
 			if r.outcome == llm.Neutral {
 				if llm.ContextTooLong(r.raw) && w.ctx.Err() == nil {
 					w.last = r.err
@@ -199,6 +227,23 @@ func (w *walk) run(hedge bool) (llm.ChatResponse, error) {
 		}
 	}
 	return llm.ChatResponse{}, w.c.unavailable(w)
+}
+
+// interrupted ends a streamed call whose attempt failed after text had
+// reached the caller: no retry and no failover, since the caller already
+// holds part of this target's answer.
+func (w *walk) interrupted(r attemptResult) (llm.ChatResponse, error) {
+	t := w.targets[r.idx]
+	resp := llm.ChatResponse{Model: t.spec.Model, Provider: t.spec.Provider, Attempts: w.attempts, Failover: r.idx > 0}
+	e := *r.err
+	e.Attempts = w.attempts
+	if r.outcome != llm.Neutral {
+		e.Interrupted = true
+		if h := w.c.hooks.OnStreamInterrupted; h != nil {
+			h(w.c.name, t.spec.Provider)
+		}
+	}
+	return resp, &e
 }
 
 // fits reports whether a wait of d ends before the call's deadline.
@@ -268,10 +313,17 @@ func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, o attemp
 	}
 	limit := callTimeout(w.s.Timeout)
 	start := time.Now()
+	firstToken := time.Duration(-1)
 	resp, err := limit.get(ctx, func(ctx context.Context) (llm.ChatResponse, error) {
+		if w.onToken != nil {
+			return w.stream(ctx, up, model, t, label, &firstToken)
+		}
 		return up.Chat(ctx, model, w.req)
 	})
 	took := time.Since(start)
+	if firstToken < 0 {
+		firstToken = took // no token came, or the reply came whole
+	}
 	outcome, kind := llm.Classify(w.ctx, err)
 	if err != nil && o.hedged && errors.Is(context.Cause(ctx), errHedgeLost) {
 		outcome, kind = llm.Neutral, llm.KindCanceled
@@ -279,7 +331,8 @@ func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, o attemp
 	c.emitCall(t.spec.Provider, label, callLabel(outcome, kind), took)
 	c.emitUsage(w.ctx, t.spec.Provider, label, resp.Usage)
 	finished = true
-	lerr := c.finish(t, p, outcome, kind, err)
+	slow := w.s.SlowCallThreshold > 0 && firstToken > w.s.SlowCallThreshold
+	lerr := c.finishSlow(t, p, outcome, kind, err, slow)
 	return attemptResult{idx: i, resp: resp, err: lerr, outcome: outcome, raw: err}
 }
 
@@ -345,6 +398,12 @@ func (c *Circuit) admit(t *target, probe bool) (permit, *refusal) {
 // finish records an attempt's outcome on its target and, for an error,
 // returns the *LLMError that describes it.
 func (c *Circuit) finish(t *target, p permit, outcome llm.Outcome, kind llm.Kind, err error) *LLMError {
+	return c.finishSlow(t, p, outcome, kind, err, false)
+}
+
+// finishSlow is finish for an attempt that may have been slow (see
+// Settings.SlowCallThreshold).
+func (c *Circuit) finishSlow(t *target, p permit, outcome llm.Outcome, kind llm.Kind, err error, slow bool) *LLMError {
 	var msg string
 	if err != nil {
 		// The one place an LLM error becomes the text that is stored
@@ -354,7 +413,7 @@ func (c *Circuit) finish(t *target, p permit, outcome llm.Outcome, kind llm.Kind
 	}
 	c.mu.Lock()
 	now := c.now()
-	t.finishLocked(p, outcome, kind, err, msg, now)
+	t.finishLocked(p, outcome, kind, err, msg, now, slow)
 	var out *LLMError
 	if err != nil {
 		retry := llm.RetryAfter(err)

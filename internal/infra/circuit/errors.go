@@ -62,6 +62,10 @@ type LLMError struct {
 	// Targets lists every target of a circuit with more than one when no
 	// target could answer.
 	Targets []TargetReport
+	// Interrupted is true when a streamed call failed after some of its
+	// text had reached the caller: it was neither retried nor failed
+	// over, and the text sent so far is all there is.
+	Interrupted bool
 }
 
 func (e *LLMError) Error() string {

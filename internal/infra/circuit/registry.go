@@ -31,6 +31,12 @@ type Hooks struct {
 	// carries (the API key of the request); the circuits know nothing of
 	// it.
 	OnUsage func(ctx context.Context, e UsageEvent)
+	// OnFirstToken is told how long each streamed attempt waited for its
+	// first token.
+	OnFirstToken func(circuit, provider, model string, d time.Duration)
+	// OnStreamInterrupted is told of every stream that failed after its
+	// first token had reached the caller.
+	OnStreamInterrupted func(circuit, provider string)
 }
 
 // UsageEvent is the tokens one attempt on one target spent.

@@ -13,6 +13,14 @@ type Chatter interface {
 	Chat(ctx context.Context, model string, req llm.ChatRequest) (llm.ChatResponse, error)
 }
 
+// Streamer is a Chatter that can also stream: onDelta gets each piece of
+// the reply's text as the upstream sends it, on the calling goroutine.
+// *llm.Client is one. A target whose client is not a Streamer answers a
+// streamed call in one piece.
+type Streamer interface {
+	ChatStream(ctx context.Context, model string, req llm.ChatRequest, onDelta func(string)) (llm.ChatResponse, error)
+}
+
 // Settings are one circuit's breaker, retry and hedging settings. Every
 // target of the circuit uses them. cmd/server/app builds them from the
 // validated config; failsafe-go's builders panic on out-of-range values.
@@ -54,6 +62,26 @@ type Settings struct {
 	// RecoveryProbe makes Nexus send the half-open trials itself, 1-token
 	// requests, so that no user request is spent on a trial.
 	RecoveryProbe bool
+	// FirstTokenTimeout bounds a streamed request's wait for its first
+	// token; past it the attempt is a counted timeout, retried or failed
+	// over like any other. 0 means Timeout, which still bounds the whole
+	// request.
+	FirstTokenTimeout time.Duration
+	// SlowCallThreshold and SlowCallRateThreshold (percent, 0: off) also
+	// open a target when, over the last FailureRateWindow, at least
+	// MinimumCalls counted outcomes were seen and that share of them were
+	// slow: their first token (a streamed request) or their whole answer
+	// (any other) took longer than SlowCallThreshold.
+	SlowCallThreshold     time.Duration
+	SlowCallRateThreshold float64
+}
+
+// firstTokenTimeout is the effective first-token limit.
+func (s Settings) firstTokenTimeout() time.Duration {
+	if s.FirstTokenTimeout <= 0 || s.FirstTokenTimeout > s.Timeout {
+		return s.Timeout
+	}
+	return s.FirstTokenTimeout
 }
 
 // breakerEqual reports whether a and b build the same breaker: everything

@@ -18,6 +18,9 @@ type Stats struct {
 	FailureCount  int64 `json:"failure_count"`
 	RejectedCount int64 `json:"rejected_count"`
 	TimeoutCount  int64 `json:"timeout_count"`
+	// SlowCallCount counts the calls, of any outcome, slower than
+	// slow_call_threshold to their first token (0 while it is off).
+	SlowCallCount int64 `json:"slow_call_count"`
 	// SuccessRate is the percentage of the LLM calls actually made that
 	// succeeded: 100 × SuccessCount / (SuccessCount + FailureCount),
 	// rounded to 2 decimals. Rejections made no call and do not lower it.
@@ -36,9 +39,9 @@ type Stats struct {
 
 // counters is the mutable form of Stats, guarded by its circuit's mutex.
 type counters struct {
-	success, failure, rejected, timeouts, consecutive int64
-	lastFailureAt, lastStateChangeAt                  time.Time
-	lastError                                         string
+	success, failure, rejected, timeouts, consecutive, slow int64
+	lastFailureAt, lastStateChangeAt                        time.Time
+	lastError                                               string
 }
 
 func (c *counters) snapshot() Stats {
@@ -47,6 +50,7 @@ func (c *counters) snapshot() Stats {
 		FailureCount:        c.failure,
 		RejectedCount:       c.rejected,
 		TimeoutCount:        c.timeouts,
+		SlowCallCount:       c.slow,
 		ConsecutiveFailures: c.consecutive,
 	}
 	s.TotalCalls = s.SuccessCount + s.FailureCount + s.RejectedCount
@@ -93,6 +97,7 @@ func (c *counters) add(o *counters) {
 	c.failure += o.failure
 	c.rejected += o.rejected
 	c.timeouts += o.timeouts
+	c.slow += o.slow
 	if o.lastFailureAt.After(c.lastFailureAt) {
 		c.lastFailureAt, c.lastError = o.lastFailureAt, o.lastError
 	}

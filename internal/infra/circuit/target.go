@@ -266,7 +266,7 @@ func (t *target) refuseLocked(now time.Time, kind llm.Kind, cause error, retry t
 
 // finishLocked records an admitted call's outcome and ends its stay in
 // flight. msg is the redacted description of err.
-func (t *target) finishLocked(p permit, outcome llm.Outcome, kind llm.Kind, err error, msg string, now time.Time) {
+func (t *target) finishLocked(p permit, outcome llm.Outcome, kind llm.Kind, err error, msg string, now time.Time, slow bool) {
 	t.inFlight--
 	s := t.c.s
 	current := t.c.enabled && p.gen == t.gen
@@ -285,7 +285,7 @@ func (t *target) finishLocked(p permit, outcome llm.Outcome, kind llm.Kind, err 
 			if p.trial {
 				t.reason = fmt.Sprintf("%d trial call(s) succeeded", s.SuccessThreshold)
 			}
-			t.recordLocked(p, now, false)
+			t.recordLocked(p, now, false, slow)
 		}
 	case llm.Failure:
 		t.counts.failure++
@@ -310,7 +310,7 @@ func (t *target) finishLocked(p permit, outcome llm.Outcome, kind llm.Kind, err 
 			} else {
 				t.reason = fmt.Sprintf("%d consecutive failures, last: %s", s.FailureThreshold, t.counts.lastError)
 			}
-			t.recordLocked(p, now, true)
+			t.recordLocked(p, now, true, slow)
 		}
 	}
 }
@@ -336,8 +336,8 @@ func (t *target) coolDownLocked(err error, now time.Time) {
 
 // recordLocked takes the breaker's permit just before recording, so that
 // the breaker's own half-open permit count stays balanced (the target
-// limits trials itself), then checks the failure rate.
-func (t *target) recordLocked(p permit, now time.Time, failed bool) {
+// limits trials itself), then checks the failure and slow-call rates.
+func (t *target) recordLocked(p permit, now time.Time, failed, slow bool) {
 	if p.trial {
 		t.cb.TryAcquirePermit()
 	}
@@ -349,17 +349,29 @@ func (t *target) recordLocked(p permit, now time.Time, failed bool) {
 	}
 	t.reason = ""
 	s := t.c.s
-	if !closed || t.cb.State() != circuitbreaker.ClosedState || s.FailureRateThreshold <= 0 {
+	if slow {
+		t.counts.slow++
+	}
+	if !closed || t.cb.State() != circuitbreaker.ClosedState || (s.FailureRateThreshold <= 0 && s.SlowCallRateThreshold <= 0) {
 		return
 	}
-	t.window.add(now, failed)
-	calls, failures := t.window.totals(now)
-	if calls >= int64(s.MinimumCalls) && float64(failures)*100 >= s.FailureRateThreshold*float64(calls) {
+	t.window.add(now, failed, slow)
+	calls, failures, slowCalls := t.window.totals(now)
+	if calls < int64(s.MinimumCalls) {
+		return
+	}
+	switch {
+	case s.FailureRateThreshold > 0 && float64(failures)*100 >= s.FailureRateThreshold*float64(calls):
 		t.reason = fmt.Sprintf("failure rate %.0f%% (%d of %d calls) in the last %s reached failure_rate_threshold %g%%; last: %s",
 			100*float64(failures)/float64(calls), failures, calls, s.FailureRateWindow, s.FailureRateThreshold, t.counts.lastError)
-		t.cb.Open()
-		t.reason = ""
+	case s.SlowCallRateThreshold > 0 && float64(slowCalls)*100 >= s.SlowCallRateThreshold*float64(calls):
+		t.reason = fmt.Sprintf("slow-call rate %.0f%% (%d of %d calls slower than %s to their first token) in the last %s reached slow_call_rate_threshold %g%%",
+			100*float64(slowCalls)/float64(calls), slowCalls, calls, s.SlowCallThreshold, s.FailureRateWindow, s.SlowCallRateThreshold)
+	default:
+		return
 	}
+	t.cb.Open()
+	t.reason = ""
 }
 
 // onStateChanged runs inside a call into cb, with the circuit's mutex held.
@@ -414,8 +426,8 @@ func (t *target) stopProbe() {
 type rateWindow struct {
 	width   time.Duration
 	buckets [60]struct {
-		start           int64 // bucket index (time / width) it holds
-		calls, failures int64
+		start                 int64 // bucket index (time / width) it holds
+		calls, failures, slow int64
 	}
 }
 
@@ -430,25 +442,29 @@ func newRateWindow(span time.Duration) rateWindow {
 	return w
 }
 
-func (w *rateWindow) add(now time.Time, failed bool) {
+func (w *rateWindow) add(now time.Time, failed, slow bool) {
 	n := now.UnixNano() / int64(w.width)
 	b := &w.buckets[n%int64(len(w.buckets))]
 	if b.start != n {
-		b.start, b.calls, b.failures = n, 0, 0
+		b.start, b.calls, b.failures, b.slow = n, 0, 0, 0
 	}
 	b.calls++
 	if failed {
 		b.failures++
 	}
+	if slow {
+		b.slow++
+	}
 }
 
-func (w *rateWindow) totals(now time.Time) (calls, failures int64) {
+func (w *rateWindow) totals(now time.Time) (calls, failures, slow int64) {
 	n := now.UnixNano() / int64(w.width)
 	for _, b := range w.buckets {
 		if b.start >= 0 && n-b.start < int64(len(w.buckets)) {
 			calls += b.calls
 			failures += b.failures
+			slow += b.slow
 		}
 	}
-	return calls, failures
+	return calls, failures, slow
 }

@@ -117,6 +117,10 @@ func HTTPStatus(err error) int {
 // there was one, else the error text. Its result can be as long as the
 // upstream's message; Circuit.finish passes it through redact.Redactor.Scrub.
 func Describe(kind Kind, err error, limit time.Duration) string {
+	var firstToken *FirstTokenTimeoutError
+	if errors.As(err, &firstToken) {
+		return "LLM stream sent no token within the " + firstToken.Limit.String() + " first_token_timeout"
+	}
 	switch kind {
 	case KindTimeout:
 		return fmt.Sprintf("LLM call exceeded the %s timeout", limit)
@@ -138,7 +142,19 @@ func Describe(kind Kind, err error, limit time.Duration) string {
 	if errors.Is(err, ErrEmptyCompletion) {
 		return err.Error()
 	}
+	if errors.Is(err, ErrStreamCut) {
+		return "the LLM's stream broke: " + err.Error()
+	}
 	var urlErr *url.Error
+	var streamOpErr *net.OpError
+	if !errors.As(err, &urlErr) && errors.As(err, &streamOpErr) {
+		// A read of a streamed body that broke: the raw error names
+		// both addresses.
+		if errors.Is(err, syscall.ECONNRESET) {
+			return "the LLM's stream broke: connection reset"
+		}
+		return "the LLM's stream broke: network error during " + streamOpErr.Op
+	}
 	if errors.As(err, &urlErr) {
 		// Fixed wording: the raw error names the LLM's address, which
 		// clients and the health page need not learn.
@@ -179,6 +195,9 @@ func Retryable(err error) bool {
 	var tooLarge *ResponseTooLargeError
 	if errors.As(err, &tooLarge) {
 		return false
+	}
+	if errors.Is(err, ErrStreamCut) {
+		return true
 	}
 	if status := HTTPStatus(err); status != 0 {
 		return status == http.StatusTooManyRequests || status >= 500

@@ -166,8 +166,12 @@ type retryAfterTransport struct{ base http.RoundTripper }
 
 func (t retryAfterTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
-	if err != nil || resp.StatusCode < 400 {
+	if err != nil {
 		return resp, err
+	}
+	if resp.StatusCode < 400 {
+		resp.Body = watchDone(r.Context(), resp.Body)
+		return resp, nil
 	}
 	if h, ok := r.Context().Value(retryAfterKey{}).(*retryAfterHolder); ok {
 		if d := httpx.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
