@@ -20,12 +20,20 @@ import (
 	"github.com/nexus/nexus/internal/infra/dataset"
 	"github.com/nexus/nexus/internal/infra/llm"
 	"github.com/nexus/nexus/internal/infra/pgsource"
+	"github.com/nexus/nexus/internal/infra/progress"
 )
 
 // Completer is a guarded LLM call; *circuit.Circuit provides it.
 type Completer interface {
 	Complete(ctx context.Context, req llm.ChatRequest) (llm.ChatResponse, error)
 	Name() string
+}
+
+// Streamer is a guarded LLM call whose reply can be streamed;
+// *circuit.Circuit provides it. An answerer that is not one answers a
+// streamed request in one piece.
+type Streamer interface {
+	Stream(ctx context.Context, req llm.ChatRequest, onToken func(string)) (llm.ChatResponse, error)
 }
 
 // Config holds the analyst's dependencies: one circuit per step.
@@ -71,6 +79,10 @@ type Request struct {
 	Model     string
 	Review    bool
 	Visualize bool
+	// Progress, when set, is told of each step as it starts and ends and
+	// gets the answer as the LLM writes it: the data_analyst's reply is
+	// streamed. Without it nothing is streamed.
+	Progress progress.Sink
 }
 
 // InlineData is data sent with the request rather than stored.
@@ -140,6 +152,11 @@ type Answer struct {
 	Degraded     []string
 	Duration     time.Duration
 	Circuit      string
+	// StreamErr is set when the answer's stream broke after part of it had
+	// reached Progress: Answer then holds exactly the part sent, and the
+	// steps after the answer were skipped. It is the error that broke it
+	// (a *circuit.LLMError with Interrupted set, or the context's error).
+	StreamErr error
 }
 
 // InputError is a problem with the caller's input, naming the field.
@@ -177,6 +194,10 @@ type run struct {
 	// so that a step is credited only with its own circuit's calls (the
 	// review step also calls the data_analyst to revise).
 	use map[string]*llmUse
+	// sink is the request's Progress (nil: not streamed); started holds
+	// the steps whose start it was told.
+	sink    progress.Sink
+	started map[string]bool
 }
 
 // llmUse tallies the LLM calls of the step in progress.
@@ -189,6 +210,12 @@ type llmUse struct {
 // complete makes one LLM call of the step in progress through c, and
 // tallies which target answered and how many requests it took.
 func (r *run) complete(ctx context.Context, c Completer, req llm.ChatRequest) (llm.ChatResponse, error) {
+	return r.tally(c, func() (llm.ChatResponse, error) { return c.Complete(ctx, req) })
+}
+
+// tally makes one LLM call of the step in progress through c (call) and
+// tallies which target answered and how many requests it took.
+func (r *run) tally(c Completer, call func() (llm.ChatResponse, error)) (llm.ChatResponse, error) {
 	if r.use == nil {
 		r.use = map[string]*llmUse{}
 	}
@@ -197,7 +224,7 @@ func (r *run) complete(ctx context.Context, c Completer, req llm.ChatRequest) (l
 		u = &llmUse{}
 		r.use[c.Name()] = u
 	}
-	resp, err := c.Complete(ctx, req)
+	resp, err := call()
 	if err != nil {
 		var le *circuit.LLMError
 		if errors.As(err, &le) {
@@ -233,6 +260,81 @@ func (r *run) add(st Step) {
 		r.out.Degraded = append(r.out.Degraded, name)
 		r.out.FallbackUsed = true
 	}
+	if r.sink != nil {
+		ev := progress.Step{Step: st.Step, Status: st.Outcome, Circuit: st.Circuit, Attempts: st.Attempts, Duration: st.Duration, Detail: st.Detail}
+		if st.LLMRequests > 0 {
+			ev.Provider, ev.Model, ev.LLMRequests = st.Provider, st.Model, st.LLMRequests
+		}
+		r.sink.Step(ev)
+	}
+}
+
+// begin tells the sink that step starts, once per step: the plan and run
+// steps alternate while the planner corrects its SQL.
+func (r *run) begin(step, circuit string) {
+	if r.sink == nil || r.started[step] {
+		return
+	}
+	if r.started == nil {
+		r.started = map[string]bool{}
+	}
+	r.started[step] = true
+	r.sink.Step(progress.Step{Step: step, Status: progress.StatusStarted, Circuit: circuit})
+}
+
+// interruptedError is an answer whose stream broke after part of it had
+// reached the sink.
+type interruptedError struct {
+	err  error
+	sent string
+}
+
+func (e *interruptedError) Error() string { return "the answer's stream broke: " + e.err.Error() }
+func (e *interruptedError) Unwrap() error { return e.err }
+
+// askAnswerer makes the data_analyst's answer call. With a sink it streams
+// the answer to it, trimmed as the answer is (see trimmer); without one,
+// or with an answerer that cannot stream, it is one call. A stream that
+// breaks after text was sent is an *interruptedError holding that text.
+func (r *run) askAnswerer(ctx context.Context, msgs []llm.Message) (llm.ChatResponse, error) {
+	req := llm.ChatRequest{Model: r.req.Model, Messages: msgs}
+	answerer := r.a.cfg.Answerer
+	s, ok := answerer.(Streamer)
+	if r.sink == nil || !ok {
+		resp, err := r.complete(ctx, answerer, req)
+		if err == nil && r.sink != nil {
+			r.sink.Token(StepAnswer, strings.TrimSpace(resp.Content))
+		}
+		return resp, err
+	}
+	tr := &trimmer{emit: func(text string) { r.sink.Token(StepAnswer, text) }}
+	resp, err := r.tally(answerer, func() (llm.ChatResponse, error) { return s.Stream(ctx, req, tr.write) })
+	if err != nil && tr.sent.Len() > 0 {
+		return resp, &interruptedError{err: err, sent: tr.sent.String()}
+	}
+	return resp, err
+}
+
+// interrupted ends the pipeline after the answer's stream broke: the
+// answer is what was sent, and the steps after it are skipped.
+func (r *run) interrupted(ie *interruptedError, resp llm.ChatResponse, started time.Time) {
+	r.out.Answer, r.out.Model, r.out.StreamErr = ie.sent, resp.Model, ie.err
+	r.step(StepAnswer, r.a.cfg.Answerer.Name(), OutcomeFallback, 1, started, "the answer's stream broke after part of it was sent: "+llmReason(ie.err))
+	const why = "the answer's stream broke"
+	if r.req.Review || r.a.cfg.ReviewByDefault {
+		r.out.Review = &Review{Verdict: verdictSkipped}
+	}
+	r.step(StepReview, r.a.cfg.Critic.Name(), OutcomeSkipped, 0, time.Now(), why)
+	r.step(StepChart, r.a.cfg.Charter.Name(), OutcomeSkipped, 0, time.Now(), why)
+}
+
+// tell sends a whole answer that was not streamed (a deterministic
+// summary) to the sink as one piece, so that the pieces a client joins
+// always make the answer.
+func (r *run) tell(answer string) {
+	if r.sink != nil {
+		r.sink.Token(StepAnswer, answer)
+	}
 }
 
 // Analyze answers req. A malformed inline dataset is an *InputError; an
@@ -244,7 +346,7 @@ func (r *run) add(st Step) {
 // *UnavailableError when there was data.
 func (a *Analyst) Analyze(ctx context.Context, req Request) (Answer, error) {
 	start := time.Now()
-	r := &run{a: a, req: req, out: Answer{Circuit: a.cfg.Answerer.Name(), Degraded: []string{}}}
+	r := &run{a: a, req: req, out: Answer{Circuit: a.cfg.Answerer.Name(), Degraded: []string{}}, sink: req.Progress}
 	var err error
 	if req.Data == nil && req.DatasetID == "" && req.Source == "" {
 		err = r.direct(ctx)
@@ -264,7 +366,12 @@ func (r *run) direct(ctx context.Context) error {
 	r.step(StepPlan, r.a.cfg.Planner.Name(), OutcomeSkipped, 0, time.Now(), "no data to query")
 	r.step(StepRun, "", OutcomeSkipped, 0, time.Now(), "no data to query")
 	t := time.Now()
-	resp, err := r.complete(ctx, r.a.cfg.Answerer, llm.ChatRequest{Model: r.req.Model, Messages: directPrompt(r.req.Query)})
+	r.begin(StepAnswer, r.a.cfg.Answerer.Name())
+	resp, err := r.askAnswerer(ctx, directPrompt(r.req.Query))
+	if ie, ok := errors.AsType[*interruptedError](err); ok {
+		r.interrupted(ie, resp, t)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -291,14 +398,20 @@ func (r *run) withData(ctx context.Context) error {
 		return err
 	}
 	t := time.Now()
+	r.begin(StepAnswer, r.a.cfg.Answerer.Name())
 	if ok {
 		r.out.Columns, r.out.Rows, r.out.RowCount, r.out.Truncated = res.Columns, res.Rows, res.RowCount, res.Truncated
-		resp, err := r.complete(ctx, r.a.cfg.Answerer, llm.ChatRequest{Model: r.req.Model, Messages: answerPrompt(r.req.Query, r.out.SQL, res)})
+		resp, err := r.askAnswerer(ctx, answerPrompt(r.req.Query, r.out.SQL, res))
+		if ie, isIE := errors.AsType[*interruptedError](err); isIE {
+			r.interrupted(ie, resp, t)
+			return nil
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
 			r.out.Answer = summarize(res)
+			r.tell(r.out.Answer)
 			r.step(StepAnswer, r.a.cfg.Answerer.Name(), OutcomeFallback, 1, t, "deterministic summary of the result: "+llmReason(err))
 		} else {
 			r.out.Answer, r.out.Model = strings.TrimSpace(resp.Content), resp.Model
@@ -308,7 +421,11 @@ func (r *run) withData(ctx context.Context) error {
 		// The seed's direct_llm_fallback: answer from the profile and
 		// sample alone.
 		r.out.Columns, r.out.Rows = []dataset.Column{}, [][]any{}
-		resp, err := r.complete(ctx, r.a.cfg.Answerer, llm.ChatRequest{Model: r.req.Model, Messages: profilePrompt(r.req.Query, facts)})
+		resp, err := r.askAnswerer(ctx, profilePrompt(r.req.Query, facts))
+		if ie, isIE := errors.AsType[*interruptedError](err); isIE {
+			r.interrupted(ie, resp, t)
+			return nil
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -406,6 +523,7 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string, multi b
 		over = "the tables listed"
 	}
 	planStart := time.Now()
+	r.begin(StepPlan, planner.Name())
 	var runTook time.Duration
 	var lastErr string
 	for attempt := 1; attempt <= r.a.cfg.MaxSQLAttempts; attempt++ {
@@ -425,6 +543,7 @@ func (r *run) planAndRun(ctx context.Context, table Table, facts string, multi b
 			return dataset.Result{}, false, nil
 		}
 		sql := llm.ExtractFenced(resp.Content, sqlFenceTags)
+		r.begin(StepRun, "")
 		t := time.Now()
 		res, qerr := table.Query(ctx, sql)
 		runTook += time.Since(t)
@@ -489,6 +608,7 @@ func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
 		return
 	}
 	t := time.Now()
+	r.begin(StepReview, critic.Name())
 	rv := &Review{}
 	r.out.Review = rv
 	attempts := 0
@@ -515,5 +635,12 @@ func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
 		}
 		rv.Iterations++
 		r.out.Answer, r.out.Model = strings.TrimSpace(again.Content), again.Model
+		if r.sink != nil {
+			// The revision replaces the answer: a new start of the
+			// answer step, then the whole new text in one piece.
+			r.sink.Step(progress.Step{Step: StepAnswer, Status: progress.StatusStarted, Circuit: r.a.cfg.Answerer.Name(),
+				Detail: "the review judged the answer invalid; this revision replaces it"})
+			r.sink.Token(StepAnswer, r.out.Answer)
+		}
 	}
 }

@@ -27,6 +27,7 @@ func (r *run) chart(ctx context.Context, res *dataset.Result) {
 		r.step(StepChart, charter.Name(), OutcomeSkipped, 0, t, "no query result to chart")
 		return
 	}
+	r.begin(StepChart, charter.Name())
 	resp, err := r.complete(ctx, charter, llm.ChatRequest{Model: r.req.Model, Messages: chartPrompt(r.req.Query, *res)})
 	var why string
 	if err != nil {

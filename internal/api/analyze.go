@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -26,6 +27,9 @@ type analyzeRequest struct {
 	Model     *string     `json:"model"`
 	Review    *bool       `json:"review"`
 	Visualize *bool       `json:"visualize"`
+	// Stream asks for server-sent events, as Accept: text/event-stream
+	// does; false answers plain JSON whatever Accept says.
+	Stream *bool `json:"stream"`
 }
 
 type inlineData struct {
@@ -97,6 +101,9 @@ type analyzeResponse struct {
 	FallbackUsed bool             `json:"fallback_used"`
 	Degraded     []string         `json:"degraded"`
 	DurationMS   float64          `json:"duration_ms"`
+	// Interrupted is true (and Truncated too) when a streamed answer's
+	// stream broke after part of it was sent: Answer is exactly that part.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 type reviewBody struct {
@@ -122,7 +129,7 @@ type stepBody struct {
 	Failover    bool    `json:"failover,omitempty"`
 }
 
-func handleAnalyze(a Analyzer, limit int64) echo.HandlerFunc {
+func handleAnalyze(a Analyzer, limit int64, heartbeat func() time.Duration) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		in, err := decode[analyzeRequest](c, limit)
 		if err != nil {
@@ -138,54 +145,90 @@ func handleAnalyze(a Analyzer, limit int64) echo.HandlerFunc {
 		if in.Data != nil {
 			req.Data = &agent.InlineData{Format: *in.Data.Format, Content: *in.Data.Content}
 		}
+		if wantsStream(c, in.Stream) {
+			return streamAnalyze(c, a, req, heartbeat())
+		}
 		ans, err := a.Analyze(c.Request().Context(), req)
 		if err != nil {
 			return err
 		}
-		out := analyzeResponse{
-			Answer:       ans.Answer,
-			Columns:      ans.Columns,
-			Rows:         ans.Rows,
-			RowCount:     ans.RowCount,
-			Truncated:    ans.Truncated,
-			Chart:        ans.Chart,
-			Circuit:      ans.Circuit,
-			FallbackUsed: ans.FallbackUsed,
-			Degraded:     ans.Degraded,
-			DurationMS:   millis(ans.Duration.Seconds()),
-		}
-		if out.Columns == nil {
-			out.Columns = []dataset.Column{}
-		}
-		if out.Rows == nil {
-			out.Rows = [][]any{}
-		}
-		if ans.SQL != "" {
-			out.SQL = &ans.SQL
-		}
-		if ans.Model != "" {
-			out.Model = &ans.Model
-		}
-		if ans.Review != nil {
-			out.Review = &reviewBody{Iterations: ans.Review.Iterations, Verdict: ans.Review.Verdict, Critique: ans.Review.Critique}
-		}
-		for _, st := range ans.Steps {
-			sb := stepBody{Step: st.Step, Outcome: st.Outcome, Attempts: st.Attempts, DurationMS: millis(st.Duration.Seconds()), Detail: st.Detail}
-			if st.Circuit != "" {
-				circuit := st.Circuit
-				sb.Circuit = &circuit
-				if st.LLMRequests > 0 {
-					provider, model, n := st.Provider, st.Model, st.LLMRequests
-					sb.Provider, sb.Model, sb.LLMRequests, sb.Failover = &provider, &model, &n, st.Failover
-				}
-			}
-			out.Steps = append(out.Steps, sb)
-		}
 		if err := stillWanted(c); err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, out)
+		return c.JSON(http.StatusOK, analyzeBody(ans))
 	}
+}
+
+// streamAnalyze answers req as server-sent events: steps and the answer's
+// text as they come, then the result the JSON answer would have been, then
+// done. A stream that broke after part of the answer was sent ends with
+// an error event, then a result whose answer is exactly the part sent.
+func streamAnalyze(c echo.Context, a Analyzer, req agent.Request, heartbeat time.Duration) error {
+	es := newEventStream(c, heartbeat)
+	defer es.close()
+	req.Progress = es
+	ans, err := a.Analyze(es.ctx, req)
+	if err == nil && ans.StreamErr == nil {
+		err = stillWanted(c)
+	}
+	if err != nil {
+		if !es.isStarted() {
+			return err // nothing sent yet: plain JSON
+		}
+		es.fail(err)
+		return nil
+	}
+	if ans.StreamErr != nil {
+		es.interrupted(ans.StreamErr)
+	}
+	es.send(eventResult, analyzeBody(ans))
+	es.send(eventDone, struct{}{})
+	return nil
+}
+
+// analyzeBody is the JSON answer to /analyze, and a stream's result.
+func analyzeBody(ans agent.Answer) analyzeResponse {
+	out := analyzeResponse{
+		Answer:       ans.Answer,
+		Columns:      ans.Columns,
+		Rows:         ans.Rows,
+		RowCount:     ans.RowCount,
+		Truncated:    ans.Truncated || ans.StreamErr != nil,
+		Chart:        ans.Chart,
+		Circuit:      ans.Circuit,
+		FallbackUsed: ans.FallbackUsed,
+		Degraded:     ans.Degraded,
+		DurationMS:   millis(ans.Duration.Seconds()),
+		Interrupted:  ans.StreamErr != nil,
+	}
+	if out.Columns == nil {
+		out.Columns = []dataset.Column{}
+	}
+	if out.Rows == nil {
+		out.Rows = [][]any{}
+	}
+	if ans.SQL != "" {
+		out.SQL = &ans.SQL
+	}
+	if ans.Model != "" {
+		out.Model = &ans.Model
+	}
+	if ans.Review != nil {
+		out.Review = &reviewBody{Iterations: ans.Review.Iterations, Verdict: ans.Review.Verdict, Critique: ans.Review.Critique}
+	}
+	for _, st := range ans.Steps {
+		sb := stepBody{Step: st.Step, Outcome: st.Outcome, Attempts: st.Attempts, DurationMS: millis(st.Duration.Seconds()), Detail: st.Detail}
+		if st.Circuit != "" {
+			circuit := st.Circuit
+			sb.Circuit = &circuit
+			if st.LLMRequests > 0 {
+				provider, model, n := st.Provider, st.Model, st.LLMRequests
+				sb.Provider, sb.Model, sb.LLMRequests, sb.Failover = &provider, &model, &n, st.Failover
+			}
+		}
+		out.Steps = append(out.Steps, sb)
+	}
+	return out
 }
 
 func deref(s *string) string {

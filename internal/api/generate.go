@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -17,6 +18,9 @@ type generateRequest struct {
 	Model     *string `json:"model"`
 	DatasetID *string `json:"dataset_id"`
 	Source    *string `json:"source"`
+	// Stream asks for server-sent events, as Accept: text/event-stream
+	// does; false answers plain JSON whatever Accept says.
+	Stream *bool `json:"stream"`
 }
 
 // Validate implements validator.
@@ -56,9 +60,14 @@ type generateResponse struct {
 	// Failover is true when a target other than the circuit's first
 	// answered; omitted otherwise.
 	Failover bool `json:"failover,omitempty"`
+	// Truncated and Interrupted are true when a streamed reply's stream
+	// broke after part of it was sent: Code is exactly that part, raw
+	// and unreviewed. Omitted otherwise.
+	Truncated   bool `json:"truncated,omitempty"`
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
-func handleGenerate(g CodeGenerator, limit int64) echo.HandlerFunc {
+func handleGenerate(g CodeGenerator, limit int64, heartbeat func() time.Duration) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		in, err := decode[generateRequest](c, limit)
 		if err != nil {
@@ -71,32 +80,69 @@ func handleGenerate(g CodeGenerator, limit int64) echo.HandlerFunc {
 		if in.Language != nil {
 			lang = codegen.Language(*in.Language)
 		}
-		res, err := g.Generate(c.Request().Context(), codegen.Request{Prompt: *in.Prompt, Language: lang, Model: deref(in.Model),
-			DatasetID: deref(in.DatasetID), Source: deref(in.Source)})
+		req := codegen.Request{Prompt: *in.Prompt, Language: lang, Model: deref(in.Model),
+			DatasetID: deref(in.DatasetID), Source: deref(in.Source)}
+		if wantsStream(c, in.Stream) {
+			return streamGenerate(c, g, req, heartbeat())
+		}
+		res, err := g.Generate(c.Request().Context(), req)
 		if err != nil {
-			return aboutData(err, deref(in.DatasetID), deref(in.Source))
-		}
-		out := generateResponse{
-			Code:     res.Code,
-			Language: string(res.Language),
-			IsValid:  res.Review.IsValid,
-			Warnings: res.Review.Warnings,
-			Model:    res.Model,
-			Circuit:  res.Circuit,
-			Provider: res.Provider,
-			Attempts: res.Attempts,
-			Failover: res.Failover,
-		}
-		if out.Warnings == nil {
-			out.Warnings = []string{}
-		}
-		if !res.Review.IsValid {
-			msg := res.Review.ErrorMessage
-			out.ErrorMessage = &msg
+			return aboutData(err, req.DatasetID, req.Source)
 		}
 		if err := stillWanted(c); err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, out)
+		return c.JSON(http.StatusOK, generateBody(res))
 	}
+}
+
+// streamGenerate answers req as server-sent events, as streamAnalyze does.
+func streamGenerate(c echo.Context, g CodeGenerator, req codegen.Request, heartbeat time.Duration) error {
+	es := newEventStream(c, heartbeat)
+	defer es.close()
+	req.Progress = es
+	res, err := g.Generate(es.ctx, req)
+	if err != nil {
+		err = aboutData(err, req.DatasetID, req.Source)
+	} else if res.StreamErr == nil {
+		err = stillWanted(c)
+	}
+	if err != nil {
+		if !es.isStarted() {
+			return err
+		}
+		es.fail(err)
+		return nil
+	}
+	if res.StreamErr != nil {
+		es.interrupted(res.StreamErr)
+	}
+	es.send(eventResult, generateBody(res))
+	es.send(eventDone, struct{}{})
+	return nil
+}
+
+// generateBody is the JSON answer to /generate, and a stream's result.
+func generateBody(res codegen.Result) generateResponse {
+	out := generateResponse{
+		Code:        res.Code,
+		Language:    string(res.Language),
+		IsValid:     res.Review.IsValid,
+		Warnings:    res.Review.Warnings,
+		Model:       res.Model,
+		Circuit:     res.Circuit,
+		Provider:    res.Provider,
+		Attempts:    res.Attempts,
+		Failover:    res.Failover,
+		Truncated:   res.StreamErr != nil,
+		Interrupted: res.StreamErr != nil,
+	}
+	if out.Warnings == nil {
+		out.Warnings = []string{}
+	}
+	if !res.Review.IsValid {
+		msg := res.Review.ErrorMessage
+		out.ErrorMessage = &msg
+	}
+	return out
 }

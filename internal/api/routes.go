@@ -1,6 +1,10 @@
 package api
 
-import "github.com/labstack/echo/v4"
+import (
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
 
 // routes lists every route Nexus serves. Routes gated by a reloadable flag
 // are always registered and answer 404 while the flag is off.
@@ -9,8 +13,9 @@ func routes(e *echo.Echo, cfg Config) {
 	// Keys, scopes, tenants and limits, by each route's entry in
 	// routePolicies (auth.go): ahead of every route's own middleware.
 	e.Use(guard(cfg.Access, cfg.AdminToken, cfg.Datasets))
-	e.POST("/analyze", handleAnalyze(cfg.Analyst, cfg.MaxBodyBytes), deadline)
-	e.POST("/generate", handleGenerate(cfg.Generator, cfg.MaxBodyBytes), deadline)
+	heartbeat := func() time.Duration { return DefaultSSEHeartbeat }
+	e.POST("/analyze", handleAnalyze(cfg.Analyst, cfg.MaxBodyBytes, heartbeat), deadline)
+	e.POST("/generate", handleGenerate(cfg.Generator, cfg.MaxBodyBytes, heartbeat), deadline)
 
 	upload := uploadDeadlines(cfg.Edge)
 	e.POST("/datasets", handleUpload(cfg.Datasets, cfg.MaxUploadBytes), upload)

@@ -14,10 +14,12 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nexus/nexus/internal/infra/dataset"
 	"github.com/nexus/nexus/internal/infra/llm"
 	"github.com/nexus/nexus/internal/infra/pgsource"
+	"github.com/nexus/nexus/internal/infra/progress"
 )
 
 // Completer is the guarded LLM call the generator needs; *circuit.Circuit
@@ -26,6 +28,18 @@ type Completer interface {
 	Complete(ctx context.Context, req llm.ChatRequest) (llm.ChatResponse, error)
 	Name() string
 }
+
+// Streamer is a guarded LLM call whose reply can be streamed;
+// *circuit.Circuit provides it.
+type Streamer interface {
+	Stream(ctx context.Context, req llm.ChatRequest, onToken func(string)) (llm.ChatResponse, error)
+}
+
+// Steps of a generation, as Progress is told of them.
+const (
+	StepCode   = "code"
+	StepReview = "review"
+)
 
 // SQLChecker validates SQL with DuckDB and opens the dataset a request
 // names; *dataset.Store provides it.
@@ -66,6 +80,10 @@ type Request struct {
 	DatasetID string
 	// Source names a configured live source.
 	Source string
+	// Progress, when set, is told of the code and review steps as they
+	// start and end, and gets the LLM's reply as it writes it (the
+	// code_generator's reply is streamed). Without it nothing is streamed.
+	Progress progress.Sink
 }
 
 // Result is generated code with its review. Unsafe code is still a result:
@@ -81,6 +99,10 @@ type Result struct {
 	Provider string
 	Attempts int
 	Failover bool
+	// StreamErr is set when the reply's stream broke after part of it
+	// had reached Progress: Code then holds exactly the text sent, raw and
+	// unreviewed, and Review says so. It is the error that broke it.
+	StreamErr error
 }
 
 // Generate asks the LLM for code. An unknown dataset wraps
@@ -94,13 +116,35 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	defer tgt.close()
-	resp, err := g.llm.Complete(ctx, llm.ChatRequest{
+	sink := req.Progress
+	started := time.Now()
+	if sink != nil {
+		sink.Step(progress.Step{Step: StepCode, Status: progress.StatusStarted, Circuit: g.llm.Name()})
+	}
+	resp, sent, err := g.ask(ctx, llm.ChatRequest{
 		Model:    req.Model,
 		Messages: g.prompt(req.Prompt, req.Language, tgt),
-	})
+	}, sink)
+	if err != nil && sent != "" {
+		if sink != nil {
+			sink.Step(progress.Step{Step: StepCode, Status: progress.StatusFallback, Circuit: g.llm.Name(), Provider: resp.Provider, Model: resp.Model,
+				LLMRequests: resp.Attempts, Attempts: 1, Duration: time.Since(started), Detail: "the reply's stream broke after part of it was sent"})
+		}
+		return Result{
+			Code: sent, Language: req.Language, Model: resp.Model, Circuit: g.llm.Name(),
+			Provider: resp.Provider, Attempts: resp.Attempts, Failover: resp.Failover, StreamErr: err,
+			Review: Review{ErrorMessage: "the LLM's reply broke off: the code is incomplete and was not reviewed"},
+		}, nil
+	}
 	if err != nil {
 		return Result{}, err
 	}
+	if sink != nil {
+		sink.Step(progress.Step{Step: StepCode, Status: progress.StatusOK, Circuit: g.llm.Name(), Provider: resp.Provider, Model: resp.Model,
+			LLMRequests: resp.Attempts, Attempts: 1, Duration: time.Since(started)})
+		sink.Step(progress.Step{Step: StepReview, Status: progress.StatusStarted})
+	}
+	started = time.Now()
 	code := ExtractCode(resp.Content, req.Language)
 	var review Review
 	if req.Language == SQL {
@@ -119,6 +163,9 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 		// One tree-sitter parse: the syntax check and the rules.
 		review = ReviewCode(code, req.Language)
 	}
+	if sink != nil {
+		sink.Step(progress.Step{Step: StepReview, Status: progress.StatusOK, Attempts: 1, Duration: time.Since(started), Detail: review.ErrorMessage})
+	}
 	return Result{
 		Code:     code,
 		Language: req.Language,
@@ -129,6 +176,26 @@ func (g *Generator) Generate(ctx context.Context, req Request) (Result, error) {
 		Attempts: resp.Attempts,
 		Failover: resp.Failover,
 	}, nil
+}
+
+// ask makes the code_generator's call. With a sink it streams the raw
+// reply to it; sent is the text that reached the sink, which a broken
+// stream leaves as all there is.
+func (g *Generator) ask(ctx context.Context, req llm.ChatRequest, sink progress.Sink) (resp llm.ChatResponse, sent string, err error) {
+	s, ok := g.llm.(Streamer)
+	if sink == nil || !ok {
+		resp, err = g.llm.Complete(ctx, req)
+		if err == nil && sink != nil {
+			sink.Token(StepCode, resp.Content)
+		}
+		return resp, "", err
+	}
+	var b strings.Builder
+	resp, err = s.Stream(ctx, req, func(piece string) {
+		b.WriteString(piece)
+		sink.Token(StepCode, piece)
+	})
+	return resp, b.String(), err
 }
 
 // The SQL dialects a target speaks.

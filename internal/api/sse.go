@@ -1,0 +1,327 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/nexus/nexus/internal/infra/circuit"
+	"github.com/nexus/nexus/internal/infra/progress"
+)
+
+// DefaultSSEHeartbeat is the interval of the comment line a stream sends
+// while nothing else is sent, so that proxies keep the connection open.
+const DefaultSSEHeartbeat = 15 * time.Second
+
+// sseWriteTimeout bounds each write to a stream's client: one that stops
+// reading is cut off, and its request cancelled, rather than holding the
+// request (and its upstream stream) forever.
+const sseWriteTimeout = 30 * time.Second
+
+// Event names, in the order a stream sends them.
+const (
+	eventStep   = "step"
+	eventToken  = "token"
+	eventResult = "result"
+	eventError  = "error"
+	eventDone   = "done"
+)
+
+// wantsStream reports whether a request asked for server-sent events: its
+// body's stream field when given, else an Accept header that names
+// text/event-stream.
+func wantsStream(c echo.Context, field *bool) bool {
+	if field != nil {
+		return *field
+	}
+	for _, part := range strings.Split(c.Request().Header.Get(echo.HeaderAccept), ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || mt != "text/event-stream" {
+			continue
+		}
+		if q, err := strconv.ParseFloat(params["q"], 64); err == nil && q <= 0 {
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// eventStream sends a request's progress to its client as server-sent
+// events, and is the progress.Sink the agents are given. It starts the
+// response at its first event, not before: whatever fails before the
+// pipeline has anything to tell (the body, an unknown dataset or source,
+// malformed inline data) is still answered as plain JSON by the error
+// handler. Once started, the status is 200 and every failure is an error
+// event followed by done.
+//
+// Events may come from the request's goroutine and the heartbeat's; one
+// mutex orders them. A write that fails (the client left) or blocks past
+// sseWriteTimeout (it stopped reading) cancels the request's context, so
+// that the LLM call in flight is cancelled, and drops every later event.
+type eventStream struct {
+	c        echo.Context
+	ctx      context.Context
+	cancel   context.CancelFunc
+	interval time.Duration
+
+	mu        sync.Mutex
+	started   bool
+	closed    bool
+	broken    bool
+	lastWrite time.Time
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// newEventStream prepares a stream for c; nothing is written yet. Its ctx
+// is the request's, ended also when the client cannot be written to.
+func newEventStream(c echo.Context, heartbeat time.Duration) *eventStream {
+	if heartbeat <= 0 {
+		heartbeat = DefaultSSEHeartbeat
+	}
+	ctx, cancel := context.WithCancel(c.Request().Context())
+	return &eventStream{c: c, ctx: ctx, cancel: cancel, interval: heartbeat, stop: make(chan struct{})}
+}
+
+// Step implements progress.Sink.
+func (s *eventStream) Step(st progress.Step) {
+	ev := stepEvent{Step: st.Step, Status: st.Status, Attempts: st.Attempts, DurationMS: millis(st.Duration.Seconds()), Detail: st.Detail}
+	if st.Circuit != "" {
+		circuit := st.Circuit
+		ev.Circuit = &circuit
+	}
+	if st.LLMRequests > 0 {
+		provider, model, n := st.Provider, st.Model, st.LLMRequests
+		ev.Provider, ev.Model, ev.LLMRequests = &provider, &model, &n
+	}
+	s.send(eventStep, ev)
+}
+
+// Token implements progress.Sink.
+func (s *eventStream) Token(step, text string) {
+	s.send(eventToken, tokenEvent{Step: step, Text: text})
+}
+
+type stepEvent struct {
+	Step        string  `json:"step"`
+	Status      string  `json:"status"`
+	Circuit     *string `json:"circuit"`
+	Provider    *string `json:"provider"`
+	Model       *string `json:"model"`
+	LLMRequests *int    `json:"llm_requests,omitempty"`
+	Attempts    int     `json:"attempts"`
+	DurationMS  float64 `json:"duration_ms"`
+	Detail      string  `json:"detail"`
+}
+
+type tokenEvent struct {
+	Step string `json:"step"`
+	Text string `json:"text"`
+}
+
+// errorEvent carries an error as the JSON API would have answered it:
+// the same status and code, the message, Retry-After in seconds (null
+// when there is none), and the whole JSON error body.
+type errorEvent struct {
+	Status     int             `json:"status"`
+	Code       string          `json:"code"`
+	Message    string          `json:"message"`
+	Field      string          `json:"field,omitempty"`
+	RetryAfter *int            `json:"retry_after"`
+	Body       json.RawMessage `json:"body,omitempty"`
+}
+
+// isStarted reports whether the response has begun.
+func (s *eventStream) isStarted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started
+}
+
+// send writes one event; v must marshal (the event types do).
+func (s *eventStream) send(name string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		data = []byte("{}")
+	}
+	var b bytes.Buffer
+	b.Grow(len(name) + len(data) + 16)
+	b.WriteString("event: ")
+	b.WriteString(name)
+	b.WriteString("\ndata: ")
+	b.Write(data) // JSON holds no raw newline: one data line
+	b.WriteString("\n\n")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.broken {
+		return
+	}
+	if !s.started {
+		s.startLocked()
+	}
+	s.writeLocked(b.Bytes())
+}
+
+func (s *eventStream) startLocked() {
+	h := s.c.Response().Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	// nginx buffers responses unless told not to.
+	h.Set("X-Accel-Buffering", "no")
+	h.Del(echo.HeaderContentLength)
+	s.c.Response().WriteHeader(http.StatusOK)
+	s.started = true
+	s.wg.Add(1)
+	go s.heartbeat()
+}
+
+func (s *eventStream) writeLocked(p []byte) {
+	rc := http.NewResponseController(s.c.Response())
+	_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	_, err := s.c.Response().Write(p)
+	if err == nil {
+		err = rc.Flush()
+	}
+	s.lastWrite = time.Now()
+	if err != nil {
+		s.broken = true
+		s.cancel()
+	}
+}
+
+// heartbeat sends a comment line whenever interval passes with nothing
+// else sent.
+func (s *eventStream) heartbeat() {
+	defer s.wg.Done()
+	timer := time.NewTimer(s.interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-timer.C:
+		}
+		s.mu.Lock()
+		wait := s.interval - time.Since(s.lastWrite)
+		if wait <= 0 {
+			if !s.closed && !s.broken {
+				s.writeLocked([]byte(": ping\n\n"))
+			}
+			wait = s.interval
+		}
+		s.mu.Unlock()
+		timer.Reset(wait)
+	}
+}
+
+// close stops the heartbeat and waits for it: nothing is written once the
+// handler has returned. It clears the write deadline, which would
+// otherwise outlive the response on a kept-alive connection.
+func (s *eventStream) close() {
+	s.mu.Lock()
+	s.closed = true
+	started := s.started
+	s.mu.Unlock()
+	close(s.stop)
+	s.wg.Wait()
+	s.cancel()
+	if started {
+		_ = http.NewResponseController(s.c.Response()).SetWriteDeadline(time.Time{})
+	}
+}
+
+// fail sends err as the error event the JSON API would have answered
+// with, then done. An error that leaves nothing to say (the client left)
+// sends nothing.
+func (s *eventStream) fail(err error) {
+	ev, ok := describeError(s.c, err)
+	if !ok {
+		return
+	}
+	s.send(eventError, ev)
+	s.send(eventDone, struct{}{})
+}
+
+// interrupted sends the error event of an answer whose stream broke
+// after part of it was sent: stream_interrupted, or request_timeout when
+// it was the request's deadline that broke it.
+func (s *eventStream) interrupted(err error) {
+	if timedOut(s.c, err) {
+		if ev, ok := describeError(s.c, err); ok {
+			s.send(eventError, ev)
+		}
+		return
+	}
+	ev := errorEvent{Status: http.StatusBadGateway, Code: codeStreamInterrupted,
+		Message: "the LLM's stream broke after part of the answer was sent; the result holds exactly the part sent"}
+	if le, ok := errors.AsType[*circuit.LLMError](err); ok {
+		ev.Message += ": " + le.Message
+		if le.RetryAfter > 0 {
+			n := retryAfterSeconds(le.RetryAfter)
+			ev.RetryAfter = &n
+		}
+	}
+	s.send(eventError, ev)
+}
+
+// codeStreamInterrupted is the error code of a stream that broke after
+// part of the answer was sent.
+const codeStreamInterrupted = "stream_interrupted"
+
+// describeError renders err through the one error handler, into a
+// recorder instead of the response, and returns it as an error event. It
+// returns false when the handler would send no body (the client left).
+func describeError(c echo.Context, err error) (errorEvent, bool) {
+	rec := &recorder{header: http.Header{}}
+	ec := c.Echo().NewContext(c.Request(), rec)
+	ec.SetPath(c.Path())
+	ec.Set(requestIDKey, c.Get(requestIDKey))
+	ec.Set(connContextKey, c.Get(connContextKey))
+	c.Echo().HTTPErrorHandler(err, ec)
+	if rec.body.Len() == 0 {
+		return errorEvent{}, false
+	}
+	var body struct {
+		Error errorDetail `json:"error"`
+	}
+	_ = json.Unmarshal(rec.body.Bytes(), &body)
+	ev := errorEvent{Status: rec.status, Code: body.Error.Code, Message: body.Error.Message, Field: body.Error.Field,
+		Body: json.RawMessage(bytes.TrimSpace(rec.body.Bytes()))}
+	if ra, err := strconv.Atoi(rec.header.Get("Retry-After")); err == nil {
+		ev.RetryAfter = &ra
+	}
+	return ev, true
+}
+
+// recorder is the http.ResponseWriter describeError renders into.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(p)
+}
