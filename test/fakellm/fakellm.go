@@ -313,8 +313,9 @@ type Request struct {
 	MaxTokens int
 	// Header is a clone of the request headers, including Authorization.
 	Header http.Header
-	// Stream is true when the request had "stream": true and so was
-	// answered (if with a 2xx) as server-sent events.
+	// Stream is true when the request had "stream": true; its answer was
+	// then server-sent events, unless its step answered before any stream
+	// started (an error status, RawBody, Whitespace, Hang, ResetConn).
 	Stream bool
 	// IncludeUsage is true when the request had
 	// "stream_options": {"include_usage": true}. It is recorded as sent,

@@ -64,12 +64,15 @@ type Step struct {
 	// long as it likes. Stream requests only.
 	ChunkGate <-chan struct{}
 	// Cut, unless CutNone, breaks a stream where content piece CutAfter
-	// (counting from 0) would have been sent: after CutAfter pieces and the
-	// wait that would have preceded the next one (FirstChunkDelay if
-	// CutAfter is 0, else ChunkDelay, then ChunkGate). CutAfter 0 cuts
-	// before any content; a CutAfter of len(pieces) or more cuts after all
-	// of them, in place of the finish chunk. No finish chunk, usage chunk
-	// or [DONE] follows a cut. Stream requests only.
+	// (counting from 0) would have been sent. The cut is paced like that
+	// piece: it comes after CutAfter pieces and the wait that would have
+	// preceded the next one (FirstChunkDelay if CutAfter is 0, else
+	// ChunkDelay, then a value from ChunkGate), so FirstChunkDelay with
+	// CutAfter 0 and CutReset is "silence, then a reset". CutAfter 0 cuts
+	// before any content (but after the headers and the role chunk); a
+	// CutAfter of len(pieces) or more cuts after all of them, in place of
+	// the finish chunk (still after such a wait). No finish chunk, usage
+	// chunk or [DONE] follows a cut. Stream requests only.
 	Cut CutMode
 	// CutAfter is the number of content pieces sent before Cut; negative
 	// counts as 0.
