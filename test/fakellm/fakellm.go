@@ -4,9 +4,22 @@
 //
 // It serves real HTTP on loopback so that production clients (for example
 // github.com/sashabaranov/go-openai) exercise their full transport, error
-// decoding and retry paths. Responses are chosen per request from FIFO
-// scripts (see [Server.Enqueue]), a dynamic hook (see [Server.SetHandler]) or
-// defaults, and every request is recorded for later assertions.
+// decoding, retry and streaming paths. Responses are chosen per request from
+// FIFO scripts (see [Server.Enqueue]), a dynamic hook (see
+// [Server.SetHandler]) or defaults, and every request is recorded for later
+// assertions.
+//
+// A request with "stream": true is answered with OpenAI's server-sent events
+// (text/event-stream): a role chunk, one "chat.completion.chunk" per content
+// piece, a finish chunk, a usage chunk if "stream_options" asked for one, and
+// "data: [DONE]". The same [Step] answers both kinds of request: its content
+// comes whole in a plain completion and in pieces (see [Step.Chunks]) in a
+// stream. Stream-only fields pace the pieces or break the stream partway
+// (see [SlowFirstToken], [SlowTokens], [GatedStream], [CutStream] and
+// [HangStream]); everything that happens before an answer starts (Delay,
+// Until, Hang, ResetConn, error statuses, RawBody, Whitespace) works for
+// stream requests exactly as for plain ones, and errors are plain JSON, as
+// OpenAI sends them.
 //
 // Typical use:
 //
@@ -68,12 +81,14 @@ type Server struct {
 	hook          func(Request) Step
 
 	// observation (cleared by Reset, except inFlight which is live state)
-	requests int
-	perModel map[string]int
-	received []Request
-	canceled int
-	inFlight int
-	nextID   uint64
+	requests   int
+	perModel   map[string]int
+	received   []Request
+	canceled   int
+	inFlight   int
+	streams    int
+	chunksSent int
+	nextID     uint64
 }
 
 // Option configures a Server at construction time. Options are not undone by
@@ -132,8 +147,10 @@ func New(tb testing.TB, opts ...Option) *Server {
 // "http://127.0.0.1:41234/v1"; assign it directly to openai.ClientConfig.BaseURL.
 func (s *Server) URL() string { return s.srv.URL + "/v1" }
 
-// Close releases handlers blocked in Delay or Hang (their connections are
-// aborted without a response), then shuts the server down and waits for all
+// Close releases handlers blocked in Delay, Until or Hang (their connections
+// are aborted without a response) and aborts streams that are still running,
+// including ones waiting between chunks or hanging mid-stream (the client
+// sees the connection end without a finish chunk or [DONE]); then shuts the server down and waits for all
 // handlers to return, so no server goroutines outlive it. It is idempotent
 // and is already registered with tb.Cleanup by [New].
 func (s *Server) Close() {
@@ -222,9 +239,11 @@ func (s *Server) Received() []Request {
 
 // Canceled returns how many chat requests were abandoned by their client
 // (request context done, or the connection gone) while the fake was still
-// in a Delay or Hang, or streaming Whitespace. The
-// server notices asynchronously, so poll for it rather than asserting right
-// after the client returns.
+// in a Delay, Until or Hang, streaming Whitespace, or streaming an answer
+// (waiting before or between chunks, hanging mid-stream, or failing to write
+// a chunk). Each request counts at most once. The server notices
+// asynchronously, so poll for it rather than asserting right after the
+// client returns.
 func (s *Server) Canceled() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -232,11 +251,31 @@ func (s *Server) Canceled() int {
 }
 
 // InFlight returns how many chat requests are currently being handled
-// (including ones sleeping in Delay or blocked in Hang).
+// (including ones sleeping in Delay, blocked in Hang, or still streaming).
 func (s *Server) InFlight() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.inFlight
+}
+
+// Streams returns how many streamed answers were started: stream requests
+// that got a 2xx text/event-stream response with at least its headers
+// written. Requests answered with an error status, RawBody, Whitespace,
+// Hang or ResetConn do not count, whether or not they asked to stream.
+func (s *Server) Streams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streams
+}
+
+// ChunksSent returns how many content chunks (those carrying delta.content;
+// not the role, finish or usage chunks) were written and flushed in all
+// streams so far. A test can poll it to know that a client has been sent
+// (not necessarily has read) a given piece.
+func (s *Server) ChunksSent() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.chunksSent
 }
 
 // Reset returns scripting and observation to the just-constructed state:
@@ -260,6 +299,8 @@ func (s *Server) resetLocked() {
 	s.perModel = map[string]int{}
 	s.received = nil
 	s.canceled = 0
+	s.streams = 0
+	s.chunksSent = 0
 }
 
 // Request is a parsed chat-completion request as the fake saw it.
@@ -272,6 +313,14 @@ type Request struct {
 	MaxTokens int
 	// Header is a clone of the request headers, including Authorization.
 	Header http.Header
+	// Stream is true when the request had "stream": true; its answer was
+	// then server-sent events, unless its step answered before any stream
+	// started (an error status, RawBody, Whitespace, Hang, ResetConn).
+	Stream bool
+	// IncludeUsage is true when the request had
+	// "stream_options": {"include_usage": true}. It is recorded as sent,
+	// even on a request that does not stream.
+	IncludeUsage bool
 }
 
 // Message is one chat message. For multi-part content the text parts are
@@ -346,6 +395,9 @@ type wireRequest struct {
 	MaxTokens           int           `json:"max_tokens"`
 	MaxCompletionTokens int           `json:"max_completion_tokens"`
 	Stream              bool          `json:"stream"`
+	StreamOptions       *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
 }
 
 func (s *Server) serveChat(w http.ResponseWriter, r *http.Request) {
@@ -402,13 +454,12 @@ func parseRequest(body []byte) (Request, string) {
 	if wr.Model == "" {
 		return Request{}, "you must provide a model parameter"
 	}
-	if wr.Stream {
-		return Request{}, "fakellm: stream=true is not supported"
-	}
 	req := Request{
-		Model:       wr.Model,
-		Temperature: wr.Temperature,
-		MaxTokens:   wr.MaxTokens,
+		Model:        wr.Model,
+		Temperature:  wr.Temperature,
+		MaxTokens:    wr.MaxTokens,
+		Stream:       wr.Stream,
+		IncludeUsage: wr.StreamOptions != nil && wr.StreamOptions.IncludeUsage,
 	}
 	if req.MaxTokens == 0 {
 		req.MaxTokens = wr.MaxCompletionTokens
@@ -490,9 +541,7 @@ func (s *Server) waitUntil(r *http.Request, release <-chan struct{}) bool {
 	case <-release:
 		return true
 	case <-r.Context().Done():
-		s.mu.Lock()
-		s.canceled++
-		s.mu.Unlock()
+		s.countCanceled()
 		return false
 	case <-s.done:
 		panic(http.ErrAbortHandler)
@@ -519,6 +568,15 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, req Request, st 
 		return
 	}
 
+	status := st.Status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if req.Stream && st.RawBody == "" && status >= 200 && status < 300 && bodyAllowed(status) {
+		s.stream(w, r, req, st, status)
+		return
+	}
+
 	h := w.Header()
 	ct := st.ContentType
 	if ct == "" {
@@ -527,10 +585,6 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, req Request, st 
 	h.Set("Content-Type", ct)
 	for k, v := range st.Header {
 		h.Set(k, v)
-	}
-	status := st.Status
-	if status == 0 {
-		status = http.StatusOK
 	}
 
 	var body []byte
@@ -637,37 +691,53 @@ type completion struct {
 	SystemFingerprint string             `json:"system_fingerprint"`
 }
 
-func (s *Server) completion(req Request, st Step) []byte {
+// newID returns a fresh completion id, shared by all chunks of a stream.
+func (s *Server) newID() string {
 	s.mu.Lock()
 	s.nextID++
 	id := s.nextID
 	s.mu.Unlock()
+	return fmt.Sprintf("chatcmpl-fake%06d", id)
+}
 
-	model := st.Model
-	if model == "" {
-		model = req.Model
+// answerModel is the model reported in an answer.
+func answerModel(req Request, st Step) string {
+	if st.Model != "" {
+		return st.Model
 	}
+	return req.Model
+}
+
+// estimateUsage is the usage reported for answering req with content (or
+// with no choices at all).
+func estimateUsage(req Request, st Step) usage {
 	prompt := 0
 	for _, m := range req.Messages {
 		prompt += estimateTokens(m.Content) + 3 // per-message overhead, roughly like OpenAI
 	}
-	out := completion{
-		ID:                fmt.Sprintf("chatcmpl-fake%06d", id),
-		Object:            "chat.completion",
-		Created:           time.Now().Unix(),
-		Model:             model,
-		Choices:           []completionChoice{},
-		SystemFingerprint: "fp_fakellm",
-	}
 	compl := 0
 	if !st.NoChoices {
-		compl = estimateTokens(st.Content)
+		compl = estimateTokens(st.text())
+	}
+	return usage{PromptTokens: prompt, CompletionTokens: compl, TotalTokens: prompt + compl}
+}
+
+func (s *Server) completion(req Request, st Step) []byte {
+	out := completion{
+		ID:                s.newID(),
+		Object:            "chat.completion",
+		Created:           time.Now().Unix(),
+		Model:             answerModel(req, st),
+		Choices:           []completionChoice{},
+		SystemFingerprint: "fp_fakellm",
+		Usage:             estimateUsage(req, st),
+	}
+	if !st.NoChoices {
 		out.Choices = append(out.Choices, completionChoice{
-			Message:      completionMessage{Role: "assistant", Content: st.Content},
+			Message:      completionMessage{Role: "assistant", Content: st.text()},
 			FinishReason: "stop",
 		})
 	}
-	out.Usage = usage{PromptTokens: prompt, CompletionTokens: compl, TotalTokens: prompt + compl}
 	b, err := json.Marshal(out)
 	if err != nil {
 		panic(err) // static types only; cannot fail

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -691,4 +692,718 @@ func TestWhitespaceShouldStopWhenTheClientGoesAway(t *testing.T) {
 	_ = resp.Body.Close()
 	eventually(t, "Canceled() == 1", func() bool { return s.Canceled() == 1 })
 	eventually(t, "InFlight() == 0", func() bool { return s.InFlight() == 0 })
+}
+
+// ---- streaming ----
+
+func streamRequest(includeUsage bool) openai.ChatCompletionRequest {
+	req := openai.ChatCompletionRequest{
+		Model:    "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessage{{Role: openai.ChatMessageRoleUser, Content: "say something"}},
+	}
+	if includeUsage {
+		req.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+	}
+	return req
+}
+
+// openStream starts a stream with go-openai's streaming client; it is closed
+// when the test ends.
+func openStream(t *testing.T, ctx context.Context, c *openai.Client, includeUsage bool) *openai.ChatCompletionStream {
+	t.Helper()
+	stream, err := c.CreateChatCompletionStream(ctx, streamRequest(includeUsage))
+	if err != nil {
+		t.Fatalf("CreateChatCompletionStream: %v", err)
+	}
+	t.Cleanup(func() { _ = stream.Close() })
+	return stream
+}
+
+// streamed is what a client read from a stream, up to the error that ended it.
+type streamed struct {
+	chunks []openai.ChatCompletionStreamResponse
+	roles  []string              // delta.role of role chunks
+	pieces []string              // delta.content of content chunks
+	finish []openai.FinishReason // finish_reason of finish chunks
+	usage  *openai.Usage
+	err    error
+}
+
+func (s streamed) text() string { return strings.Join(s.pieces, "") }
+
+// recv reads one chunk into out; it reports false once Recv fails.
+func (s *streamed) recv(stream *openai.ChatCompletionStream) bool {
+	resp, err := stream.Recv()
+	if err != nil {
+		s.err = err
+		return false
+	}
+	s.chunks = append(s.chunks, resp)
+	if resp.Usage != nil {
+		u := *resp.Usage
+		s.usage = &u
+	}
+	for _, ch := range resp.Choices {
+		switch {
+		case ch.FinishReason != "":
+			s.finish = append(s.finish, ch.FinishReason)
+		case ch.Delta.Role != "":
+			s.roles = append(s.roles, ch.Delta.Role)
+		default:
+			s.pieces = append(s.pieces, ch.Delta.Content)
+		}
+	}
+	return true
+}
+
+func readStream(stream *openai.ChatCompletionStream) streamed {
+	var s streamed
+	for s.recv(stream) {
+	}
+	return s
+}
+
+// recvN reads n chunks, failing the test if the stream ends first.
+func recvN(t *testing.T, stream *openai.ChatCompletionStream, n int) streamed {
+	t.Helper()
+	var s streamed
+	for range n {
+		if !s.recv(stream) {
+			t.Fatalf("stream ended after %d chunks: %v", len(s.chunks), s.err)
+		}
+	}
+	return s
+}
+
+const rawStreamBody = `{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`
+
+// rawStream posts a stream request with a plain HTTP client and reads the
+// whole body; readErr is what reading it ended with.
+func rawStream(t *testing.T, s *fakellm.Server) (resp *http.Response, events []string, readErr error) {
+	t.Helper()
+	resp, err := newHTTPClient(t).Post(s.URL()+"/chat/completions", "application/json", strings.NewReader(rawStreamBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, readErr := io.ReadAll(resp.Body)
+	text := string(body)
+	if readErr == nil && !strings.HasSuffix(text, "\n\n") {
+		t.Errorf("body does not end with a blank line: %q", text)
+	}
+	for ev := range strings.SplitSeq(strings.TrimSuffix(text, "\n\n"), "\n\n") {
+		if ev == "" {
+			continue
+		}
+		data, ok := strings.CutPrefix(ev, "data: ")
+		if !ok || strings.Contains(data, "\n") {
+			t.Fatalf("event %q is not one data line", ev)
+		}
+		events = append(events, data)
+	}
+	return resp, events, readErr
+}
+
+func TestStreamSplitsContentIntoWords(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		content string
+		want    []string
+	}{
+		{name: "words", content: "Hello, big  world!\n", want: []string{"Hello, ", "big  ", "world!\n"}},
+		{name: "leading whitespace", content: "  leading space", want: []string{"  leading ", "space"}},
+		{name: "one word", content: "one", want: []string{"one"}},
+		{name: "only whitespace", content: " \n ", want: []string{" \n "}},
+		{name: "empty", content: "", want: nil},
+		{name: "unicode", content: "tab\tand\nnew line — ünï 🚀", want: []string{"tab\t", "and\n", "new ", "line ", "— ", "ünï ", "🚀"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := fakellm.New(t)
+			c := newOpenAI(t, s, "k")
+			s.Enqueue(fakellm.Reply(tt.content), fakellm.Reply(tt.content))
+
+			got := readStream(openStream(t, t.Context(), c, true))
+			if !errors.Is(got.err, io.EOF) {
+				t.Fatalf("stream ended with %v, want io.EOF", got.err)
+			}
+			if !slices.Equal(got.pieces, tt.want) || got.text() != tt.content {
+				t.Errorf("pieces = %q, want %q", got.pieces, tt.want)
+			}
+			if !slices.Equal(got.roles, []string{openai.ChatMessageRoleAssistant}) || !slices.Equal(got.finish, []openai.FinishReason{openai.FinishReasonStop}) {
+				t.Errorf("roles = %q, finish = %q", got.roles, got.finish)
+			}
+			if s.Streams() != 1 || s.ChunksSent() != len(tt.want) {
+				t.Errorf("Streams() = %d, ChunksSent() = %d", s.Streams(), s.ChunksSent())
+			}
+
+			// The usage is the one a plain request for the same step gets.
+			plain, err := c.CreateChatCompletion(t.Context(), streamRequest(false))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.usage == nil || *got.usage != plain.Usage || got.usage.PromptTokens <= 0 {
+				t.Errorf("stream usage = %+v, plain usage = %+v", got.usage, plain.Usage)
+			}
+		})
+	}
+}
+
+func TestStreamEnvelope(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	s.Enqueue(fakellm.Step{Content: "a b", Model: "gpt-4o-2024-08-06", Header: map[string]string{"X-Request-Id": "req-1"}})
+	stream := openStream(t, t.Context(), newOpenAI(t, s, "k"), true)
+	got := readStream(stream)
+	if !errors.Is(got.err, io.EOF) {
+		t.Fatalf("err = %v", got.err)
+	}
+	if h := stream.Header(); h.Get("Content-Type") != "text/event-stream" || h.Get("Cache-Control") != "no-cache" || h.Get("X-Request-Id") != "req-1" {
+		t.Errorf("headers = %v", h)
+	}
+	// role, "a ", "b", finish, usage
+	if len(got.chunks) != 5 {
+		t.Fatalf("%d chunks: %+v", len(got.chunks), got.chunks)
+	}
+	id := got.chunks[0].ID
+	for i, ch := range got.chunks {
+		if ch.ID != id || !strings.HasPrefix(id, "chatcmpl-") || ch.Object != "chat.completion.chunk" || ch.Created == 0 ||
+			ch.Model != "gpt-4o-2024-08-06" || ch.SystemFingerprint != "fp_fakellm" {
+			t.Errorf("chunk %d envelope = %+v", i, ch)
+		}
+		last := i == len(got.chunks)-1
+		if last != (ch.Usage != nil) || last != (len(ch.Choices) == 0) {
+			t.Errorf("chunk %d: usage %v, %d choices; only the last has usage and no choices", i, ch.Usage, len(ch.Choices))
+		}
+	}
+
+	r := s.Received()
+	if len(r) != 1 || !r[0].Stream || !r[0].IncludeUsage {
+		t.Errorf("recorded = %+v, want Stream and IncludeUsage", r)
+	}
+}
+
+func TestStreamWithoutUsage(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	s.Enqueue(fakellm.Reply("a b"))
+	got := readStream(openStream(t, t.Context(), newOpenAI(t, s, "k"), false))
+	if !errors.Is(got.err, io.EOF) || got.text() != "a b" || got.usage != nil {
+		t.Fatalf("got %q, usage %v, err %v; want \"a b\", no usage, EOF", got.text(), got.usage, got.err)
+	}
+	for _, ch := range got.chunks {
+		if len(ch.Choices) != 1 {
+			t.Errorf("chunk with %d choices: %+v", len(ch.Choices), ch)
+		}
+	}
+	if r := s.Received(); !r[0].Stream || r[0].IncludeUsage {
+		t.Errorf("recorded Stream=%v IncludeUsage=%v", r[0].Stream, r[0].IncludeUsage)
+	}
+}
+
+// The bytes on the wire, as a non-go-openai client sees them.
+func TestStreamWireFormat(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	s.Enqueue(fakellm.Stream("a", "b"))
+	resp, events, err := rawStream(t, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("status %d, headers %v", resp.StatusCode, resp.Header)
+	}
+	want := []string{
+		`"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}`,
+		`"choices":[{"index":0,"delta":{"content":"a"},"logprobs":null,"finish_reason":null}],"usage":null}`,
+		`"choices":[{"index":0,"delta":{"content":"b"},"logprobs":null,"finish_reason":null}],"usage":null}`,
+		`"choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}`,
+		`"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":1,"total_tokens":5}}`,
+		`[DONE]`,
+	}
+	if len(events) != len(want) {
+		t.Fatalf("events = %q", events)
+	}
+	for i, ev := range events {
+		if !strings.HasSuffix(ev, want[i]) {
+			t.Errorf("event %d = %s, want it to end with %s", i, ev, want[i])
+		}
+		if i < len(events)-1 && !strings.Contains(ev, `"object":"chat.completion.chunk"`) {
+			t.Errorf("event %d = %s, not a chat.completion.chunk", i, ev)
+		}
+	}
+}
+
+// Explicit Chunks are streamed as given and joined for a plain request, and
+// a plain request ignores the stream-only fields.
+func TestStreamChunksAndPlainRequests(t *testing.T) {
+	t.Parallel()
+	chunks := []string{"Hel", "lo", "", " wor", "ld"}
+	s := fakellm.New(t)
+	c := newOpenAI(t, s, "k")
+
+	s.Enqueue(fakellm.Step{Content: "ignored", Chunks: chunks})
+	got := readStream(openStream(t, t.Context(), c, true))
+	if !errors.Is(got.err, io.EOF) || !slices.Equal(got.pieces, chunks) {
+		t.Fatalf("pieces = %q (err %v), want %q", got.pieces, got.err, chunks)
+	}
+	if got.usage == nil || got.usage.CompletionTokens != 3 { // "Hello world": 11 bytes
+		t.Errorf("usage = %+v", got.usage)
+	}
+
+	plain := []struct {
+		name string
+		step fakellm.Step
+	}{
+		{name: "Stream", step: fakellm.Stream(chunks...)},
+		{name: "SlowFirstToken", step: fakellm.SlowFirstToken(time.Hour, chunks...)},
+		{name: "SlowTokens", step: fakellm.SlowTokens(time.Hour, chunks...)},
+		{name: "GatedStream", step: fakellm.GatedStream(make(chan struct{}), chunks...)},
+		{name: "CutStream EOF", step: fakellm.CutStream(1, fakellm.CutEOF, chunks...)},
+		{name: "CutStream reset", step: fakellm.CutStream(0, fakellm.CutReset, chunks...)},
+		{name: "HangStream", step: fakellm.HangStream(2, chunks...)},
+	}
+	for _, p := range plain {
+		s.Enqueue(p.step)
+		resp, err := chat(t.Context(), c, "m", "hi")
+		if err != nil {
+			t.Errorf("%s: %v", p.name, err)
+			continue
+		}
+		if got := resp.Choices[0].Message.Content; got != "Hello world" {
+			t.Errorf("%s: plain content = %q, want the joined chunks", p.name, got)
+		}
+	}
+	if s.Streams() != 1 || s.ChunksSent() != len(chunks) {
+		t.Errorf("Streams() = %d, ChunksSent() = %d; plain requests must not count", s.Streams(), s.ChunksSent())
+	}
+	if r := s.Received(); r[1].Stream || r[1].IncludeUsage {
+		t.Errorf("plain request recorded as Stream=%v IncludeUsage=%v", r[1].Stream, r[1].IncludeUsage)
+	}
+}
+
+func TestStreamNoChoices(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	s.Enqueue(fakellm.Step{NoChoices: true, Content: "not sent"})
+	got := readStream(openStream(t, t.Context(), newOpenAI(t, s, "k"), true))
+	if !errors.Is(got.err, io.EOF) || len(got.pieces) != 0 || len(got.roles) != 1 || len(got.finish) != 1 {
+		t.Fatalf("pieces %q roles %q finish %q err %v; want only the role and finish chunks", got.pieces, got.roles, got.finish, got.err)
+	}
+	if got.usage == nil || got.usage.CompletionTokens != 0 || got.usage.PromptTokens == 0 {
+		t.Errorf("usage = %+v", got.usage)
+	}
+}
+
+// The headers and the role chunk come at once; the first content chunk only
+// after FirstChunkDelay. An hour-long delay shows the order without timing.
+func TestStreamFirstChunkDelay(t *testing.T) {
+	t.Parallel()
+	t.Run("headers and role chunk before the delay", func(t *testing.T) {
+		t.Parallel()
+		s := fakellm.New(t)
+		s.Enqueue(fakellm.SlowFirstToken(time.Hour, "never"))
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		stream := openStream(t, ctx, newOpenAI(t, s, "k"), true)
+		got := recvN(t, stream, 1)
+		if !slices.Equal(got.roles, []string{"assistant"}) {
+			t.Fatalf("first chunk = %+v, want the role chunk", got.chunks[0])
+		}
+		if s.Streams() != 1 || s.ChunksSent() != 0 {
+			t.Fatalf("Streams() = %d, ChunksSent() = %d", s.Streams(), s.ChunksSent())
+		}
+		cancel()
+		if got.recv(stream) {
+			t.Fatalf("got a chunk after cancel: %+v", got.chunks[len(got.chunks)-1])
+		}
+		eventually(t, "Canceled() == 1", func() bool { return s.Canceled() == 1 })
+		eventually(t, "InFlight() == 0", func() bool { return s.InFlight() == 0 })
+		if s.ChunksSent() != 0 || s.Canceled() != 1 {
+			t.Errorf("ChunksSent() = %d, Canceled() = %d", s.ChunksSent(), s.Canceled())
+		}
+	})
+	t.Run("content after the delay", func(t *testing.T) {
+		t.Parallel()
+		const d = 200 * time.Millisecond
+		s := fakellm.New(t)
+		s.Enqueue(fakellm.SlowFirstToken(d, "a", "b"))
+		start := time.Now()
+		stream := openStream(t, t.Context(), newOpenAI(t, s, "k"), false)
+		got := recvN(t, stream, 2) // role, "a"
+		if el := time.Since(start); el < d {
+			t.Errorf("first content after %v, want >= %v", el, d)
+		}
+		for got.recv(stream) {
+		}
+		if !errors.Is(got.err, io.EOF) || got.text() != "ab" {
+			t.Errorf("got %q, err %v", got.text(), got.err)
+		}
+	})
+}
+
+func TestStreamChunkDelay(t *testing.T) {
+	t.Parallel()
+	const d = 40 * time.Millisecond
+	tests := []struct {
+		name string
+		step fakellm.Step
+		min  time.Duration
+	}{
+		{name: "SlowTokens", step: fakellm.SlowTokens(d, "a", "b", "c"), min: 3 * d},
+		{name: "ChunkDelay only", step: fakellm.Step{ChunkDelay: d, Chunks: []string{"a", "b", "c"}}, min: 2 * d},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := fakellm.New(t)
+			s.Enqueue(tt.step)
+			start := time.Now()
+			got := readStream(openStream(t, t.Context(), newOpenAI(t, s, "k"), false))
+			if el := time.Since(start); el < tt.min {
+				t.Errorf("stream took %v, want >= %v", el, tt.min)
+			}
+			if !errors.Is(got.err, io.EOF) || got.text() != "abc" {
+				t.Errorf("got %q, err %v", got.text(), got.err)
+			}
+		})
+	}
+}
+
+// A gate lets the test release a stream piece by piece.
+func TestStreamGate(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	gate := make(chan struct{})
+	s.Enqueue(fakellm.GatedStream(gate, "a", "b", "c"))
+	stream := openStream(t, t.Context(), newOpenAI(t, s, "k"), false)
+	got := recvN(t, stream, 1) // the role chunk is not gated
+
+	next := make(chan streamed)
+	recvOne := func() {
+		var one streamed
+		one.recv(stream)
+		next <- one
+	}
+	for i, want := range []string{"a", "b"} {
+		go recvOne()
+		// The fake counts a piece once it is flushed, possibly after the
+		// client has it, so only "no more than released" is exact.
+		if n := s.ChunksSent(); n > i {
+			t.Fatalf("ChunksSent() = %d before releasing piece %d", n, i)
+		}
+		gate <- struct{}{} // returns once the fake, waiting at the gate, took it
+		one := <-next
+		if !slices.Equal(one.pieces, []string{want}) {
+			t.Fatalf("piece %d = %q (err %v), want %q", i, one.pieces, one.err, want)
+		}
+	}
+	close(gate)
+	for got.recv(stream) {
+	}
+	if !errors.Is(got.err, io.EOF) || got.text() != "c" || len(got.finish) != 1 {
+		t.Errorf("rest = %q, finish %q, err %v", got.text(), got.finish, got.err)
+	}
+}
+
+func TestStreamCutEOF(t *testing.T) {
+	t.Parallel()
+	chunks := []string{"one ", "two ", "three ", "four ", "five"}
+	tests := []struct {
+		name  string
+		after int
+		want  []string
+	}{
+		{name: "after 3", after: 3, want: chunks[:3]},
+		{name: "before any content", after: 0, want: nil},
+		{name: "after all content", after: 99, want: chunks},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := fakellm.New(t)
+			c := newOpenAI(t, s, "k")
+			step := fakellm.CutStream(tt.after, fakellm.CutEOF, chunks...)
+			s.Enqueue(step)
+
+			// go-openai cannot tell a cut from [DONE]: both are io.EOF.
+			got := readStream(openStream(t, t.Context(), c, true))
+			if !errors.Is(got.err, io.EOF) || !slices.Equal(got.pieces, tt.want) {
+				t.Errorf("pieces %q, err %v; want %q then io.EOF", got.pieces, got.err, tt.want)
+			}
+			if len(got.finish) != 0 || got.usage != nil {
+				t.Errorf("finish %q, usage %v after a cut", got.finish, got.usage)
+			}
+
+			// On the wire: a complete body with the role and content chunks only.
+			s.Enqueue(step)
+			_, events, err := rawStream(t, s)
+			if err != nil {
+				t.Fatalf("reading a cleanly cut body: %v", err)
+			}
+			if len(events) != 1+len(tt.want) {
+				t.Errorf("%d events, want role + %d content: %q", len(events), len(tt.want), events)
+			}
+			for _, ev := range events {
+				if ev == "[DONE]" || strings.Contains(ev, `"finish_reason":"stop"`) || strings.Contains(ev, `"choices":[]`) {
+					t.Errorf("event after the cut: %s", ev)
+				}
+			}
+
+			// The connection is fine, and so is the server.
+			if got := content(t, c, "m"); got != "ok" {
+				t.Errorf("after the cut got %q", got)
+			}
+			if s.Canceled() != 0 || s.ChunksSent() != 2*len(tt.want) {
+				t.Errorf("Canceled() = %d, ChunksSent() = %d", s.Canceled(), s.ChunksSent())
+			}
+		})
+	}
+}
+
+func TestStreamCutReset(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	c := newOpenAI(t, s, "k")
+	step := fakellm.CutStream(3, fakellm.CutReset, "one ", "two ", "three ", "four")
+	s.Enqueue(step)
+
+	got := readStream(openStream(t, t.Context(), c, true))
+	if want := []string{"one ", "two ", "three "}; !slices.Equal(got.pieces, want) {
+		t.Errorf("pieces = %q, want %q", got.pieces, want)
+	}
+	if got.err == nil || errors.Is(got.err, io.EOF) {
+		t.Fatalf("stream ended with %v, want a connection error", got.err)
+	}
+	if !errors.Is(got.err, syscall.ECONNRESET) && !errors.Is(got.err, io.ErrUnexpectedEOF) {
+		t.Errorf("err = %v, want connection reset (or unexpected EOF)", got.err)
+	}
+
+	s.Enqueue(step)
+	if _, _, err := rawStream(t, s); err == nil {
+		t.Error("a plain reader read the reset body without error")
+	}
+
+	if got := content(t, c, "m"); got != "ok" {
+		t.Errorf("after the reset got %q", got)
+	}
+	if s.Canceled() != 0 || s.Streams() != 2 {
+		t.Errorf("Canceled() = %d, Streams() = %d", s.Canceled(), s.Streams())
+	}
+}
+
+// A stream hanging mid-way ends promptly when its client gives up, and
+// counts once in Canceled.
+func TestStreamHangCanceledByClient(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		quit func(cancel context.CancelFunc, stream *openai.ChatCompletionStream)
+	}{
+		{name: "context canceled", quit: func(cancel context.CancelFunc, _ *openai.ChatCompletionStream) { cancel() }},
+		{name: "stream closed", quit: func(_ context.CancelFunc, stream *openai.ChatCompletionStream) { _ = stream.Close() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := fakellm.New(t)
+			s.Enqueue(fakellm.HangStream(1, "first ", "never"))
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			stream := openStream(t, ctx, newOpenAI(t, s, "k"), true)
+			got := recvN(t, stream, 2)
+			if !slices.Equal(got.pieces, []string{"first "}) {
+				t.Fatalf("pieces = %q", got.pieces)
+			}
+			tt.quit(cancel, stream)
+			eventually(t, "Canceled() == 1", func() bool { return s.Canceled() == 1 })
+			eventually(t, "InFlight() == 0", func() bool { return s.InFlight() == 0 })
+			if s.Canceled() != 1 || s.ChunksSent() != 1 {
+				t.Errorf("Canceled() = %d, ChunksSent() = %d", s.Canceled(), s.ChunksSent())
+			}
+		})
+	}
+}
+
+// Close aborts streams waiting anywhere: hanging, before the first chunk,
+// between chunks, at a gate.
+func TestCloseAbortsStreams(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	c := newOpenAI(t, s, "k")
+	steps := []fakellm.Step{
+		fakellm.HangStream(1, "a", "b"),
+		fakellm.SlowFirstToken(time.Hour, "a"),
+		{ChunkDelay: time.Hour, Chunks: []string{"a", "b"}},
+		fakellm.GatedStream(make(chan struct{}), "a"),
+	}
+	s.Enqueue(steps...)
+	results := make(chan streamed, len(steps))
+	for range steps {
+		// Open the streams one by one, so each gets the next step.
+		stream := openStream(t, context.Background(), c, false)
+		go func() { results <- readStream(stream) }()
+	}
+	eventually(t, "all streams in flight, two chunks sent", func() bool {
+		return s.InFlight() == len(steps) && s.ChunksSent() == 2
+	})
+
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return while streams were waiting")
+	}
+	for range steps {
+		got := <-results
+		if got.err == nil || errors.Is(got.err, io.EOF) || len(got.finish) != 0 {
+			t.Errorf("stream ended with %v (finish %q), want a connection error", got.err, got.finish)
+		}
+	}
+	if s.InFlight() != 0 || s.Canceled() != 0 {
+		t.Errorf("InFlight=%d Canceled=%d after Close, want 0/0", s.InFlight(), s.Canceled())
+	}
+}
+
+// Errors are plain JSON before any stream starts, as OpenAI sends them.
+func TestStreamErrorStatusIsAPIError(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		step     fakellm.Step
+		wantCode int
+		wantMsg  string
+	}{
+		{name: "503", step: fakellm.Status(503, "overloaded"), wantCode: 503, wantMsg: "overloaded"},
+		{name: "429", step: fakellm.RateLimited(2), wantCode: 429, wantMsg: "Rate limit reached for requests. Please try again later."},
+		{name: "400 context", step: fakellm.ContextTooLong(), wantCode: 400, wantMsg: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens."},
+		{name: "error after delay", step: fakellm.Step{Status: 500, Message: "late", Delay: 10 * time.Millisecond}, wantCode: 500, wantMsg: "late"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := fakellm.New(t)
+			s.Enqueue(tt.step)
+			_, err := newOpenAI(t, s, "k").CreateChatCompletionStream(t.Context(), streamRequest(true))
+			var apiErr *openai.APIError
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("err = %T %v, want *openai.APIError", err, err)
+			}
+			if apiErr.HTTPStatusCode != tt.wantCode || apiErr.Message != tt.wantMsg {
+				t.Errorf("APIError = %+v, want %d %q", apiErr, tt.wantCode, tt.wantMsg)
+			}
+			if s.Streams() != 0 || !s.Received()[0].Stream {
+				t.Errorf("Streams() = %d, recorded Stream = %v", s.Streams(), s.Received()[0].Stream)
+			}
+		})
+	}
+}
+
+// Faults that act before an answer starts work for stream requests too.
+func TestStreamFaultsBeforeTheStream(t *testing.T) {
+	t.Parallel()
+	t.Run("Delay then stream", func(t *testing.T) {
+		t.Parallel()
+		s := fakellm.New(t)
+		s.Enqueue(fakellm.Delay(20*time.Millisecond, "late answer"))
+		got := readStream(openStream(t, t.Context(), newOpenAI(t, s, "k"), false))
+		if !errors.Is(got.err, io.EOF) || got.text() != "late answer" {
+			t.Errorf("got %q, err %v", got.text(), got.err)
+		}
+	})
+	t.Run("ResetConn", func(t *testing.T) {
+		t.Parallel()
+		s := fakellm.New(t)
+		s.Enqueue(fakellm.ResetConn())
+		_, err := newOpenAI(t, s, "k").CreateChatCompletionStream(t.Context(), streamRequest(false))
+		var apiErr *openai.APIError
+		if err == nil || errors.As(err, &apiErr) {
+			t.Errorf("err = %v, want a transport error", err)
+		}
+	})
+	t.Run("Hang", func(t *testing.T) {
+		t.Parallel()
+		s := fakellm.New(t)
+		s.Enqueue(fakellm.Hang())
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		errc := make(chan error, 1)
+		go func() {
+			_, err := newOpenAI(t, s, "k").CreateChatCompletionStream(ctx, streamRequest(false))
+			errc <- err
+		}()
+		// Cancel only once the fake has the request, or there is nothing to count.
+		eventually(t, "RequestsFor(gpt-4o-mini) == 1", func() bool { return s.RequestsFor("gpt-4o-mini") == 1 })
+		cancel()
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+		eventually(t, "Canceled() == 1", func() bool { return s.Canceled() == 1 })
+	})
+	// A 200 that is not an event stream (here: truncated JSON) is, to
+	// go-openai, an empty stream: the first Recv is io.EOF.
+	t.Run("Malformed", func(t *testing.T) {
+		t.Parallel()
+		s := fakellm.New(t)
+		s.Enqueue(fakellm.Malformed())
+		stream := openStream(t, t.Context(), newOpenAI(t, s, "k"), false)
+		got := readStream(stream)
+		if !errors.Is(got.err, io.EOF) || len(got.chunks) != 0 {
+			t.Errorf("chunks %d, err %v", len(got.chunks), got.err)
+		}
+		if ct := stream.Header().Get("Content-Type"); ct != "application/json" || s.Streams() != 0 {
+			t.Errorf("Content-Type %q, Streams() = %d", ct, s.Streams())
+		}
+	})
+}
+
+// RawBody scripts a hand-made event stream, e.g. an error event mid-stream.
+func TestStreamRawBodyErrorEvent(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	s.Enqueue(fakellm.Step{
+		ContentType: "text/event-stream",
+		RawBody: `data: {"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]}` + "\n\n" +
+			`data: {"error":{"message":"upstream overloaded","type":"server_error","code":null}}` + "\n\n",
+	})
+	got := readStream(openStream(t, t.Context(), newOpenAI(t, s, "k"), false))
+	var apiErr *openai.APIError
+	if got.text() != "par" || !errors.As(got.err, &apiErr) || apiErr.Message != "upstream overloaded" {
+		t.Errorf("got %q, err %T %v; want \"par\" then an APIError", got.text(), got.err, got.err)
+	}
+}
+
+func TestStreamCountsAndReset(t *testing.T) {
+	t.Parallel()
+	s := fakellm.New(t)
+	s.SetDefault(fakellm.Reply("a b c"))
+	c := newOpenAI(t, s, "k")
+	const n = 8
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			stream, err := c.CreateChatCompletionStream(t.Context(), streamRequest(true))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer stream.Close()
+			if got := readStream(stream); !errors.Is(got.err, io.EOF) || got.text() != "a b c" {
+				t.Errorf("got %q, err %v", got.text(), got.err)
+			}
+		})
+	}
+	wg.Wait()
+	// go-openai stops reading at [DONE], perhaps before the handler returned.
+	eventually(t, "InFlight() == 0", func() bool { return s.InFlight() == 0 })
+	if s.Streams() != n || s.ChunksSent() != 3*n || s.Requests() != n {
+		t.Errorf("Streams=%d ChunksSent=%d Requests=%d", s.Streams(), s.ChunksSent(), s.Requests())
+	}
+	s.Reset()
+	if s.Streams() != 0 || s.ChunksSent() != 0 {
+		t.Errorf("after Reset Streams=%d ChunksSent=%d", s.Streams(), s.ChunksSent())
+	}
 }
