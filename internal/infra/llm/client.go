@@ -100,6 +100,10 @@ func NewClient(cfg Config) *Client {
 	}
 	oc := openai.DefaultConfig(cfg.APIKey)
 	oc.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	// go-openai fails a stream after 300 lines without data in one wait
+	// (keep-alive comments, blank lines): about 150 ": ping" comments, a
+	// few minutes of a model thinking. The body cap bounds them instead.
+	oc.EmptyMessagesLimit = 1 << 20
 	oc.HTTPClient = &http.Client{Transport: retryAfterTransport{base: bodyCapTransport{base: tr, max: limit}}}
 	return &Client{client: openai.NewClientWithConfig(oc), transport: tr}
 }
