@@ -42,6 +42,14 @@ const (
 	maxSeconds Seconds = 86400
 )
 
+// Bounds on server.sse_heartbeat_seconds: faster than 0.05 s floods the
+// stream with comments; slower than 300 s outlives the idle timeouts of
+// common proxies, which the heartbeat exists to defeat.
+const (
+	minSSEHeartbeat Seconds = 0.05
+	maxSSEHeartbeat Seconds = 300
+)
+
 // Seconds is a duration written in the file as a (possibly fractional)
 // number of seconds, as the seed's schema does: 60, 0.2.
 type Seconds float64
@@ -281,6 +289,22 @@ type Circuit struct {
 	// own instead of a caller's call, so that no request is spent testing
 	// an upstream that may still be down. Default false.
 	RecoveryProbe bool `json:"recovery_probe"`
+	// FirstTokenTimeout, in seconds, bounds a streamed request's wait for
+	// its first token; past it the attempt is a counted timeout, retried
+	// or failed over like any other. It must be <= Timeout, which still
+	// bounds the whole request. 0, the default, means Timeout.
+	FirstTokenTimeout Seconds `json:"first_token_timeout"`
+	// SlowCallThreshold, in seconds, makes a call slow when its first
+	// token (a streamed request) or its whole answer (any other) takes
+	// longer. Slow calls are counted in the statistics and, with
+	// SlowCallRateThreshold, can open a target. 0, the default, turns
+	// slow calls off.
+	SlowCallThreshold Seconds `json:"slow_call_threshold"`
+	// SlowCallRateThreshold opens a closed target when at least this
+	// percent of the counted outcomes within FailureRateWindow were slow,
+	// once MinimumCalls were made there (0 to 100). 0, the default, turns
+	// it off; above 0 it needs SlowCallThreshold above 0.
+	SlowCallRateThreshold float64 `json:"slow_call_rate_threshold"`
 }
 
 // circuitDefaults holds the defaults of the settings that every circuit
@@ -303,6 +327,9 @@ func circuitDefaults(failureThreshold int, recoveryTimeout Seconds, successThres
 		HedgeAfter:                0,
 		HedgeBudgetPercent:        10,
 		RecoveryProbe:             false,
+		FirstTokenTimeout:         0,
+		SlowCallThreshold:         0,
+		SlowCallRateThreshold:     0,
 	}
 }
 
@@ -326,6 +353,12 @@ type Server struct {
 	// every step and fallback included; past it the request's LLM calls
 	// and queries are cancelled and it answers 504. 0 means no limit.
 	RequestTimeoutSeconds Seconds `json:"request_timeout_seconds"`
+	// SSEHeartbeatSeconds is the interval between the heartbeat comments
+	// that a streamed (SSE) answer sends while it has nothing else to
+	// send, so that proxies and clients do not take a slow first token for
+	// a dead connection (0.05 to 300). Restart-only, like the rest of
+	// server. Default 15.
+	SSEHeartbeatSeconds Seconds `json:"sse_heartbeat_seconds"`
 
 	// The edge: see server_edge.go for what each guards against.
 
@@ -389,6 +422,7 @@ func Default() Config {
 			DrainSeconds:          0,
 			ShutdownGraceSeconds:  30,
 			RequestTimeoutSeconds: 300,
+			SSEHeartbeatSeconds:   15,
 			ReadTimeoutSeconds:    60,
 			IdleTimeoutSeconds:    120,
 			MaxHeaderBytes:        64 << 10,
@@ -543,6 +577,9 @@ func (c Config) Validate() error {
 	if c.Server.RequestTimeoutSeconds < 0 || c.Server.RequestTimeoutSeconds > maxSeconds {
 		bad("server.request_timeout_seconds", "must be between 0 (no limit) and 86400 seconds", float64(c.Server.RequestTimeoutSeconds))
 	}
+	if h := c.Server.SSEHeartbeatSeconds; !(h >= minSSEHeartbeat && h <= maxSSEHeartbeat) {
+		bad("server.sse_heartbeat_seconds", "must be between 0.05 and 300 seconds", float64(h))
+	}
 	errs = append(errs, c.validateAuth()...)
 	if u := c.Alerts.WebhookURL; u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 		errs = append(errs, errors.New("alerts.webhook_url: must start with http:// or https://"))
@@ -610,10 +647,12 @@ func (c Config) Validate() error {
 // settings left at 0 (a circuit written as a Go literal with only the seed's
 // four values, say): max_attempts 1, retry_backoff 0.5, max_retry_backoff 8,
 // recovery_backoff_multiplier 1, max_recovery_timeout 600, failure_rate_window
-// 60, minimum_calls 10. A max_recovery_timeout below recovery_timeout is
-// raised to it, so that a long recovery_timeout needs no second change.
-// max_retry_after, failure_rate_threshold, hedge_after and
-// hedge_budget_percent keep 0, which means something of its own for each.
+// 60, minimum_calls 10, and first_token_timeout the circuit's timeout. A
+// max_recovery_timeout below recovery_timeout is raised to it, so that a long
+// recovery_timeout needs no second change. max_retry_after,
+// failure_rate_threshold, hedge_after, hedge_budget_percent,
+// slow_call_threshold and slow_call_rate_threshold keep 0, which means
+// something of its own for each.
 func (cc Circuit) Effective() Circuit {
 	d := circuitDefaults(cc.FailureThreshold, cc.RecoveryTimeout, cc.SuccessThreshold, cc.Timeout)
 	if cc.MaxAttempts == 0 {
@@ -640,6 +679,9 @@ func (cc Circuit) Effective() Circuit {
 	if cc.MinimumCalls == 0 {
 		cc.MinimumCalls = d.MinimumCalls
 	}
+	if cc.FirstTokenTimeout == 0 {
+		cc.FirstTokenTimeout = cc.Timeout
+	}
 	return cc
 }
 
@@ -647,6 +689,9 @@ func (cc Circuit) Effective() Circuit {
 // settings of the circuit at path p. Every float comparison is written so
 // that NaN fails it.
 func (cc Circuit) validateResilience(p string) []error {
+	// Checked as written: Effective turns 0 into timeout, which may itself
+	// be out of range (and is reported as timeout).
+	firstToken := cc.FirstTokenTimeout
 	cc = cc.Effective()
 	var errs []error
 	bad := func(key, msg string, got any) {
@@ -687,6 +732,19 @@ func (cc Circuit) validateResilience(p string) []error {
 	}
 	if !(cc.HedgeBudgetPercent >= 0 && cc.HedgeBudgetPercent <= 100) {
 		bad("hedge_budget_percent", "must be between 0 and 100 percent", cc.HedgeBudgetPercent)
+	}
+	if !(firstToken == 0 || inSeconds(firstToken)) {
+		bad("first_token_timeout", "must be 0 (the circuit's timeout) or between 0.001 and 86400 seconds", float64(firstToken))
+	} else if inSeconds(cc.Timeout) && firstToken > cc.Timeout {
+		bad("first_token_timeout", fmt.Sprintf("must be <= timeout (%v seconds)", float64(cc.Timeout)), float64(firstToken))
+	}
+	if !(cc.SlowCallThreshold == 0 || inSeconds(cc.SlowCallThreshold)) {
+		bad("slow_call_threshold", "must be 0 (off) or between 0.001 and 86400 seconds", float64(cc.SlowCallThreshold))
+	}
+	if !(cc.SlowCallRateThreshold >= 0 && cc.SlowCallRateThreshold <= 100) {
+		bad("slow_call_rate_threshold", "must be between 0 (off) and 100 percent", cc.SlowCallRateThreshold)
+	} else if cc.SlowCallRateThreshold > 0 && cc.SlowCallThreshold == 0 {
+		bad("slow_call_rate_threshold", "must be 0 (off) while slow_call_threshold is 0 (set slow_call_threshold to what counts as slow)", cc.SlowCallRateThreshold)
 	}
 	return errs
 }

@@ -131,6 +131,24 @@ func TestParseShouldBoundTheRetryRecoveryAndHedgingSettings(t *testing.T) {
 		{"hedge_budget_percent over 100", `"hedge_budget_percent":101`, p + "hedge_budget_percent: must be between 0 and 100 percent, got 101"},
 		{"recovery_probe true", `"recovery_probe":true`, ""},
 		{"recovery_probe wrong type", `"recovery_probe":"yes"`, p + "recovery_probe: must be bool, got string"},
+		// data_analyst's timeout is 30 s.
+		{"first_token_timeout 0 (the timeout)", `"first_token_timeout":0`, ""},
+		{"first_token_timeout 5", `"first_token_timeout":5`, ""},
+		{"first_token_timeout equal to timeout", `"first_token_timeout":30`, ""},
+		{"first_token_timeout over timeout", `"first_token_timeout":31`, p + "first_token_timeout: must be <= timeout (30 seconds), got 31"},
+		{"first_token_timeout over a lowered timeout", `"timeout":2,"first_token_timeout":3`, p + "first_token_timeout: must be <= timeout (2 seconds), got 3"},
+		{"first_token_timeout negative", `"first_token_timeout":-1`, p + "first_token_timeout: must be 0 (the circuit's timeout) or between 0.001 and 86400 seconds, got -1"},
+		{"first_token_timeout too small", `"first_token_timeout":0.0001`, p + "first_token_timeout: must be 0 (the circuit's timeout) or between 0.001 and 86400 seconds, got 0.0001"},
+		{"first_token_timeout wrong type", `"first_token_timeout":"5"`, p + "first_token_timeout: must be config.Seconds, got string"},
+		{"slow_call_threshold 2", `"slow_call_threshold":2`, ""},
+		{"slow_call_threshold negative", `"slow_call_threshold":-2`, p + "slow_call_threshold: must be 0 (off) or between 0.001 and 86400 seconds, got -2"},
+		{"slow_call_threshold too big", `"slow_call_threshold":86401`, p + "slow_call_threshold: must be 0 (off) or between 0.001 and 86400 seconds, got 86401"},
+		{"slow_call_rate_threshold with a threshold", `"slow_call_threshold":2,"slow_call_rate_threshold":50`, ""},
+		{"slow_call_rate_threshold 100", `"slow_call_threshold":2,"slow_call_rate_threshold":100`, ""},
+		{"slow_call_rate_threshold without a threshold", `"slow_call_rate_threshold":50`,
+			p + "slow_call_rate_threshold: must be 0 (off) while slow_call_threshold is 0 (set slow_call_threshold to what counts as slow), got 50"},
+		{"slow_call_rate_threshold negative", `"slow_call_threshold":2,"slow_call_rate_threshold":-1`, p + "slow_call_rate_threshold: must be between 0 (off) and 100 percent, got -1"},
+		{"slow_call_rate_threshold over 100", `"slow_call_threshold":2,"slow_call_rate_threshold":100.5`, p + "slow_call_rate_threshold: must be between 0 (off) and 100 percent, got 100.5"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,15 +183,23 @@ func TestValidateShouldRejectNaNInEveryFloatSetting(t *testing.T) {
 	cc.FailureRateWindow = config.Seconds(nan)
 	cc.HedgeAfter = config.Seconds(nan)
 	cc.HedgeBudgetPercent = nan
+	cc.FirstTokenTimeout = config.Seconds(nan)
+	cc.SlowCallThreshold = config.Seconds(nan)
+	cc.SlowCallRateThreshold = nan
 	cfg.CircuitBreaker.Circuits[config.CircuitVisualization] = cc
 	cfg.LLM.ProbeInterval = config.Seconds(nan)
+	cfg.Server.SSEHeartbeatSeconds = config.Seconds(nan)
 	err := cfg.Validate()
-	if want := "llm.probe_interval: must be 0 (off) or between 0.05 and 86400 seconds, got NaN"; err == nil || !strings.Contains(err.Error(), want) {
-		t.Errorf("error lacks %q: %v", want, err)
+	for _, want := range []string{"llm.probe_interval: must be 0 (off) or between 0.05 and 86400 seconds, got NaN",
+		"server.sse_heartbeat_seconds: must be between 0.05 and 300 seconds, got NaN"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
 	}
 	const p = "circuit_breaker.circuits.visualization."
 	for _, key := range []string{"retry_backoff", "max_retry_backoff", "max_retry_after", "recovery_backoff_multiplier",
-		"max_recovery_timeout", "failure_rate_threshold", "failure_rate_window", "hedge_after", "hedge_budget_percent"} {
+		"max_recovery_timeout", "failure_rate_threshold", "failure_rate_window", "hedge_after", "hedge_budget_percent",
+		"first_token_timeout", "slow_call_threshold", "slow_call_rate_threshold"} {
 		if want := p + key + ": must be"; err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "got NaN") {
 			t.Errorf("error lacks %q ... got NaN: %v", want, err)
 		}
@@ -380,7 +406,9 @@ func TestConfigShouldRoundTripThroughJSON(t *testing.T) {
 	cfg.LLM.Models[config.CircuitVisualization] = config.Targets{{Provider: "backup", Model: "gpt-4o"}}
 	cc := cfg.CircuitBreaker.Circuits[config.CircuitCoTEngine]
 	cc.MaxAttempts, cc.HedgeAfter, cc.FailureRateThreshold, cc.RecoveryProbe = 3, 1.5, 50, true
+	cc.FirstTokenTimeout, cc.SlowCallThreshold, cc.SlowCallRateThreshold = 2.5, 1.25, 40
 	cfg.CircuitBreaker.Circuits[config.CircuitCoTEngine] = cc
+	cfg.Server.SSEHeartbeatSeconds = 0.5
 	for _, c := range []config.Config{config.Default(), cfg} {
 		data, err := json.Marshal(c)
 		if err != nil {
@@ -469,8 +497,14 @@ func TestEffectiveShouldFillZerosWithDefaults(t *testing.T) {
 	// Then the zeros are the documented defaults, and max_recovery_timeout
 	// is raised to a longer recovery_timeout
 	if got.MaxAttempts != 1 || got.RetryBackoff != 0.5 || got.MaxRetryBackoff != 8 || got.RecoveryBackoffMultiplier != 1 ||
-		got.MaxRecoveryTimeout != 900 || got.FailureRateWindow != 60 || got.MinimumCalls != 10 || got.HedgeAfter != 0 {
+		got.MaxRecoveryTimeout != 900 || got.FailureRateWindow != 60 || got.MinimumCalls != 10 || got.HedgeAfter != 0 ||
+		got.FirstTokenTimeout != 5 || got.SlowCallThreshold != 0 || got.SlowCallRateThreshold != 0 {
 		t.Fatalf("Effective() = %+v", got)
+	}
+	// And a first_token_timeout of its own is kept
+	cc.FirstTokenTimeout = 1.5
+	if got := cc.Effective().FirstTokenTimeout; got != 1.5 {
+		t.Fatalf("Effective().FirstTokenTimeout = %v, want 1.5 as written", got)
 	}
 	if err := func() error {
 		c := config.Default()
@@ -478,5 +512,40 @@ func TestEffectiveShouldFillZerosWithDefaults(t *testing.T) {
 		return c.Validate()
 	}(); err != nil {
 		t.Fatalf("a circuit with zeros should validate: %v", err)
+	}
+}
+
+func TestParseShouldBoundTheSSEHeartbeat(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, server string // server: the server object's keys
+		want         string // "" when the file is valid
+	}{
+		{"default", `"max_body_bytes":1024`, ""},
+		{"smallest", `"sse_heartbeat_seconds":0.05`, ""},
+		{"largest", `"sse_heartbeat_seconds":300`, ""},
+		{"0 is not off", `"sse_heartbeat_seconds":0`, "server.sse_heartbeat_seconds: must be between 0.05 and 300 seconds, got 0"},
+		{"too small", `"sse_heartbeat_seconds":0.01`, "server.sse_heartbeat_seconds: must be between 0.05 and 300 seconds, got 0.01"},
+		{"too big", `"sse_heartbeat_seconds":301`, "server.sse_heartbeat_seconds: must be between 0.05 and 300 seconds, got 301"},
+		{"negative", `"sse_heartbeat_seconds":-1`, "server.sse_heartbeat_seconds: must be between 0.05 and 300 seconds, got -1"},
+		{"wrong type", `"sse_heartbeat_seconds":"15"`, "server.sse_heartbeat_seconds: must be config.Seconds, got string"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := config.Parse([]byte(`{"server":{` + tc.server + `}}`))
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.name == "default" && cfg.Server.SSEHeartbeatSeconds.Duration() != 15*time.Second {
+					t.Fatalf("default sse_heartbeat_seconds = %v, want 15", cfg.Server.SSEHeartbeatSeconds)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error lacks %q: %v", tc.want, err)
+			}
+		})
 	}
 }

@@ -100,6 +100,20 @@ func TestInvalidConfigShouldFailStartUpNamingThePath(t *testing.T) {
 			circuitOf(m, "data_analyst")["failure_threshold"] = 0
 			circuitOf(m, "code_generator")["timeout"] = -1
 		}, want: []string{"data_analyst.failure_threshold: must be >= 1, got 0", "code_generator.timeout: must be > 0 seconds, got -1"}},
+		{name: "first_token_timeout over the timeout", mutate: func(m map[string]any) { circuitOf(m, "visualization")["first_token_timeout"] = 21 },
+			want: []string{"circuit_breaker.circuits.visualization.first_token_timeout: must be <= timeout (20 seconds), got 21"}},
+		{name: "first_token_timeout negative", mutate: func(m map[string]any) { circuitOf(m, "cot_engine")["first_token_timeout"] = -1 },
+			want: []string{"circuit_breaker.circuits.cot_engine.first_token_timeout: must be 0 (the circuit's timeout) or between 0.001 and 86400 seconds, got -1"}},
+		{name: "slow_call_threshold negative", mutate: func(m map[string]any) { circuitOf(m, "code_generator")["slow_call_threshold"] = -3 },
+			want: []string{"circuit_breaker.circuits.code_generator.slow_call_threshold: must be 0 (off) or between 0.001 and 86400 seconds, got -3"}},
+		{name: "slow_call_rate_threshold without slow_call_threshold", mutate: func(m map[string]any) { circuitOf(m, "data_analyst")["slow_call_rate_threshold"] = 50 },
+			want: []string{"circuit_breaker.circuits.data_analyst.slow_call_rate_threshold: must be 0 (off) while slow_call_threshold is 0"}},
+		{name: "slow_call_rate_threshold over 100", mutate: func(m map[string]any) {
+			circuitOf(m, "data_analyst")["slow_call_threshold"] = 2
+			circuitOf(m, "data_analyst")["slow_call_rate_threshold"] = 101
+		}, want: []string{"circuit_breaker.circuits.data_analyst.slow_call_rate_threshold: must be between 0 (off) and 100 percent, got 101"}},
+		{name: "sse_heartbeat_seconds 0", mutate: func(m map[string]any) { m["server"].(map[string]any)["sse_heartbeat_seconds"] = 0 },
+			want: []string{"server.sse_heartbeat_seconds: must be between 0.05 and 300 seconds, got 0"}},
 		{name: "not JSON", raw: `{"circuit_breaker": `, want: []string{"invalid JSON: unexpected end of input"}},
 	}
 	for _, tc := range cases {
@@ -183,6 +197,10 @@ func TestStartUpShouldLogTheEffectiveConfig(t *testing.T) {
 	l := lines[0]
 	ds, _ := l["datasets"].(map[string]any)
 	da, _ := l["data_analyst"].(map[string]any)
+	srv, _ := l["server"].(map[string]any)
+	if srv["sse_heartbeat_seconds"] != 15.0 {
+		t.Errorf("effective config server.sse_heartbeat_seconds = %v, want 15", srv["sse_heartbeat_seconds"])
+	}
 	if l["path"] != n.ConfigPath || l["llm_api_key_set"] != true || ds["memory_limit_mb"] != 256.0 ||
 		ds["max_open_datasets"] != 3.0 || da["failure_threshold"] == nil || l["addr"] == nil {
 		t.Fatalf("effective config: %v", l)

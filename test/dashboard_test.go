@@ -629,6 +629,76 @@ func TestDashboardShouldShowModelNamesAsText(t *testing.T) {
 	b.expectNoPageErrors(t)
 }
 
+// Given a Nexus whose circuits have streamed nothing yet, every card's
+// "first token p50" says "—". Given health reports with medians (a proxy
+// writes them in, since no route streams yet), each is shown in a unit that
+// fits it, a value that is not a number still shows "—", and nothing from
+// the report becomes markup.
+func TestDashboardShouldShowTheFirstTokenMedian(t *testing.T) {
+	t.Parallel()
+	chrome := chromium(t)
+	n := startNexus(t)
+	var medians atomic.Pointer[map[string]any] // by circuit; nil: pass health through
+	p := newHealthRewriter(t, n.URL, func(health map[string]any) {
+		m := medians.Load()
+		if m == nil {
+			return
+		}
+		cb, _ := health["circuit_breakers"].(map[string]any)
+		list, _ := cb["circuit_breakers"].([]any)
+		for _, c := range list {
+			if c, ok := c.(map[string]any); ok {
+				if v, ok := (*m)[c["name"].(string)]; ok {
+					c["time_to_first_token_p50_ms"] = v
+				}
+			}
+		}
+	})
+	b := newBrowser(t, chrome)
+	b.navigate(t, p.URL+"/dashboard?interval=0.2")
+	ttft := func(circuit string) string { return `[data-circuit="` + circuit + `"] [data-field="ttft_p50"]` }
+
+	// Before any stream: the real report's nulls.
+	all := make([]string, 0, 4)
+	for _, c := range config.CircuitNames() {
+		all = append(all, jsTextOf(ttft(c))+` === "—"`)
+	}
+	b.waitFor(t, 10*time.Second, `every card's first token p50 to say "—"`, strings.Join(all, " && "))
+	if h := n.get(t, "/api/health/status"); !strings.Contains(h.Raw, `"time_to_first_token_p50_ms":null`) {
+		t.Fatalf("health lacks time_to_first_token_p50_ms: null: %s", h.Raw)
+	}
+	muted := func(circuit string) bool {
+		return evalJS[bool](t, b, `document.querySelector(`+jsString(ttft(circuit))+`).classList.contains("none")`)
+	}
+	if !muted(config.CircuitDataAnalyst) {
+		t.Error("a null median is not shown muted (class none)")
+	}
+
+	// When health reports medians.
+	medians.Store(&map[string]any{
+		config.CircuitDataAnalyst:   312.4,
+		config.CircuitCodeGenerator: 2345.6,
+		config.CircuitCoTEngine:     0.42,
+		config.CircuitVisualization: "<img src=x onerror=\"window.pwned=1\">",
+	})
+	b.waitFor(t, 10*time.Second, "the medians, formatted", jsTextOf(ttft(config.CircuitDataAnalyst))+` === "312 ms" && `+
+		jsTextOf(ttft(config.CircuitCodeGenerator))+` === "2.35 s" && `+
+		jsTextOf(ttft(config.CircuitCoTEngine))+` === "0.4 ms" && `+
+		jsTextOf(ttft(config.CircuitVisualization))+` === "—"`)
+	if muted(config.CircuitDataAnalyst) || !muted(config.CircuitVisualization) {
+		t.Error("a median is shown muted, or a value that is not a number is not")
+	}
+	if got := evalJS[int](t, b, `document.querySelectorAll("main img").length`); got != 0 {
+		t.Errorf("the page made %d <img> elements from the health report", got)
+	}
+	if got := evalJS[bool](t, b, `window.pwned === undefined`); !got {
+		t.Error("a value from the health report ran script")
+	}
+	b.screenshot(t, "dashboard-ttft-375.png", 375, 812, true)
+	b.expectNoHorizontalScroll(t)
+	b.expectNoPageErrors(t)
+}
+
 // ---- Browser harness ----
 
 // browser is one headless Chromium tab. It records uncaught exceptions,
@@ -983,3 +1053,48 @@ func newFlakyProxy(t *testing.T, target string) *flakyProxy {
 }
 
 func (p *flakyProxy) set(m failMode) { p.mode.Store(int32(m)) }
+
+// healthRewriter stands in front of Nexus on 127.0.0.1 and passes every
+// request through, except that rewrite may change each 200 health report
+// on its way back: the page under test then shows values that the server
+// cannot produce yet.
+type healthRewriter struct{ URL string }
+
+func newHealthRewriter(t *testing.T, target string, rewrite func(health map[string]any)) *healthRewriter {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	rp := &httputil.ReverseProxy{
+		Rewrite:   func(r *httputil.ProxyRequest) { r.SetURL(u) },
+		Transport: tr,
+		ErrorLog:  log.New(io.Discard, "", 0),
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.Request.URL.Path != "/api/health/status" || resp.StatusCode != http.StatusOK {
+				return nil
+			}
+			var health map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&health); err != nil {
+				return err
+			}
+			resp.Body.Close()
+			rewrite(health)
+			body, err := json.Marshal(health)
+			if err != nil {
+				return err
+			}
+			resp.Body = io.NopCloser(strings.NewReader(string(body)))
+			resp.ContentLength = int64(len(body))
+			resp.Header.Set("Content-Length", fmt.Sprint(len(body)))
+			return nil
+		},
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(func() {
+		srv.Close()
+		tr.CloseIdleConnections()
+	})
+	return &healthRewriter{URL: srv.URL}
+}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"math"
 	"net/http"
 	"time"
 
@@ -81,7 +82,11 @@ type circuitHealth struct {
 	Config                circuitConfig  `json:"config"`
 	RemainingDelaySeconds float64        `json:"remaining_delay_seconds"`
 	InFlight              int            `json:"in_flight"`
-	RecentTransitions     []transition   `json:"recent_transitions"`
+	// TimeToFirstTokenP50MS is the median wait for the first token, in
+	// milliseconds, over the circuit's last 256 streamed attempts that got
+	// one (any target's); null while there were none.
+	TimeToFirstTokenP50MS *float64     `json:"time_to_first_token_p50_ms"`
+	RecentTransitions     []transition `json:"recent_transitions"`
 	// Statistics add up every target's; consecutive_failures is the first
 	// target's.
 	Statistics circuit.Stats `json:"statistics"`
@@ -162,6 +167,11 @@ type circuitConfig struct {
 	HedgeAfter                float64 `json:"hedge_after"`
 	HedgeBudgetPercent        float64 `json:"hedge_budget_percent"`
 	RecoveryProbe             bool    `json:"recovery_probe"`
+	// FirstTokenTimeout is the effective one: the circuit's timeout when
+	// the file leaves it at 0.
+	FirstTokenTimeout     float64 `json:"first_token_timeout"`
+	SlowCallThreshold     float64 `json:"slow_call_threshold"`
+	SlowCallRateThreshold float64 `json:"slow_call_rate_threshold"`
 }
 
 func handleHealthStatus(r CircuitReporter, providers ProviderReporter, store DatasetStore, sources Sources, redactor *redact.Redactor,
@@ -176,7 +186,9 @@ func handleHealthStatus(r CircuitReporter, providers ProviderReporter, store Dat
 		statuses := r.Statuses()
 		list := make([]circuitHealth, 0, len(statuses))
 		for _, s := range statuses {
-			list = append(list, circuitHealthFrom(s))
+			h := circuitHealthFrom(s)
+			h.TimeToFirstTokenP50MS = firstTokenP50(r, s.Name)
+			list = append(list, h)
 		}
 		overall := overallHealth(statuses)
 		t := now()
@@ -226,6 +238,21 @@ func transitionsOf(list []circuit.Transition) []transition {
 
 func seconds(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }
 
+// firstTokenP50 is the named circuit's median wait for a first token, in
+// milliseconds to 2 decimals, or nil while no streamed attempt got one.
+func firstTokenP50(r CircuitReporter, name string) *float64 {
+	c, err := r.Lookup(name)
+	if err != nil {
+		return nil
+	}
+	d, ok := c.TimeToFirstTokenP50()
+	if !ok {
+		return nil
+	}
+	ms := math.Round(float64(d)/float64(10*time.Microsecond)) / 100
+	return &ms
+}
+
 func circuitHealthFrom(s circuit.CircuitStatus) circuitHealth {
 	guards := circuitGuards[s.Name]
 	if guards == nil {
@@ -257,6 +284,8 @@ func circuitHealthFrom(s circuit.CircuitStatus) circuitHealth {
 			MaxRecoveryTimeout: cfg.MaxRecoveryTimeout.Seconds(), FailureRateThreshold: cfg.FailureRateThreshold,
 			FailureRateWindow: cfg.FailureRateWindow.Seconds(), MinimumCalls: cfg.MinimumCalls,
 			HedgeAfter: cfg.HedgeAfter.Seconds(), HedgeBudgetPercent: cfg.HedgeBudgetPercent, RecoveryProbe: cfg.RecoveryProbe,
+			FirstTokenTimeout: firstTokenTimeout(cfg).Seconds(), SlowCallThreshold: cfg.SlowCallThreshold.Seconds(),
+			SlowCallRateThreshold: cfg.SlowCallRateThreshold,
 		},
 		RemainingDelaySeconds: seconds(s.RemainingDelay),
 		InFlight:              s.InFlight,
@@ -265,6 +294,15 @@ func circuitHealthFrom(s circuit.CircuitStatus) circuitHealth {
 		Available:             s.Available,
 		Targets:               targets,
 	}
+}
+
+// firstTokenTimeout is the first-token limit in force, as circuit.Settings
+// documents it: 0 (or more than Timeout) means Timeout.
+func firstTokenTimeout(s circuit.Settings) time.Duration {
+	if s.FirstTokenTimeout <= 0 || s.FirstTokenTimeout > s.Timeout {
+		return s.Timeout
+	}
+	return s.FirstTokenTimeout
 }
 
 // circuitHealthOf is healthy while the first target is closed (or breakers

@@ -99,7 +99,14 @@ type Config struct {
 	// RequestTimeout bounds each /analyze and /generate request; past it
 	// the request answers 504 request_timeout. 0 means no limit.
 	RequestTimeout time.Duration
-	Version        string
+	// SSEHeartbeat is the interval between the heartbeat comments a
+	// streamed (SSE) answer sends while it has nothing else to send
+	// (server.sse_heartbeat_seconds, 0.05 to 300 s). Restart-only: it is
+	// read once, when the server is built. A Config built in code (a
+	// test) may leave it 0, which the SSE handler must treat as its
+	// default.
+	SSEHeartbeat time.Duration
+	Version      string
 	// Started is when the process started, for uptime_seconds.
 	Started time.Time
 	// Edge holds the HTTP edge's settings: client addresses, CORS, body

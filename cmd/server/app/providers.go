@@ -138,6 +138,9 @@ func settingsOf(cc config.Circuit) circuit.Settings {
 		HedgeAfter:                cc.HedgeAfter.Duration(),
 		HedgeBudgetPercent:        cc.HedgeBudgetPercent,
 		RecoveryProbe:             cc.RecoveryProbe,
+		FirstTokenTimeout:         cc.FirstTokenTimeout.Duration(),
+		SlowCallThreshold:         cc.SlowCallThreshold.Duration(),
+		SlowCallRateThreshold:     cc.SlowCallRateThreshold,
 	}
 }
 

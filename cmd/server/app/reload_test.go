@@ -158,6 +158,49 @@ func TestReloadShouldChangeNothingOnceItsContextHasEnded(t *testing.T) {
 	}
 }
 
+// The streaming keys of a circuit apply live, in place, keeping the
+// breakers' state; server.sse_heartbeat_seconds, like every server key, is
+// restart-only.
+func TestReloadShouldApplyTheStreamingKeysAndKeepTheHeartbeat(t *testing.T) {
+	t.Parallel()
+	// Given a server on the defaults
+	path := writeConfigFile(t, config.Default())
+	rl, logs := mustReloader(t, options{configPath: path, configGiven: true, settings: map[string]setting{}})
+
+	// When a reload changes cot_engine's streaming keys and the heartbeat
+	cfg := config.Default()
+	cc := cfg.CircuitBreaker.Circuits[config.CircuitCoTEngine]
+	cc.FirstTokenTimeout, cc.SlowCallThreshold, cc.SlowCallRateThreshold = 4, 2, 50
+	cfg.CircuitBreaker.Circuits[config.CircuitCoTEngine] = cc
+	cfg.Server.SSEHeartbeatSeconds = 5
+	writeConfigAt(t, path, cfg)
+	if err := rl.reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// Then the circuit has them, without a rebuild
+	c, err := rl.circuits.Lookup(config.CircuitCoTEngine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Status().Settings
+	if s.FirstTokenTimeout != 4*time.Second || s.SlowCallThreshold != 2*time.Second || s.SlowCallRateThreshold != 50 {
+		t.Fatalf("cot_engine settings after the reload: %+v", s)
+	}
+	done := jsonLines(t, logs.String(), "config reloaded")
+	if len(done) != 1 || done[0]["rebuilt_circuits"] != nil {
+		t.Fatalf("config reloaded lines = %v, want one that rebuilt no circuit", done)
+	}
+	// And the heartbeat stays as it was, with a WARN naming the section
+	if got := rl.live.Current().Server.SSEHeartbeatSeconds; got != 15 {
+		t.Fatalf("sse_heartbeat_seconds in force = %v, want 15 until a restart", got)
+	}
+	restart := jsonLines(t, logs.String(), "restart required: config change ignored until then")
+	if len(restart) != 1 || restart[0]["section"] != "server" || restart[0]["level"] != "WARN" {
+		t.Fatalf("restart-required lines = %v, want one WARN for section server", restart)
+	}
+}
+
 func writeConfigAt(tb testing.TB, path string, cfg config.Config) {
 	tb.Helper()
 	data, err := json.Marshal(cfg)

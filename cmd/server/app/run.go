@@ -116,17 +116,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	circuits = circuit.NewRegistry(registryConfig(cfg, clients.apply(cfg.LLM)), circuit.Options{
 		Logger:   logger,
 		Redactor: redactor,
-		Hooks: circuit.Hooks{
-			OnTransition: func(t circuit.Transition) {
-				m.ObserveTransition(t.Circuit, t.From, t.To)
-				alerts.notify(t)
-			},
-			OnCall:     func(e circuit.CallEvent) { m.ObserveCall(e.Circuit, e.Provider, e.Model, e.Outcome, e.Duration) },
-			OnRetry:    m.ObserveRetry,
-			OnFailover: m.ObserveFailover,
-			OnHedge:    m.ObserveHedge,
-			OnUsage:    sec.usage,
-		},
+		Hooks:    circuitHooks(m, alerts, sec.usage),
 	})
 	defer circuits.Close()
 
@@ -226,6 +216,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxBodyBytes:   cfg.Server.MaxBodyBytes,
 		MaxUploadBytes: cfg.Datasets.MaxUploadBytes,
 		RequestTimeout: cfg.Server.RequestTimeoutSeconds.Duration(),
+		SSEHeartbeat:   cfg.Server.SSEHeartbeatSeconds.Duration(),
 		Version:        version(),
 		Started:        started,
 		Edge:           edgeConfig(cfg),
@@ -376,6 +367,7 @@ func logEffectiveConfig(log *slog.Logger, l loaded, opts options, hasKey, hasAdm
 			slog.Float64("drain_seconds", float64(cfg.Server.DrainSeconds)),
 			slog.Float64("shutdown_grace_seconds", float64(cfg.Server.ShutdownGraceSeconds)),
 			slog.Float64("request_timeout_seconds", float64(cfg.Server.RequestTimeoutSeconds)),
+			slog.Float64("sse_heartbeat_seconds", float64(cfg.Server.SSEHeartbeatSeconds)),
 			slog.Float64("read_timeout_seconds", float64(cfg.Server.ReadTimeoutSeconds)),
 			slog.Int("max_connections", cfg.Server.MaxConnections),
 			slog.Any("trusted_proxies", cfg.Server.TrustedProxies),

@@ -55,6 +55,8 @@ type Metrics struct {
 	retries        *prometheus.CounterVec
 	failovers      *prometheus.CounterVec
 	hedges         *prometheus.CounterVec
+	firstToken     *prometheus.HistogramVec
+	interruptions  *prometheus.CounterVec
 	httpRequests   *prometheus.CounterVec
 	httpDuration   *prometheus.HistogramVec
 	alertsDropped  prometheus.Counter
@@ -67,6 +69,12 @@ type Metrics struct {
 // durationBuckets are the LLM call duration histograms' buckets, in seconds.
 var durationBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60}
 
+// firstTokenBuckets are nexus_llm_time_to_first_token_seconds's buckets, in
+// seconds: a hosted model's first token comes in a few hundred
+// milliseconds, a loaded or local one in seconds, and first_token_timeout
+// is rarely set above 30.
+var firstTokenBuckets = []float64{0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30}
+
 // callOutcomes are the outcomes of nexus_circuit_calls_total, pre-created
 // at zero for every circuit.
 var callOutcomes = []string{"success", "failure", "rejected", "timeout", "neutral"}
@@ -76,7 +84,8 @@ var callOutcomes = []string{"success", "failure", "rejected", "timeout", "neutra
 // feeds both the per-circuit and the per-target state gauges.
 // circuitNames pre-creates at zero the series whose labels are all known
 // from it (calls by circuit, transitions, hedges); series with a provider
-// label appear on their first observation.
+// label (retries, failovers, first tokens, stream interruptions) appear on
+// their first observation.
 func New(circuitNames []string, circuits func() []CircuitState) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -114,6 +123,15 @@ func New(circuitNames []string, circuits func() []CircuitState) *Metrics {
 			Name: "nexus_llm_hedges_total",
 			Help: "Hedged LLM calls by how the hedge ended: won (the hedge request to a later target answered first) or lost (the first request answered first, or neither succeeded). circuit is the configured circuit name; labels come from configuration only.",
 		}, []string{"circuit", "outcome"}),
+		firstToken: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "nexus_llm_time_to_first_token_seconds",
+			Help:    "How long each streamed LLM attempt waited for its first token, by circuit, target provider and model; attempts that got no token are not observed (they are timeouts or failures in nexus_target_calls_total). circuit is the configured circuit name, provider and model the target's configured provider and model (model is other when a request named another one); labels come from configuration only.",
+			Buckets: firstTokenBuckets,
+		}, []string{"circuit", "provider", "model"}),
+		interruptions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nexus_stream_interruptions_total",
+			Help: "Streamed LLM calls that failed after part of their answer had reached the client, so that they could be neither retried nor failed over. circuit is the configured circuit name, provider the configured provider of the target that failed; labels come from configuration only.",
+		}, []string{"circuit", "provider"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nexus_http_requests_total",
 			Help: "HTTP requests by route template (unmatched for 404s), method and status code.",
@@ -140,6 +158,7 @@ func New(circuitNames []string, circuits func() []CircuitState) *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.calls, m.targetCalls, m.transitions, m.llmDuration, m.targetDuration, m.retries, m.failovers, m.hedges,
+		m.firstToken, m.interruptions,
 		m.httpRequests, m.httpDuration,
 		m.alertsDropped, m.alertsFailed, m.alertsSent,
 		&stateCollector{circuits: circuits},
@@ -251,6 +270,21 @@ func (m *Metrics) ObserveFailover(circuit, fromProvider, toProvider string) {
 // "lost".
 func (m *Metrics) ObserveHedge(circuit, outcome string) {
 	m.hedges.WithLabelValues(circuit, outcome).Inc()
+}
+
+// ObserveFirstToken records how long one streamed attempt on the target
+// (provider, model) of circuit waited for its first token. model must be a
+// configured model name or "other". Its signature is
+// circuit.Hooks.OnFirstToken's.
+func (m *Metrics) ObserveFirstToken(circuit, provider, model string, d time.Duration) {
+	m.firstToken.WithLabelValues(circuit, provider, model).Observe(d.Seconds())
+}
+
+// ObserveStreamInterrupted counts one streamed call of circuit that failed
+// on a target of provider after its first token had reached the client.
+// Its signature is circuit.Hooks.OnStreamInterrupted's.
+func (m *Metrics) ObserveStreamInterrupted(circuit, provider string) {
+	m.interruptions.WithLabelValues(circuit, provider).Inc()
 }
 
 // ObserveTransition counts one state change.

@@ -1,6 +1,7 @@
 package metrics_test
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -285,4 +286,58 @@ func TestScrapeShouldReportOpenConnectionsAndTheirCap(t *testing.T) {
 	check("nexus_http_max_connections", nil, 100)
 	open = 100
 	check("nexus_http_open_connections", nil, 100)
+}
+
+// Streamed calls' first-token waits and interruptions are recorded by
+// circuit and target; like the other series with a provider label, they
+// appear on their first observation.
+func TestShouldRecordFirstTokensAndStreamInterruptions(t *testing.T) {
+	t.Parallel()
+	// Given two known circuits and no streamed call yet
+	m := metrics.New([]string{"planner", "coder"}, func() []metrics.CircuitState { return nil })
+	check := checker(t, m)
+	absent(t, m, "nexus_llm_time_to_first_token_seconds", nil)
+	absent(t, m, "nexus_stream_interruptions_total", nil)
+
+	// When planner's openai target gets two first tokens, after 300 ms and
+	// 1.2 s, anthropic's one after 50 ms, and two of planner's streams on
+	// openai and one on anthropic are cut after their first token
+	m.ObserveFirstToken("planner", "openai", "gpt-4o", 300*time.Millisecond)
+	m.ObserveFirstToken("planner", "openai", "gpt-4o", 1200*time.Millisecond)
+	m.ObserveFirstToken("planner", "anthropic", "claude", 50*time.Millisecond)
+	m.ObserveStreamInterrupted("planner", "openai")
+	m.ObserveStreamInterrupted("planner", "openai")
+	m.ObserveStreamInterrupted("planner", "anthropic")
+
+	// Then each target's waits are in its own series, in seconds
+	target := func(provider, model string) map[string]string {
+		return labels("circuit", "planner", "provider", provider, "model", model)
+	}
+	if n, ok := metricstest.HistogramCount(t, m, "nexus_llm_time_to_first_token_seconds", target("openai", "gpt-4o")); !ok || n != 2 {
+		t.Fatalf("openai first tokens = %d (present %v), want 2", n, ok)
+	}
+	if sum, _ := metricstest.HistogramSum(t, m, "nexus_llm_time_to_first_token_seconds", target("openai", "gpt-4o")); math.Abs(sum-1.5) > 1e-9 {
+		t.Fatalf("openai first-token seconds = %v, want 1.5", sum)
+	}
+	if n, ok := metricstest.HistogramCount(t, m, "nexus_llm_time_to_first_token_seconds", target("anthropic", "claude")); !ok || n != 1 {
+		t.Fatalf("anthropic first tokens = %d (present %v), want 1", n, ok)
+	}
+	// And the interruptions by circuit and provider, coder untouched
+	check("nexus_stream_interruptions_total", labels("circuit", "planner", "provider", "openai"), 2)
+	check("nexus_stream_interruptions_total", labels("circuit", "planner", "provider", "anthropic"), 1)
+	absent(t, m, "nexus_stream_interruptions_total", labels("circuit", "coder"))
+	absent(t, m, "nexus_llm_time_to_first_token_seconds", labels("circuit", "coder"))
+}
+
+// The first-token buckets span what LLMs do, from a hosted model's tens of
+// milliseconds to a first_token_timeout of 30 s, so that a p50 or p99 is
+// readable from them.
+func TestFirstTokenBucketsShouldSpanLLMFirstTokens(t *testing.T) {
+	t.Parallel()
+	m := metrics.New(nil, func() []metrics.CircuitState { return nil })
+	m.ObserveFirstToken("planner", "openai", "gpt-4o", time.Second)
+	bounds := metricstest.HistogramBounds(t, m, "nexus_llm_time_to_first_token_seconds", nil)
+	if len(bounds) < 8 || bounds[0] > 0.05 || bounds[len(bounds)-1] < 30 {
+		t.Fatalf("buckets = %v, want at least 8 from <= 0.05 s to >= 30 s", bounds)
+	}
 }

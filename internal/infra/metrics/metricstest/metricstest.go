@@ -2,6 +2,7 @@
 package metricstest
 
 import (
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -29,11 +30,31 @@ func HistogramCount(tb testing.TB, m *metrics.Metrics, name string, labels map[s
 	return s.count, ok && s.histogram
 }
 
+// HistogramSum scrapes m and returns the sum of the samples of the first
+// histogram series of name whose labels include labels, and whether there
+// is one.
+func HistogramSum(tb testing.TB, m *metrics.Metrics, name string, labels map[string]string) (float64, bool) {
+	tb.Helper()
+	s, ok := find(tb, m, name, labels)
+	return s.sum, ok && s.histogram
+}
+
+// HistogramBounds scrapes m and returns the bucket upper bounds of the
+// first histogram series of name whose labels include labels (without
+// +Inf), or nil when there is none.
+func HistogramBounds(tb testing.TB, m *metrics.Metrics, name string, labels map[string]string) []float64 {
+	tb.Helper()
+	s, _ := find(tb, m, name, labels)
+	return s.bounds
+}
+
 // sample is what the helpers read of one series.
 type sample struct {
 	value     float64 // a gauge's or counter's value
 	histogram bool
-	count     uint64 // a histogram's sample count
+	count     uint64  // a histogram's sample count
+	sum       float64 // a histogram's sample sum
+	bounds    []float64
 }
 
 // find scrapes m and reads the first series of name whose labels include
@@ -67,7 +88,14 @@ next:
 		}
 		switch {
 		case s.GetHistogram() != nil:
-			return sample{histogram: true, count: s.GetHistogram().GetSampleCount()}, true
+			h := s.GetHistogram()
+			var bounds []float64
+			for _, b := range h.GetBucket() {
+				if !math.IsInf(b.GetUpperBound(), 1) {
+					bounds = append(bounds, b.GetUpperBound())
+				}
+			}
+			return sample{histogram: true, count: h.GetSampleCount(), sum: h.GetSampleSum(), bounds: bounds}, true
 		case s.GetGauge() != nil:
 			return sample{value: s.GetGauge().GetValue()}, true
 		default:
