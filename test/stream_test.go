@@ -254,14 +254,21 @@ func TestAStreamedAnalyzeShouldSendStepsTokensAndTheSameResultAsJSON(t *testing.
 			t.Fatalf("done: %q", d.Raw)
 		}
 	}
-	// And the upstream was asked to stream the answer only
-	got := n.LLM.Received()
-	for _, r := range got {
-		if r.Stream != (r.Model == analystModel) {
-			t.Fatalf("request for %s: stream %v", r.Model, r.Stream)
+	// And the upstream was asked to stream the streamed answers only,
+	// with their usage
+	streamed := 0
+	for _, r := range n.LLM.Received() {
+		if r.Stream {
+			streamed++
+			if r.Model != analystModel || !r.IncludeUsage {
+				t.Fatalf("streamed request for %s, include_usage %v", r.Model, r.IncludeUsage)
+			}
 		}
 	}
-	if m := n.get(t, "/metrics"); !strings.Contains(m.Raw, "nexus_llm_time_to_first_token_seconds_count{circuit=\"data_analyst\",model=\""+analystModel+"\",provider=\"default\"} 2") {
+	if streamed != 2 {
+		t.Fatalf("%d streamed upstream requests, want 2", streamed)
+	}
+	if m := n.scrape(t); !strings.Contains(m, "nexus_llm_time_to_first_token_seconds_count{circuit=\"data_analyst\",model=\""+analystModel+"\",provider=\"default\"} 2") {
 		t.Fatalf("no first-token histogram with 2 samples in /metrics")
 	}
 }
@@ -270,9 +277,9 @@ func TestAnAnswerThatCameWholeShouldStillStreamAsTokens(t *testing.T) {
 	t.Parallel()
 	// A dataset answer whose data_analyst is open: the deterministic
 	// summary is the answer, sent as one token.
-	n := startNexus(t)
+	n := startNexus(t, withAdmin)
 	id := n.mustUpload(t, "sales.csv", []byte(salesCSV))
-	n.post(t, "/api/circuits/data_analyst/open", nil)
+	expectStatus(t, n.admin(t, http.MethodPost, "/api/circuits/data_analyst/open", adminToken), http.StatusOK)
 	n.LLM.EnqueueFor(codegenModel, sqlReply(bySales))
 	s := n.openStream(t, "/analyze", map[string]any{"query": "q", "dataset_id": id, "stream": true}, false)
 	expectSSE(t, s)
@@ -359,8 +366,7 @@ func TestAStreamCutAfterThreeChunksShouldEndWithAnErrorAndATruncatedResult(t *te
 			if n.LLM.RequestsFor(analystModel) != 1 {
 				t.Fatalf("upstream requests: %d", n.LLM.RequestsFor(analystModel))
 			}
-			m := n.get(t, "/metrics")
-			if !strings.Contains(m.Raw, `nexus_stream_interruptions_total{circuit="data_analyst",provider="default"} 1`) {
+			if m := n.scrape(t); !strings.Contains(m, `nexus_stream_interruptions_total{circuit="data_analyst",provider="default"} 1`) {
 				t.Fatal("nexus_stream_interruptions_total is not 1")
 			}
 		})

@@ -13,7 +13,7 @@ func routes(e *echo.Echo, cfg Config) {
 	// Keys, scopes, tenants and limits, by each route's entry in
 	// routePolicies (auth.go): ahead of every route's own middleware.
 	e.Use(guard(cfg.Access, cfg.AdminToken, cfg.Datasets))
-	heartbeat := func() time.Duration { return DefaultSSEHeartbeat }
+	heartbeat := func() time.Duration { return cfg.SSEHeartbeat }
 	e.POST("/analyze", handleAnalyze(cfg.Analyst, cfg.MaxBodyBytes, heartbeat), deadline)
 	e.POST("/generate", handleGenerate(cfg.Generator, cfg.MaxBodyBytes, heartbeat), deadline)
 

@@ -18,8 +18,9 @@ type Stats struct {
 	FailureCount  int64 `json:"failure_count"`
 	RejectedCount int64 `json:"rejected_count"`
 	TimeoutCount  int64 `json:"timeout_count"`
-	// SlowCallCount counts the calls, of any outcome, slower than
-	// slow_call_threshold to their first token (0 while it is off).
+	// SlowCallCount counts the successes and failures slower than
+	// slow_call_threshold to their first token (0 while it is off);
+	// neutral outcomes are not counted.
 	SlowCallCount int64 `json:"slow_call_count"`
 	// SuccessRate is the percentage of the LLM calls actually made that
 	// succeeded: 100 × SuccessCount / (SuccessCount + FailureCount),
