@@ -218,17 +218,26 @@ func analyzeBody(ans agent.Answer) analyzeResponse {
 	}
 	for _, st := range ans.Steps {
 		sb := stepBody{Step: st.Step, Outcome: st.Outcome, Attempts: st.Attempts, DurationMS: millis(st.Duration.Seconds()), Detail: st.Detail}
-		if st.Circuit != "" {
-			circuit := st.Circuit
-			sb.Circuit = &circuit
-			if st.LLMRequests > 0 {
-				provider, model, n := st.Provider, st.Model, st.LLMRequests
-				sb.Provider, sb.Model, sb.LLMRequests, sb.Failover = &provider, &model, &n, st.Failover
-			}
-		}
+		sb.Circuit, sb.Provider, sb.Model, sb.LLMRequests = llmFields(st.Circuit, st.Provider, st.Model, st.LLMRequests)
+		sb.Failover = sb.LLMRequests != nil && st.Failover
 		out.Steps = append(out.Steps, sb)
 	}
 	return out
+}
+
+// llmFields are a step's circuit (null for a step that calls no LLM) and,
+// when its calls made LLM requests, the target that answered and how many
+// requests they took (null otherwise), as the result's steps and the step
+// events show them.
+func llmFields(circuit, provider, model string, requests int) (c, p, m *string, n *int) {
+	if circuit == "" {
+		return nil, nil, nil, nil
+	}
+	c = &circuit
+	if requests > 0 {
+		p, m, n = &provider, &model, &requests
+	}
+	return c, p, m, n
 }
 
 func deref(s *string) string {

@@ -97,14 +97,7 @@ func newEventStream(c echo.Context, heartbeat time.Duration) *eventStream {
 // Step implements progress.Sink.
 func (s *eventStream) Step(st progress.Step) {
 	ev := stepEvent{Step: st.Step, Status: st.Status, Attempts: st.Attempts, DurationMS: millis(st.Duration.Seconds()), Detail: st.Detail}
-	if st.Circuit != "" {
-		circuit := st.Circuit
-		ev.Circuit = &circuit
-	}
-	if st.LLMRequests > 0 {
-		provider, model, n := st.Provider, st.Model, st.LLMRequests
-		ev.Provider, ev.Model, ev.LLMRequests = &provider, &model, &n
-	}
+	ev.Circuit, ev.Provider, ev.Model, ev.LLMRequests = llmFields(st.Circuit, st.Provider, st.Model, st.LLMRequests)
 	s.send(eventStep, ev)
 }
 

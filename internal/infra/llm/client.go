@@ -114,23 +114,11 @@ func (c *Client) Close() { c.transport.CloseIdleConnections() }
 // Chat sends one chat completion. Errors are go-openai's, wrapped in a
 // *retryAfterError when the upstream sent Retry-After.
 func (c *Client) Chat(ctx context.Context, model string, req ChatRequest) (ChatResponse, error) {
-	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
-	for i, m := range req.Messages {
-		msgs[i] = openai.ChatCompletionMessage{Role: m.Role, Content: m.Content}
-	}
 	holder := &retryAfterHolder{}
 	ctx = context.WithValue(ctx, retryAfterKey{}, holder)
-	resp, err := c.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
-		Model:       model,
-		Messages:    msgs,
-		Temperature: req.Temperature,
-		MaxTokens:   req.MaxTokens,
-	})
+	resp, err := c.client.CreateChatCompletion(ctx, request(model, req))
 	if err != nil {
-		if d := holder.get(); d > 0 {
-			return ChatResponse{}, &retryAfterError{err: err, after: d}
-		}
-		return ChatResponse{}, err
+		return ChatResponse{}, holder.wrap(err)
 	}
 	usage := Usage{PromptTokens: resp.Usage.PromptTokens, CompletionTokens: resp.Usage.CompletionTokens}
 	if len(resp.Choices) == 0 || strings.TrimSpace(resp.Choices[0].Message.Content) == "" {
@@ -143,6 +131,15 @@ func (c *Client) Chat(ctx context.Context, model string, req ChatRequest) (ChatR
 		answered = model
 	}
 	return ChatResponse{Content: resp.Choices[0].Message.Content, Model: answered, Usage: usage}, nil
+}
+
+// request is req as go-openai sends it.
+func request(model string, req ChatRequest) openai.ChatCompletionRequest {
+	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
+	for i, m := range req.Messages {
+		msgs[i] = openai.ChatCompletionMessage{Role: m.Role, Content: m.Content}
+	}
+	return openai.ChatCompletionRequest{Model: model, Messages: msgs, Temperature: req.Temperature, MaxTokens: req.MaxTokens}
 }
 
 type retryAfterKey struct{}
@@ -162,6 +159,14 @@ func (h *retryAfterHolder) get() time.Duration {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.after
+}
+
+// wrap carries the Retry-After the transport saw, if any, with err.
+func (h *retryAfterHolder) wrap(err error) error {
+	if d := h.get(); d > 0 {
+		return &retryAfterError{err: err, after: d}
+	}
+	return err
 }
 
 // retryAfterTransport records an error response's Retry-After header into
@@ -217,12 +222,8 @@ func (c *Client) Ping(ctx context.Context, model string) error {
 	}
 	holder := &retryAfterHolder{}
 	ctx = context.WithValue(ctx, retryAfterKey{}, holder)
-	_, err := c.client.CreateChatCompletion(ctx, req)
-	if err != nil {
-		if d := holder.get(); d > 0 {
-			return &retryAfterError{err: err, after: d}
-		}
-		return err
+	if _, err := c.client.CreateChatCompletion(ctx, req); err != nil {
+		return holder.wrap(err)
 	}
 	return nil
 }

@@ -42,26 +42,15 @@ func (e *FirstTokenTimeoutError) Error() string {
 // ChatResponse.Content along with the error. Usage is asked for with
 // stream_options.include_usage; an upstream that ignores it reports none.
 func (c *Client) ChatStream(ctx context.Context, model string, req ChatRequest, onDelta func(string)) (ChatResponse, error) {
-	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
-	for i, m := range req.Messages {
-		msgs[i] = openai.ChatCompletionMessage{Role: m.Role, Content: m.Content}
-	}
 	holder := &retryAfterHolder{}
 	watch := &doneWatch{}
 	ctx = context.WithValue(ctx, retryAfterKey{}, holder)
 	ctx = context.WithValue(ctx, doneWatchKey{}, watch)
-	stream, err := c.client.CreateChatCompletionStream(ctx, openai.ChatCompletionRequest{
-		Model:         model,
-		Messages:      msgs,
-		Temperature:   req.Temperature,
-		MaxTokens:     req.MaxTokens,
-		StreamOptions: &openai.StreamOptions{IncludeUsage: true},
-	})
+	r := request(model, req)
+	r.StreamOptions = &openai.StreamOptions{IncludeUsage: true}
+	stream, err := c.client.CreateChatCompletionStream(ctx, r)
 	if err != nil {
-		if d := holder.get(); d > 0 {
-			return ChatResponse{}, &retryAfterError{err: err, after: d}
-		}
-		return ChatResponse{}, err
+		return ChatResponse{}, holder.wrap(err)
 	}
 	defer stream.Close()
 	var (
