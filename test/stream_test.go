@@ -542,3 +542,38 @@ func TestAStreamedGenerateShouldSendTheCodeAsWrittenAndTheSameResult(t *testing.
 		t.Fatalf("result %s", result.Raw)
 	}
 }
+
+// answerText applies the answer's token events as a client does: each
+// appends, a replace starts over.
+func answerText(evs []sseItem) string {
+	var b strings.Builder
+	for _, e := range evs {
+		if e.Event == "token" && e.Data["step"] == "answer" {
+			if e.Data["replace"] == true {
+				b.Reset()
+			}
+			b.WriteString(e.Data["text"].(string))
+		}
+	}
+	return b.String()
+}
+
+func TestARevisedAnswerShouldReplaceTheStreamedOne(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t)
+	id := n.mustUpload(t, "sales.csv", []byte(salesCSV))
+	n.LLM.EnqueueFor(codegenModel, sqlReply(bySales))
+	n.LLM.EnqueueFor(analystModel, fakellm.Stream("South", " leads."), fakellm.Reply("North leads with 160."))
+	n.LLM.EnqueueFor(cotModel, fakellm.Reply("INVALID: the result shows North with 160, not South."), fakellm.Reply("VALID"))
+	s := n.openStream(t, "/analyze", map[string]any{"query": "Which region sells most?", "dataset_id": id, "review": true}, true)
+	expectSSE(t, s)
+	evs := s.events(t)
+	want := "step:plan:started step:run:started step:plan:ok step:run:ok step:answer:started token* step:answer:ok step:review:started token* step:review:ok step:chart:skipped result done"
+	if got := names(evs); got != want {
+		t.Fatalf("events:\n got %s\nwant %s", got, want)
+	}
+	result := last(t, evs, "result")
+	if result.Data["answer"] != "North leads with 160." || answerText(evs) != "North leads with 160." || joined(evs, "answer") != "South leads.North leads with 160." {
+		t.Fatalf("answer %q after replace, joined %q, result %s", answerText(evs), joined(evs, "answer"), result.Raw)
+	}
+}

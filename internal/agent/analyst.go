@@ -636,11 +636,8 @@ func (r *run) review(ctx context.Context, facts string, res *dataset.Result) {
 		rv.Iterations++
 		r.out.Answer, r.out.Model = strings.TrimSpace(again.Content), again.Model
 		if r.sink != nil {
-			// The revision replaces the answer: a new start of the
-			// answer step, then the whole new text in one piece.
-			r.sink.Step(progress.Step{Step: StepAnswer, Status: progress.StatusStarted, Circuit: r.a.cfg.Answerer.Name(),
-				Detail: "the review judged the answer invalid; this revision replaces it"})
-			r.sink.Token(StepAnswer, r.out.Answer)
+			// The revision replaces the answer the client holds.
+			r.sink.Replace(StepAnswer, r.out.Answer)
 		}
 	}
 }

@@ -166,6 +166,7 @@ func handleAnalyze(a Analyzer, limit int64, heartbeat func() time.Duration) echo
 func streamAnalyze(c echo.Context, a Analyzer, req agent.Request, heartbeat time.Duration) error {
 	es := newEventStream(c, heartbeat)
 	defer es.close()
+	defer es.failOnPanic()
 	req.Progress = es
 	ans, err := a.Analyze(es.ctx, req)
 	if err == nil && ans.StreamErr == nil {

@@ -100,6 +100,7 @@ func handleGenerate(g CodeGenerator, limit int64, heartbeat func() time.Duration
 func streamGenerate(c echo.Context, g CodeGenerator, req codegen.Request, heartbeat time.Duration) error {
 	es := newEventStream(c, heartbeat)
 	defer es.close()
+	defer es.failOnPanic()
 	req.Progress = es
 	res, err := g.Generate(es.ctx, req)
 	if err != nil {

@@ -64,10 +64,13 @@ func wantsStream(c echo.Context, field *bool) bool {
 // handler. Once started, the status is 200 and every failure is an error
 // event followed by done.
 //
-// Events may come from the request's goroutine and the heartbeat's; one
-// mutex orders them. A write that fails (the client left) or blocks past
-// sseWriteTimeout (it stopped reading) cancels the request's context, so
-// that the LLM call in flight is cancelled, and drops every later event.
+// Events are queued, and one goroutine writes them (and the heartbeats),
+// so that the code that reads the LLM's stream never waits on the client:
+// time a slow client takes must not count against the LLM. A client that
+// lets more than sseMaxPending bytes pile up, or whose write fails or
+// blocks past sseWriteTimeout, is cut off: the request's context is
+// cancelled (its LLM call ends as neutral, the client's doing) and later
+// events are dropped.
 type eventStream struct {
 	c        echo.Context
 	ctx      context.Context
@@ -78,20 +81,27 @@ type eventStream struct {
 	started   bool
 	closed    bool
 	broken    bool
+	pending   []byte
 	lastWrite time.Time
 
+	wake chan struct{}
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
+// sseMaxPending bounds the bytes queued for a client that does not read
+// them: past it the client is cut off rather than the queue growing.
+const sseMaxPending = 1 << 20
+
 // newEventStream prepares a stream for c; nothing is written yet. Its ctx
-// is the request's, ended also when the client cannot be written to.
+// is the request's, ended also when the client cannot keep up.
 func newEventStream(c echo.Context, heartbeat time.Duration) *eventStream {
 	if heartbeat <= 0 {
 		heartbeat = DefaultSSEHeartbeat
 	}
 	ctx, cancel := context.WithCancel(c.Request().Context())
-	return &eventStream{c: c, ctx: ctx, cancel: cancel, interval: heartbeat, stop: make(chan struct{})}
+	return &eventStream{c: c, ctx: ctx, cancel: cancel, interval: heartbeat,
+		wake: make(chan struct{}, 1), stop: make(chan struct{})}
 }
 
 // Step implements progress.Sink.
@@ -104,6 +114,11 @@ func (s *eventStream) Step(st progress.Step) {
 // Token implements progress.Sink.
 func (s *eventStream) Token(step, text string) {
 	s.send(eventToken, tokenEvent{Step: step, Text: text})
+}
+
+// Replace implements progress.Sink: a token that replaces the step's text.
+func (s *eventStream) Replace(step, text string) {
+	s.send(eventToken, tokenEvent{Step: step, Text: text, Replace: true})
 }
 
 type stepEvent struct {
@@ -121,6 +136,9 @@ type stepEvent struct {
 type tokenEvent struct {
 	Step string `json:"step"`
 	Text string `json:"text"`
+	// Replace is true when Text replaces every token of the step sent
+	// before (an answer revised after its review).
+	Replace bool `json:"replace,omitempty"`
 }
 
 // errorEvent carries an error as the JSON API would have answered it:
@@ -142,19 +160,12 @@ func (s *eventStream) isStarted() bool {
 	return s.started
 }
 
-// send writes one event; v must marshal (the event types do).
+// send queues one event; v must marshal (the event types do).
 func (s *eventStream) send(name string, v any) {
 	data, err := json.Marshal(v)
 	if err != nil {
 		data = []byte("{}")
 	}
-	var b bytes.Buffer
-	b.Grow(len(name) + len(data) + 16)
-	b.WriteString("event: ")
-	b.WriteString(name)
-	b.WriteString("\ndata: ")
-	b.Write(data) // JSON holds no raw newline: one data line
-	b.WriteString("\n\n")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.broken {
@@ -163,7 +174,19 @@ func (s *eventStream) send(name string, v any) {
 	if !s.started {
 		s.startLocked()
 	}
-	s.writeLocked(b.Bytes())
+	s.pending = append(s.pending, "event: "...)
+	s.pending = append(s.pending, name...)
+	s.pending = append(s.pending, "\ndata: "...)
+	s.pending = append(s.pending, data...) // JSON holds no raw newline: one data line
+	s.pending = append(s.pending, "\n\n"...)
+	if len(s.pending) > sseMaxPending {
+		s.breakLocked()
+		return
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (s *eventStream) startLocked() {
@@ -175,63 +198,97 @@ func (s *eventStream) startLocked() {
 	h.Del(echo.HeaderContentLength)
 	s.c.Response().WriteHeader(http.StatusOK)
 	s.started = true
-	s.wg.Add(1)
-	go s.heartbeat()
-}
-
-func (s *eventStream) writeLocked(p []byte) {
-	rc := http.NewResponseController(s.c.Response())
-	_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
-	_, err := s.c.Response().Write(p)
-	if err == nil {
-		err = rc.Flush()
-	}
 	s.lastWrite = time.Now()
-	if err != nil {
-		s.broken = true
-		s.cancel()
-	}
+	s.wg.Add(1)
+	go s.write()
 }
 
-// heartbeat sends a comment line whenever interval passes with nothing
-// else sent.
-func (s *eventStream) heartbeat() {
+// breakLocked cuts the client off: nothing more is queued or written, and
+// the request's work is cancelled.
+func (s *eventStream) breakLocked() {
+	s.broken = true
+	s.pending = nil
+	s.cancel()
+}
+
+// write is the stream's one writer: it sends what is queued, a heartbeat
+// whenever interval passes with nothing sent, and, once the stream is
+// closed, whatever is left.
+func (s *eventStream) write() {
 	defer s.wg.Done()
 	timer := time.NewTimer(s.interval)
 	defer timer.Stop()
 	for {
+		stopping := false
 		select {
+		case <-s.wake:
 		case <-s.stop:
-			return
+			stopping = true
 		case <-timer.C:
 		}
 		s.mu.Lock()
-		wait := s.interval - time.Since(s.lastWrite)
-		if wait <= 0 {
-			if !s.closed && !s.broken {
-				s.writeLocked([]byte(": ping\n\n"))
-			}
-			wait = s.interval
+		buf := s.pending
+		s.pending = nil
+		if len(buf) == 0 && !stopping && time.Since(s.lastWrite) >= s.interval {
+			buf = []byte(": ping\n\n")
 		}
+		broken := s.broken
+		s.mu.Unlock()
+		if len(buf) > 0 && !broken {
+			err := s.flush(buf)
+			s.mu.Lock()
+			s.lastWrite = time.Now()
+			if err != nil && !s.broken {
+				s.breakLocked()
+			}
+			s.mu.Unlock()
+		}
+		if stopping {
+			return
+		}
+		s.mu.Lock()
+		wait := max(s.interval-time.Since(s.lastWrite), time.Millisecond)
 		s.mu.Unlock()
 		timer.Reset(wait)
 	}
 }
 
-// close stops the heartbeat and waits for it: nothing is written once the
-// handler has returned. It clears the write deadline, which would
-// otherwise outlive the response on a kept-alive connection.
+// flush writes p to the client, within sseWriteTimeout. The deadline is
+// left in place: net/http clears it once the response is finished, after
+// its own last write, which it then also bounds.
+func (s *eventStream) flush(p []byte) error {
+	rc := http.NewResponseController(s.c.Response())
+	_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	if _, err := s.c.Response().Write(p); err != nil {
+		return err
+	}
+	return rc.Flush()
+}
+
+// close sends what is queued and waits for the writer: nothing is written
+// once the handler has returned.
 func (s *eventStream) close() {
 	s.mu.Lock()
 	s.closed = true
-	started := s.started
 	s.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
 	s.cancel()
-	if started {
-		_ = http.NewResponseController(s.c.Response()).SetWriteDeadline(time.Time{})
+}
+
+// failOnPanic, deferred by a stream's handler after close, ends a started
+// stream with an internal_error event and done before the panic goes on
+// to the server's recovery (which logs it): a panic is never a silent 200.
+func (s *eventStream) failOnPanic() {
+	r := recover()
+	if r == nil {
+		return
 	}
+	if r != http.ErrAbortHandler && s.isStarted() {
+		s.send(eventError, errorEvent{Status: http.StatusInternalServerError, Code: "internal_error", Message: "internal server error"})
+		s.send(eventDone, struct{}{})
+	}
+	panic(r)
 }
 
 // fail sends err as the error event the JSON API would have answered

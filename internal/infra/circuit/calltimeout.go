@@ -30,8 +30,9 @@ func (t callTimeout) get(ctx context.Context, call func(context.Context) (llm.Ch
 	}()
 	resp, err := call(callCtx)
 	if err != nil && errors.Is(context.Cause(callCtx), timeout.ErrExceeded) {
-		// Whatever the call returned, it ended because the limit fired.
-		return llm.ChatResponse{}, timeout.ErrExceeded
+		// Whatever the call returned, it ended because the limit fired;
+		// the tokens it spent are still reported.
+		return llm.ChatResponse{Usage: resp.Usage}, timeout.ErrExceeded
 	}
 	return resp, err
 }

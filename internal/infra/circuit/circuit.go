@@ -234,7 +234,14 @@ func (w *walk) run(hedge bool) (llm.ChatResponse, error) {
 // holds part of this target's answer.
 func (w *walk) interrupted(r attemptResult) (llm.ChatResponse, error) {
 	t := w.targets[r.idx]
-	resp := llm.ChatResponse{Model: t.spec.Model, Provider: t.spec.Provider, Attempts: w.attempts, Failover: r.idx > 0}
+	model := r.resp.Model // as the upstream named it, when it did
+	if model == "" {
+		model = t.spec.Model
+		if r.idx == 0 && w.req.Model != "" {
+			model = w.req.Model
+		}
+	}
+	resp := llm.ChatResponse{Model: model, Provider: t.spec.Provider, Attempts: w.attempts, Failover: r.idx > 0}
 	e := *r.err
 	e.Attempts = w.attempts
 	if r.outcome != llm.Neutral {
@@ -331,7 +338,9 @@ func (w *walk) attempt(ctx context.Context, i int, t *target, p permit, o attemp
 	c.emitCall(t.spec.Provider, label, callLabel(outcome, kind), took)
 	c.emitUsage(w.ctx, t.spec.Provider, label, resp.Usage)
 	finished = true
-	slow := w.s.SlowCallThreshold > 0 && firstToken > w.s.SlowCallThreshold
+	// Only a streamed attempt is judged slow: its first token is what
+	// the threshold measures, and a circuit serves both kinds of call.
+	slow := w.onToken != nil && w.s.SlowCallThreshold > 0 && firstToken > w.s.SlowCallThreshold
 	lerr := c.finishSlow(t, p, outcome, kind, err, slow)
 	return attemptResult{idx: i, resp: resp, err: lerr, outcome: outcome, raw: err}
 }

@@ -2,7 +2,6 @@ package circuit
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -63,11 +62,11 @@ func (w *walk) stream(ctx context.Context, up Chatter, model string, t *target, 
 			onDelta(resp.Content)
 		}
 	}
-	if err != nil {
-		var ft *llm.FirstTokenTimeoutError
-		if cause := context.Cause(ctx); errors.As(cause, &ft) && w.ctx.Err() == nil {
-			err = cause
-		}
+	if state.Load() == 2 && w.ctx.Err() == nil {
+		// The limit fired first: whatever the call returned (it may have
+		// read a whole short reply from its buffer and ended cleanly),
+		// its text never reached the caller, so it is a timeout.
+		return llm.ChatResponse{Usage: resp.Usage}, &llm.FirstTokenTimeoutError{Limit: limit}
 	}
 	return resp, err
 }

@@ -289,3 +289,47 @@ func TestAClientThatCannotStreamShouldAnswerInOnePiece(t *testing.T) {
 		t.Fatalf("resp %+v err %v pieces %q", resp, err, got.got())
 	}
 }
+
+func TestATokenThatComesAsTheFirstTokenLimitFiresShouldStillBeATimeout(t *testing.T) {
+	t.Parallel()
+	s := streamSettings()
+	s.FirstTokenTimeout = 50 * time.Millisecond
+	// An upstream whose whole short reply was already buffered: the call
+	// sends its text only once the limit has fired, then ends cleanly.
+	up := streams(func(ctx context.Context, onDelta func(string)) (llm.ChatResponse, error) {
+		<-ctx.Done()
+		onDelta("Hello")
+		return llm.ChatResponse{Content: "Hello", Model: "m"}, nil
+	})
+	c := streamCircuit(t, s, circuit.Hooks{}, up)
+	var got collect
+	_, err := c.Stream(context.Background(), llm.ChatRequest{}, got.add)
+	var le *circuit.LLMError
+	if !errors.As(err, &le) || le.Kind != llm.KindTimeout || len(got.got()) != 0 {
+		t.Fatalf("err %v, pieces %q", err, got.got())
+	}
+	if st := c.Status().Targets[0].Stats; st.TimeoutCount != 1 || st.SuccessCount != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestACallThatDoesNotStreamShouldNeverBeJudgedSlow(t *testing.T) {
+	t.Parallel()
+	s := streamSettings()
+	s.SlowCallThreshold = time.Millisecond
+	s.SlowCallRateThreshold = 50
+	s.MinimumCalls = 2
+	slowChat := chatFunc(func(ctx context.Context, m string, r llm.ChatRequest) (llm.ChatResponse, error) {
+		time.Sleep(5 * time.Millisecond)
+		return ok(ctx, m, r)
+	})
+	c := streamCircuit(t, s, circuit.Hooks{}, slowChat)
+	for i := 0; i < 3; i++ {
+		if _, err := c.Complete(context.Background(), llm.ChatRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := c.Status().Targets[0]; st.State != circuit.StateClosed || st.Stats.SlowCallCount != 0 {
+		t.Fatalf("state %s, stats %+v", st.State, st.Stats)
+	}
+}

@@ -179,7 +179,7 @@ func (t retryAfterTransport) RoundTrip(r *http.Request) (*http.Response, error) 
 		return resp, err
 	}
 	if resp.StatusCode < 400 {
-		resp.Body = watchDone(r.Context(), resp.Body)
+		resp.Body = watchDone(r.Context(), resp)
 		return resp, nil
 	}
 	if h, ok := r.Context().Value(retryAfterKey{}).(*retryAfterHolder); ok {

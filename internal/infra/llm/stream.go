@@ -3,9 +3,12 @@ package llm
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -41,7 +44,7 @@ func (e *FirstTokenTimeoutError) Error() string {
 // error line, the context ending) returns the text received so far in
 // ChatResponse.Content along with the error. Usage is asked for with
 // stream_options.include_usage; an upstream that ignores it reports none.
-func (c *Client) ChatStream(ctx context.Context, model string, req ChatRequest, onDelta func(string)) (ChatResponse, error) {
+func (c *Client) ChatStream(ctx context.Context, model string, req ChatRequest, onDelta func(string)) (resp ChatResponse, err error) {
 	holder := &retryAfterHolder{}
 	watch := &doneWatch{}
 	ctx = context.WithValue(ctx, retryAfterKey{}, holder)
@@ -58,6 +61,15 @@ func (c *Client) ChatStream(ctx context.Context, model string, req ChatRequest, 
 		out      = ChatResponse{Model: model}
 		finished bool
 	)
+	defer func() {
+		// A stream that ended without the upstream's usage (an upstream
+		// that ignores include_usage, a cut, a client that left) still
+		// cost tokens, and its client kept the text: budgets are charged
+		// an estimate.
+		if resp.Usage.Total() == 0 {
+			resp.Usage = estimateUsage(req, text.Len())
+		}
+	}()
 	for {
 		chunk, err := stream.Recv()
 		if err != nil {
@@ -89,22 +101,80 @@ func (c *Client) ChatStream(ctx context.Context, model string, req ChatRequest, 
 		}
 	}
 	if strings.TrimSpace(out.Content) == "" {
-		return ChatResponse{Usage: out.Usage, Content: out.Content}, ErrEmptyCompletion
+		return ChatResponse{Content: out.Content, Usage: out.Usage}, ErrEmptyCompletion
 	}
 	return out, nil
+}
+
+// estimateUsage guesses what a completion cost when the upstream did not
+// say: about four bytes a token, and a few tokens a message, as OpenAI
+// counts roughly.
+func estimateUsage(req ChatRequest, completionBytes int) Usage {
+	prompt := 0
+	for _, m := range req.Messages {
+		prompt += (len(m.Content)+3)/4 + 3
+	}
+	return Usage{PromptTokens: prompt, CompletionTokens: (completionBytes + 3) / 4}
 }
 
 type doneWatchKey struct{}
 
 // watchDone wraps the body of a successful streamed reply, when ctx
 // carries a doneWatch, so that the watch learns whether the end line came.
-func watchDone(ctx context.Context, body io.ReadCloser) io.ReadCloser {
+// An upstream that ignored stream: true and answered one JSON completion
+// has it turned into the one-chunk stream it stands for, rather than
+// being read as an empty stream.
+func watchDone(ctx context.Context, resp *http.Response) io.ReadCloser {
 	w, ok := ctx.Value(doneWatchKey{}).(*doneWatch)
 	if !ok {
+		return resp.Body
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
+		body, whole := jsonAsStream(resp.Body)
+		if whole {
+			w.mark()
+		}
 		return body
 	}
-	return &doneBody{ReadCloser: body, watch: w, tail: []byte("\n")}
+	return &doneBody{ReadCloser: resp.Body, watch: w, tail: []byte("\n")}
 }
+
+// jsonAsStream reads a whole JSON completion (within the body cap) and
+// returns it as a stream of one chunk, the usage and [DONE]; whole is true
+// then. A body that is not one is given back as read, for the stream
+// reader to fail on.
+func jsonAsStream(body io.ReadCloser) (sse io.ReadCloser, whole bool) {
+	defer body.Close()
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return io.NopCloser(errReader{err}), false
+	}
+	var reply openai.ChatCompletionResponse
+	if json.Unmarshal(raw, &reply) != nil || len(reply.Choices) == 0 {
+		return io.NopCloser(bytes.NewReader(raw)), false
+	}
+	chunk := openai.ChatCompletionStreamResponse{ID: reply.ID, Object: "chat.completion.chunk", Created: reply.Created, Model: reply.Model,
+		Choices: []openai.ChatCompletionStreamChoice{{Delta: openai.ChatCompletionStreamChoiceDelta{Role: reply.Choices[0].Message.Role,
+			Content: reply.Choices[0].Message.Content}, FinishReason: reply.Choices[0].FinishReason}}}
+	if reply.Usage.TotalTokens > 0 {
+		u := reply.Usage
+		chunk.Usage = &u
+	}
+	data, err := json.Marshal(chunk)
+	if err != nil {
+		return io.NopCloser(bytes.NewReader(raw)), false
+	}
+	var b bytes.Buffer
+	b.WriteString("data: ")
+	b.Write(data)
+	b.WriteString("\n\ndata: [DONE]\n\n")
+	return io.NopCloser(&b), true
+}
+
+// errReader fails every read with its error.
+type errReader struct{ err error }
+
+func (r errReader) Read([]byte) (int, error) { return 0, r.err }
 
 // doneWatch learns, from the bytes of a streamed reply, whether its
 // "data: [DONE]" line arrived.
@@ -125,32 +195,46 @@ func (w *doneWatch) done() bool {
 	return w.seen
 }
 
-// doneMarkers are the end line as it may appear in the body. Each starts
-// with a newline: model text travels inside JSON strings, which cannot
-// hold a raw newline, so a match is a real SSE line.
-var doneMarkers = [][]byte{[]byte("\ndata: [DONE]"), []byte("\ndata:[DONE]")}
+// hasDone reports whether buf holds the end line, "data:" then optional
+// blanks then "[DONE]", as go-openai reads it. The line must start after a
+// newline: model text travels inside JSON strings, which cannot hold a raw
+// newline, so a match is a real SSE line.
+func hasDone(buf []byte) bool {
+	const prefix = "\ndata:"
+	for {
+		i := bytes.Index(buf, []byte(prefix))
+		if i < 0 {
+			return false
+		}
+		rest := bytes.TrimLeft(buf[i+len(prefix):], " \t")
+		if bytes.HasPrefix(rest, []byte("[DONE]")) {
+			return true
+		}
+		buf = buf[i+1:]
+	}
+}
+
+// doneTail is how many bytes of one read are kept for the next, so that an
+// end line split across reads is still found.
+const doneTail = 64
 
 // doneBody passes a streamed reply through, watching for its end line
 // across read boundaries.
 type doneBody struct {
 	io.ReadCloser
 	watch *doneWatch
-	tail  []byte // the last bytes read, so that a marker split across reads is found
+	tail  []byte // the last bytes read
 }
 
 func (b *doneBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 && !b.watch.done() {
 		buf := append(b.tail, p[:n]...)
-		for _, m := range doneMarkers {
-			if bytes.Contains(buf, m) {
-				b.watch.mark()
-				break
-			}
+		if hasDone(buf) {
+			b.watch.mark()
 		}
-		keep := len(doneMarkers[0])
-		if len(buf) > keep {
-			buf = buf[len(buf)-keep:]
+		if len(buf) > doneTail {
+			buf = buf[len(buf)-doneTail:]
 		}
 		b.tail = append(b.tail[:0], buf...)
 	}

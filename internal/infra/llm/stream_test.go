@@ -157,3 +157,45 @@ func TestAFirstTokenTimeoutShouldClassifyAsARetryableTimeout(t *testing.T) {
 		t.Fatalf("described %q", got)
 	}
 }
+
+func TestAnEndMarkerWithExtraBlanksShouldEndTheStream(t *testing.T) {
+	t.Parallel()
+	_, _, err := stream(t, sse(chunk("x", ""), "data:  \t[DONE]\n\n"))
+	if err != nil {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestAWholeJSONReplyToAStreamedRequestShouldBeOneChunk(t *testing.T) {
+	t.Parallel()
+	// An upstream that ignores stream: true and answers one completion.
+	resp, got, err := stream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"c1","object":"chat.completion","model":"served","choices":[{"index":0,"message":{"role":"assistant","content":"whole\nreply"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}`)
+	})
+	if err != nil || resp.Content != "whole\nreply" || strings.Join(got, "|") != "whole\nreply" || resp.Usage.Total() != 7 {
+		t.Fatalf("err %v resp %+v pieces %q", err, resp, got)
+	}
+	// A JSON body that is no completion is still a broken stream.
+	_, _, err = stream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"unexpected": true}`)
+	})
+	if !errors.Is(err, llm.ErrStreamCut) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestAStreamWithoutUsageShouldReportAnEstimate(t *testing.T) {
+	t.Parallel()
+	// Cut after 40 bytes of text, no usage chunk: about 10 tokens
+	resp, _, err := stream(t, sse(chunk(strings.Repeat("a", 20), ""), chunk(strings.Repeat("b", 20), "")))
+	if !errors.Is(err, llm.ErrStreamCut) || resp.Usage.CompletionTokens != 10 || resp.Usage.PromptTokens == 0 {
+		t.Fatalf("err %v usage %+v", err, resp.Usage)
+	}
+	// With the upstream's usage, that is what counts
+	resp, _, err = stream(t, sse(chunk("x", "stop"), usageChunk, "data: [DONE]\n\n"))
+	if err != nil || resp.Usage.PromptTokens != 7 || resp.Usage.CompletionTokens != 3 {
+		t.Fatalf("err %v usage %+v", err, resp.Usage)
+	}
+}

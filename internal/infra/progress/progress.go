@@ -40,4 +40,7 @@ type Sink interface {
 	// Token is a piece of the text step is writing (the analyst's answer,
 	// the generator's code).
 	Token(step, text string)
+	// Replace is the whole new text of step, replacing every piece sent
+	// before (the analyst's answer, revised after its review).
+	Replace(step, text string)
 }
