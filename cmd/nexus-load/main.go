@@ -41,6 +41,20 @@
 // -latency-conns apply as above. The defaults take about a minute:
 //
 //	go run ./cmd/nexus-load -scenario failover
+//
+// -scenario stream measures streamed answers (server-sent events) against
+// a fake upstream that streams, in one run: the wait for the first event
+// and the first token of POST /analyze {"stream": true} through Nexus
+// beside a streamed chat completion straight to the upstream (alternating
+// rounds of -requests sequential requests, default 200, with the first
+// chunk at once and after 20 ms), then the goroutines, heap, stacks and
+// open files per stream with -streams (1000) streams held open at once,
+// and what is left once they end. It takes about two minutes:
+//
+//	go run ./cmd/nexus-load -scenario stream
+//
+// There -cpuprofile DIR writes a CPU profile of the first part and heap
+// and goroutine profiles with every stream open.
 package main
 
 import (

@@ -35,20 +35,28 @@ type settings struct {
 	profileDir   string
 	logPath      string
 	stderr       io.Writer
-	// scenario is scenarioPaths (the four request paths) or
-	// scenarioFailover.
+	// scenario is scenarioPaths (the four request paths),
+	// scenarioFailover or scenarioStream.
 	scenario string
 	// requests and phaseTimeout bound each measurement of the failover
-	// scenario, which counts requests instead of running for -duration.
+	// and stream scenarios, which count requests instead of running for
+	// -duration.
 	requests     int64
 	phaseTimeout time.Duration
+	// streams is how many streams the stream scenario holds open at once.
+	streams int
 }
 
 // Scenarios, chosen with -scenario.
 const (
 	scenarioPaths    = "paths"
 	scenarioFailover = "failover"
+	scenarioStream   = "stream"
 )
+
+// streamRequests is -requests in the stream scenario when not given: its
+// measurements are sequential and some wait 20 ms for their first token.
+const streamRequests = 200
 
 func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs := flag.NewFlagSet("nexus-load", flag.ContinueOnError)
@@ -60,19 +68,25 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	fs.IntVar(&s.rounds, "rounds", 5, "measure every target this many times; medians are reported")
 	fs.IntVar(&s.conns, "conns", 32, "connections for the throughput figure")
 	fs.IntVar(&s.latencyConns, "latency-conns", 4, "connections for the latency figures")
-	fs.StringVar(&s.profileDir, "cpuprofile", "", "directory for one CPU profile per target (first round, throughput)")
+	fs.StringVar(&s.profileDir, "cpuprofile", "", "directory for one CPU profile per target (first round, throughput); in the stream scenario, a CPU profile of the first-token part and heap and goroutine profiles with every stream open")
 	fs.StringVar(&s.logPath, "log", "", "file for Nexus's log (default: a temporary file, removed at the end)")
-	fs.StringVar(&s.scenario, "scenario", scenarioPaths, `what to measure: "paths" (direct, /generate, open circuit, bare) or "failover" (success rates with a failing primary, the cost of skipping an open primary, hedging against a slow tail)`)
-	fs.Int64Var(&s.requests, "requests", 500, "failover scenario: requests per configuration per round (the success rates use -rounds × -requests calls)")
-	fs.DurationVar(&s.phaseTimeout, "phase-timeout", 30*time.Second, "failover scenario: longest time one measurement may take; it stops early with the requests made so far")
+	fs.StringVar(&s.scenario, "scenario", scenarioPaths, `what to measure: "paths" (direct, /generate, open circuit, bare), "failover" (success rates with a failing primary, the cost of skipping an open primary, hedging against a slow tail) or "stream" (time to the first event and first token of a streamed /analyze against straight to the upstream; the cost of -streams open streams)`)
+	fs.Int64Var(&s.requests, "requests", 500, fmt.Sprintf("failover and stream scenarios: requests per configuration per round (the success rates use -rounds × -requests calls; the stream scenario's default is %d)", streamRequests))
+	fs.DurationVar(&s.phaseTimeout, "phase-timeout", 30*time.Second, "failover and stream scenarios: longest time one measurement may take; it stops early with the requests made so far (opening or releasing the open streams past it is an error)")
+	fs.IntVar(&s.streams, "streams", 1000, "stream scenario: streams held open at once")
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
-	if s.duration <= 0 || s.rounds < 1 || s.conns < 1 || s.latencyConns < 1 || s.maxRequests < 1 || s.requests < 1 || s.phaseTimeout <= 0 {
-		return s, errors.New("-duration, -rounds, -conns, -latency-conns, -max-requests, -requests and -phase-timeout must be positive")
+	if s.duration <= 0 || s.rounds < 1 || s.conns < 1 || s.latencyConns < 1 || s.maxRequests < 1 || s.requests < 1 || s.phaseTimeout <= 0 || s.streams < 1 {
+		return s, errors.New("-duration, -rounds, -conns, -latency-conns, -max-requests, -requests, -phase-timeout and -streams must be positive")
 	}
-	if s.scenario != scenarioPaths && s.scenario != scenarioFailover {
-		return s, fmt.Errorf(`-scenario must be %q or %q, got %q`, scenarioPaths, scenarioFailover, s.scenario)
+	if s.scenario != scenarioPaths && s.scenario != scenarioFailover && s.scenario != scenarioStream {
+		return s, fmt.Errorf(`-scenario must be %q, %q or %q, got %q`, scenarioPaths, scenarioFailover, scenarioStream, s.scenario)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if s.scenario == scenarioStream && !given["requests"] {
+		s.requests = streamRequests
 	}
 	return s, nil
 }
@@ -126,8 +140,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer logFile.Close()
-	if s.scenario == scenarioFailover {
+	switch s.scenario {
+	case scenarioFailover:
 		return runFailover(ctx, s, tmp, logFile, stdout)
+	case scenarioStream:
+		return runStream(ctx, s, tmp, logFile, stdout)
 	}
 
 	upstream, err := serve(ctx, "upstream", upstreamHandler())
@@ -363,6 +380,9 @@ func bareHandler() http.Handler {
 type server struct {
 	addr  string
 	close func()
+	// closeIdle closes the connections that wait for a next request,
+	// and keeps serving.
+	closeIdle func()
 }
 
 // serve starts h on loopback. Its goroutines carry the pprof label
@@ -378,7 +398,12 @@ func serve(ctx context.Context, label string, h http.Handler) (server, error) {
 		defer close(done)
 		_ = srv.Serve(ln)
 	})
-	return server{addr: ln.Addr().String(), close: func() { _ = srv.Close(); <-done }}, nil
+	closeIdle := func() {
+		// Turning keep-alives off closes the idle connections.
+		srv.SetKeepAlivesEnabled(false)
+		srv.SetKeepAlivesEnabled(true)
+	}
+	return server{addr: ln.Addr().String(), close: func() { _ = srv.Close(); <-done }, closeIdle: closeIdle}, nil
 }
 
 // nexus is the real server, app.Run, running in this process.

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"runtime/pprof"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,4 +129,99 @@ func TestFailoverScenarioReportsEveryRow(t *testing.T) {
 	if l := row("primary forced open, backup second"); l != "" && !strings.HasSuffix(l, " | 0 |") {
 		t.Errorf("the open primary received requests:\n%s", l)
 	}
+}
+
+// TestStreamScenarioReportsEveryRow runs -scenario stream in a tiny
+// configuration: every request must get the whole answer (a wrong one
+// fails the run), both tables must have their rows, and the open streams
+// must cost Nexus goroutines while leaving none behind. Timings are not
+// checked.
+func TestStreamScenarioReportsEveryRow(t *testing.T) {
+	// Given a stream run of one round of 10 requests per path and 50
+	// open streams
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	args := []string{"-scenario", "stream", "-rounds", "1", "-requests", "10", "-warmup", "0", "-streams", "50"}
+
+	// When it runs
+	if err := run(ctx, args, &out, &errOut); err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, errOut.String())
+	}
+
+	// Then each path at each first-chunk delay has its row of 10 requests
+	lines := strings.Split(out.String(), "\n")
+	row := func(prefix string) string {
+		for _, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		t.Errorf("report lacks a row starting %q:\n%s", prefix, out.String())
+		return ""
+	}
+	for _, prefix := range []string{
+		"| 0 ms | straight to the upstream | 10 |", "| 0 ms | `POST /analyze` through Nexus | 10 |",
+		"| 20 ms | straight to the upstream | 10 |", "| 20 ms | `POST /analyze` through Nexus | 10 |",
+	} {
+		row(prefix)
+	}
+	// And the open streams: all 50 held, Nexus's goroutines counted, and
+	// none left once the idle connections are closed
+	if l := row("| straight to the upstream | "); l != "" && !strings.Contains(l, " | 50 | ") {
+		t.Errorf("not all 50 streams were held straight to the upstream:\n%s", l)
+	}
+	if l := row("| `POST /analyze` through Nexus | "); l != "" && (!strings.Contains(l, " | 50 | ") || strings.Contains(l, " | 3.00 / 0.00 / ")) {
+		t.Errorf("not all 50 streams were held through Nexus, or Nexus counted no goroutine:\n%s", l)
+	}
+	row("| Nexus's share (the difference) |")
+	row("| net/http.(*conn).serve | 1.00 |")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "| then the upstream closed its idle keep-alive connections |") && !strings.HasSuffix(l, "| +0 (+0 / +0 / +0 / +0) |") {
+			t.Errorf("goroutines left over once every connection closed:\n%s", l)
+		}
+	}
+}
+
+// TestParseCensusCountsByPartAndEntry takes a real goroutine census with
+// goroutines of a known label and entry function parked.
+func TestParseCensusCountsByPartAndEntry(t *testing.T) {
+	// Given three goroutines labelled part=census-test, parked in
+	// parkForCensus
+	release := make(chan struct{})
+	var started sync.WaitGroup
+	var done sync.WaitGroup
+	pprof.Do(context.Background(), pprof.Labels("part", "census-test"), func(context.Context) {
+		for range 3 {
+			started.Add(1)
+			done.Add(1)
+			go parkForCensus(&started, &done, release)
+		}
+	})
+	started.Wait()
+	defer func() { close(release); done.Wait() }()
+
+	// When the census is taken
+	c, err := takeCensus()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Then it counts them under their part and entry (a test binary names
+	// package main by its path), and in the total
+	if got := c.parts["census-test"]; got != 3 {
+		t.Errorf("part census-test: %d goroutines, want 3 (parts %v)", got, c.parts)
+	}
+	if got := c.entries[censusKey{"census-test", "cmd/nexus-load.parkForCensus"}]; got != 3 {
+		t.Errorf("entry parkForCensus: %d goroutines, want 3 (entries %v)", got, c.entries)
+	}
+	if c.total < 4 {
+		t.Errorf("total %d, want at least the 3 parked and this one", c.total)
+	}
+}
+
+func parkForCensus(started, done *sync.WaitGroup, release <-chan struct{}) {
+	defer done.Done()
+	started.Done()
+	<-release
 }
