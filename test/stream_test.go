@@ -6,8 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -576,4 +578,46 @@ func TestARevisedAnswerShouldReplaceTheStreamedOne(t *testing.T) {
 	if result.Data["answer"] != "North leads with 160." || answerText(evs) != "North leads with 160." || joined(evs, "answer") != "South leads.North leads with 160." {
 		t.Fatalf("answer %q after replace, joined %q, result %s", answerText(evs), joined(evs, "answer"), result.Raw)
 	}
+}
+
+func TestAClientThatStopsReadingShouldNotCountAgainstTheLLM(t *testing.T) {
+	t.Parallel()
+	n := startNexus(t, func(o *startOpts) {
+		o.cfg.LLM.MaxResponseBytes = 64 << 20
+		c := o.cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst]
+		c.Timeout = 10
+		o.cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = c
+	})
+	// Given an upstream writing 8 MB of answer, a kilobyte a millisecond
+	chunks := make([]string, 8000)
+	for i := range chunks {
+		chunks[i] = strings.Repeat("x", 1023) + " "
+	}
+	n.LLM.EnqueueFor(analystModel, fakellm.Step{Chunks: chunks, ChunkDelay: time.Millisecond})
+	// When a client asks for it as a stream, then stops reading
+	conn, err := net.Dial("tcp", strings.TrimPrefix(n.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"query":"q","stream":true}`
+	if _, err := io.WriteString(conn, "POST /analyze HTTP/1.1\r\nHost: nexus\r\nContent-Type: application/json\r\nContent-Length: "+
+		strconv.Itoa(len(body))+"\r\n\r\n"+body); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("status line %q, %v", line, err)
+	}
+	// Then Nexus cuts it off and cancels the upstream request, and the
+	// stall counts as the client's doing, not the LLM's
+	eventually(t, time.Minute, "the upstream request to be cancelled", func() bool { return n.LLM.Canceled() == 1 })
+	eventually(t, 10*time.Second, "the request to end", func() bool {
+		for _, l := range n.logs.lines("request") {
+			if l["route"] == "/analyze" {
+				return true
+			}
+		}
+		return false
+	})
+	expectStats(t, n, config.CircuitDataAnalyst, map[string]float64{"failure_count": 0, "timeout_count": 0, "total_calls": 0})
 }

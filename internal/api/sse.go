@@ -209,6 +209,10 @@ func (s *eventStream) breakLocked() {
 	s.broken = true
 	s.pending = nil
 	s.cancel()
+	// A write blocked on the client returns at once (deadlines may be
+	// moved while a write waits), and so does net/http's last one: the
+	// connection is dropped rather than kept for a client that stalls.
+	_ = http.NewResponseController(s.c.Response()).SetWriteDeadline(time.Unix(1, 0))
 }
 
 // write is the stream's one writer: it sends what is queued, a heartbeat
