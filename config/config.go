@@ -294,9 +294,8 @@ type Circuit struct {
 	// or failed over like any other. It must be <= Timeout, which still
 	// bounds the whole request. 0, the default, means Timeout.
 	FirstTokenTimeout Seconds `json:"first_token_timeout"`
-	// SlowCallThreshold, in seconds, makes a call slow when its first
-	// token (a streamed request) or its whole answer (any other) takes
-	// longer. Slow calls are counted in the statistics and, with
+	// SlowCallThreshold, in seconds, makes a streamed call slow when its
+	// first token takes longer; calls that do not stream are never slow. Slow calls are counted in the statistics and, with
 	// SlowCallRateThreshold, can open a target. 0, the default, turns
 	// slow calls off.
 	SlowCallThreshold Seconds `json:"slow_call_threshold"`

@@ -70,8 +70,8 @@ type Settings struct {
 	// SlowCallThreshold and SlowCallRateThreshold (percent, 0: off) also
 	// open a target when, over the last FailureRateWindow, at least
 	// MinimumCalls counted outcomes were seen and that share of them were
-	// slow: their first token (a streamed request) or their whole answer
-	// (any other) took longer than SlowCallThreshold.
+	// slow: streamed calls whose first token took longer than
+	// SlowCallThreshold (calls that do not stream are never slow).
 	SlowCallThreshold     time.Duration
 	SlowCallRateThreshold float64
 }
