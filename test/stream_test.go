@@ -585,11 +585,11 @@ func TestAClientThatStopsReadingShouldNotCountAgainstTheLLM(t *testing.T) {
 	n := startNexus(t, func(o *startOpts) {
 		o.cfg.LLM.MaxResponseBytes = 64 << 20
 		c := o.cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst]
-		c.Timeout = 10
+		c.Timeout = 60
 		o.cfg.CircuitBreaker.Circuits[config.CircuitDataAnalyst] = c
 	})
-	// Given an upstream writing 8 MB of answer, a kilobyte a millisecond
-	chunks := make([]string, 8000)
+	// Given an upstream writing 30 MB of answer, a kilobyte a millisecond
+	chunks := make([]string, 30000)
 	for i := range chunks {
 		chunks[i] = strings.Repeat("x", 1023) + " "
 	}
@@ -600,6 +600,10 @@ func TestAClientThatStopsReadingShouldNotCountAgainstTheLLM(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// A small receive window, so that the stall shows soon
+	if err := conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
 	body := `{"query":"q","stream":true}`
 	if _, err := io.WriteString(conn, "POST /analyze HTTP/1.1\r\nHost: nexus\r\nContent-Type: application/json\r\nContent-Length: "+
 		strconv.Itoa(len(body))+"\r\n\r\n"+body); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -67,10 +68,10 @@ func wantsStream(c echo.Context, field *bool) bool {
 // Events are queued, and one goroutine writes them (and the heartbeats),
 // so that the code that reads the LLM's stream never waits on the client:
 // time a slow client takes must not count against the LLM. A client that
-// lets more than sseMaxPending bytes pile up, or whose write fails or
-// blocks past sseWriteTimeout, is cut off: the request's context is
-// cancelled (its LLM call ends as neutral, the client's doing) and later
-// events are dropped.
+// stalls (see sseMaxPending), or whose write fails or blocks past
+// sseWriteTimeout, is cut off: the request's context is cancelled (its
+// LLM call ends as neutral, the client's doing) and later events are
+// dropped.
 type eventStream struct {
 	c        echo.Context
 	ctx      context.Context
@@ -83,15 +84,31 @@ type eventStream struct {
 	broken    bool
 	pending   []byte
 	lastWrite time.Time
+	// writing is when the write in progress began; zero between writes.
+	writing time.Time
 
 	wake chan struct{}
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
 
-// sseMaxPending bounds the bytes queued for a client that does not read
-// them: past it the client is cut off rather than the queue growing.
-const sseMaxPending = 1 << 20
+// A client stalls when sseMaxPending bytes wait for it while one write to
+// it has been blocked for sseStallAfter, or when sseHardPending bytes wait
+// whatever the writes do. Events are never refused for their own size: a
+// result is bounded by the config's caps, and a fast client must get it.
+const (
+	sseMaxPending  = 1 << 20
+	sseStallAfter  = 5 * time.Second
+	sseHardPending = 16 << 20
+)
+
+// stalledLocked reports whether the client stalls (see sseMaxPending).
+func (s *eventStream) stalledLocked() bool {
+	if len(s.pending) > sseHardPending {
+		return true
+	}
+	return len(s.pending) > sseMaxPending && !s.writing.IsZero() && time.Since(s.writing) > sseStallAfter
+}
 
 // newEventStream prepares a stream for c; nothing is written yet. Its ctx
 // is the request's, ended also when the client cannot keep up.
@@ -174,15 +191,15 @@ func (s *eventStream) send(name string, v any) {
 	if !s.started {
 		s.startLocked()
 	}
+	if s.stalledLocked() {
+		s.breakLocked()
+		return
+	}
 	s.pending = append(s.pending, "event: "...)
 	s.pending = append(s.pending, name...)
 	s.pending = append(s.pending, "\ndata: "...)
 	s.pending = append(s.pending, data...) // JSON holds no raw newline: one data line
 	s.pending = append(s.pending, "\n\n"...)
-	if len(s.pending) > sseMaxPending {
-		s.breakLocked()
-		return
-	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -231,16 +248,29 @@ func (s *eventStream) write() {
 		case <-timer.C:
 		}
 		s.mu.Lock()
+		if s.broken {
+			// Nothing more goes out: wait for the handler to finish.
+			s.mu.Unlock()
+			<-s.stop
+			return
+		}
 		buf := s.pending
 		s.pending = nil
 		if len(buf) == 0 && !stopping && time.Since(s.lastWrite) >= s.interval {
 			buf = []byte(": ping\n\n")
 		}
-		broken := s.broken
+		rc := http.NewResponseController(s.c.Response())
+		if len(buf) > 0 {
+			// Under the lock, so that a break's deadline in the past
+			// always comes after, never before, this one.
+			_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+			s.writing = time.Now()
+		}
 		s.mu.Unlock()
-		if len(buf) > 0 && !broken {
-			err := s.flush(buf)
+		if len(buf) > 0 {
+			err := flush(s.c.Response(), rc, buf)
 			s.mu.Lock()
+			s.writing = time.Time{}
 			s.lastWrite = time.Now()
 			if err != nil && !s.broken {
 				s.breakLocked()
@@ -257,13 +287,11 @@ func (s *eventStream) write() {
 	}
 }
 
-// flush writes p to the client, within sseWriteTimeout. The deadline is
-// left in place: net/http clears it once the response is finished, after
-// its own last write, which it then also bounds.
-func (s *eventStream) flush(p []byte) error {
-	rc := http.NewResponseController(s.c.Response())
-	_ = rc.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
-	if _, err := s.c.Response().Write(p); err != nil {
+// flush writes p to the client, under the deadline write set. The deadline
+// is left in place: net/http clears it once the response is finished,
+// after its own last write, which it then also bounds.
+func flush(w io.Writer, rc *http.ResponseController, p []byte) error {
+	if _, err := w.Write(p); err != nil {
 		return err
 	}
 	return rc.Flush()

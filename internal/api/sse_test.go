@@ -139,7 +139,7 @@ func TestAClientThatStopsReadingShouldBeCutOffAndItsWorkCancelled(t *testing.T) 
 				return agent.Answer{}, nil
 			}
 			req.Progress.Token("answer", big)
-			time.Sleep(time.Millisecond)
+			time.Sleep(10 * time.Millisecond)
 		}
 		canceled <- nil
 		return agent.Answer{}, ctx.Err()
@@ -166,5 +166,19 @@ func TestAClientThatStopsReadingShouldBeCutOffAndItsWorkCancelled(t *testing.T) 
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("the pipeline was not cancelled")
+	}
+}
+
+func TestAResultLargerThanTheQueueCapShouldReachAFastClient(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("y", 3<<20)
+	srv := sseServer(t, analyzerFunc(func(ctx context.Context, req agent.Request) (agent.Answer, error) {
+		req.Progress.Step(progress.Step{Step: "answer", Status: progress.StatusStarted})
+		req.Progress.Token("answer", big)
+		return agent.Answer{Answer: big, Circuit: "data_analyst"}, nil
+	}), time.Hour)
+	resp, body := postStream(t, srv)
+	if resp.StatusCode != http.StatusOK || !strings.HasSuffix(body, "event: done\ndata: {}\n\n") || strings.Count(body, big) != 2 {
+		t.Fatalf("status %d, %d bytes, ends %q", resp.StatusCode, len(body), body[max(0, len(body)-80):])
 	}
 }

@@ -32,7 +32,7 @@ func (t callTimeout) get(ctx context.Context, call func(context.Context) (llm.Ch
 	if err != nil && errors.Is(context.Cause(callCtx), timeout.ErrExceeded) {
 		// Whatever the call returned, it ended because the limit fired;
 		// the tokens it spent are still reported.
-		return llm.ChatResponse{Usage: resp.Usage}, timeout.ErrExceeded
+		return llm.ChatResponse{Usage: resp.Usage, Model: resp.Model}, timeout.ErrExceeded
 	}
 	return resp, err
 }

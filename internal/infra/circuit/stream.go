@@ -21,7 +21,8 @@ func (w *walk) stream(ctx context.Context, up Chatter, model string, t *target, 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	// 0: waiting for the first token; 1: it came; 2: the limit fired
-	// first, and whatever comes after is dropped.
+	// first, and whatever comes after is dropped; 3: the call ended
+	// without a token, before the limit.
 	var state atomic.Int32
 	timer := time.AfterFunc(limit, func() {
 		if state.CompareAndSwap(0, 2) {
@@ -62,11 +63,17 @@ func (w *walk) stream(ctx context.Context, up Chatter, model string, t *target, 
 			onDelta(resp.Content)
 		}
 	}
-	if state.Load() == 2 && w.ctx.Err() == nil {
+	// The call is over: from here the limit can no longer fire.
+	state.CompareAndSwap(0, 3)
+	if state.Load() == 2 {
 		// The limit fired first: whatever the call returned (it may have
 		// read a whole short reply from its buffer and ended cleanly),
-		// its text never reached the caller, so it is a timeout.
-		return llm.ChatResponse{Usage: resp.Usage}, &llm.FirstTokenTimeoutError{Limit: limit}
+		// its text never reached the caller. It is a timeout, or the
+		// caller's own end if the caller left meanwhile.
+		if err = w.ctx.Err(); err == nil {
+			err = &llm.FirstTokenTimeoutError{Limit: limit}
+		}
+		return llm.ChatResponse{Usage: resp.Usage}, err
 	}
 	return resp, err
 }

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -129,14 +130,42 @@ func watchDone(ctx context.Context, resp *http.Response) io.ReadCloser {
 	if !ok {
 		return resp.Body
 	}
-	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
-		body, whole := jsonAsStream(resp.Body)
-		if whole {
-			w.mark()
+	body := resp.Body
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "text/event-stream" {
+		// Not labelled a stream: one whose first byte opens a JSON
+		// object is a whole completion; anything else (a stream under
+		// the wrong label) is read as a stream.
+		br := bufio.NewReader(resp.Body)
+		if first, err := peekNonBlank(br); err == nil && first == '{' {
+			sse, whole := jsonAsStream(io.NopCloser(br))
+			_ = resp.Body.Close()
+			if whole {
+				w.mark()
+			}
+			return sse
 		}
-		return body
+		body = readCloser{Reader: br, Closer: resp.Body}
 	}
-	return &doneBody{ReadCloser: resp.Body, watch: w, tail: []byte("\n")}
+	return &doneBody{ReadCloser: body, watch: w, tail: []byte("\n")}
+}
+
+// peekNonBlank returns the first byte that is not blank, without consuming
+// anything past the blanks before it.
+func peekNonBlank(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+			return b, br.UnreadByte()
+		}
+	}
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // jsonAsStream reads a whole JSON completion (within the body cap) and
@@ -156,7 +185,7 @@ func jsonAsStream(body io.ReadCloser) (sse io.ReadCloser, whole bool) {
 	chunk := openai.ChatCompletionStreamResponse{ID: reply.ID, Object: "chat.completion.chunk", Created: reply.Created, Model: reply.Model,
 		Choices: []openai.ChatCompletionStreamChoice{{Delta: openai.ChatCompletionStreamChoiceDelta{Role: reply.Choices[0].Message.Role,
 			Content: reply.Choices[0].Message.Content}, FinishReason: reply.Choices[0].FinishReason}}}
-	if reply.Usage.TotalTokens > 0 {
+	if reply.Usage.PromptTokens+reply.Usage.CompletionTokens > 0 {
 		u := reply.Usage
 		chunk.Usage = &u
 	}

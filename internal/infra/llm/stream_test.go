@@ -199,3 +199,27 @@ func TestAStreamWithoutUsageShouldReportAnEstimate(t *testing.T) {
 		t.Fatalf("err %v usage %+v", err, resp.Usage)
 	}
 }
+
+func TestAStreamUnderTheWrongLabelShouldStillStream(t *testing.T) {
+	t.Parallel()
+	for _, ct := range []string{"application/json", "text/plain", ""} {
+		resp, got, err := stream(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header()["Content-Type"] = []string{ct}
+			_, _ = io.WriteString(w, chunk("a", "")+chunk("b", "")+"data: [DONE]\n\n")
+		})
+		if err != nil || resp.Content != "ab" || len(got) != 2 {
+			t.Fatalf("content type %q: err %v resp %+v pieces %q", ct, err, resp, got)
+		}
+	}
+}
+
+func TestAWholeJSONReplyWithoutALabelOrTotalShouldKeepItsUsage(t *testing.T) {
+	t.Parallel()
+	resp, _, err := stream(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil
+		_, _ = io.WriteString(w, "\n  "+`{"id":"c1","object":"chat.completion","model":"served","choices":[{"index":0,"message":{"role":"assistant","content":"whole"},"finish_reason":"stop"}],"usage":{"prompt_tokens":500,"completion_tokens":200}}`)
+	})
+	if err != nil || resp.Content != "whole" || resp.Usage.PromptTokens != 500 || resp.Usage.CompletionTokens != 200 {
+		t.Fatalf("err %v resp %+v", err, resp)
+	}
+}
