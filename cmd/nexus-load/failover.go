@@ -100,6 +100,27 @@ func startUpstream(ctx context.Context, mode upstreamMode) (*fakeUpstream, error
 
 func (u *fakeUpstream) url() string { return "http://" + u.addr + "/v1" }
 
+// answerRoutine answers what both fake upstreams answer alike: the models
+// list, an unknown path and a wrong key. It reports whether it answered;
+// if not, the request is a chat completion with the right key.
+func answerRoutine(w http.ResponseWriter, r *http.Request) bool {
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(modelsReply)
+		return true
+	case r.Method != http.MethodPost || r.URL.Path != "/v1/chat/completions":
+		http.NotFound(w, r)
+		return true
+	case r.Header.Get("Authorization") != "Bearer "+llmKey:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"message":"bad key","type":"invalid_request_error","code":"invalid_api_key"}}`))
+		return true
+	}
+	return false
+}
+
 func (u *fakeUpstream) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.Copy(io.Discard, r.Body)
 	fail := func() {
@@ -107,23 +128,11 @@ func (u *fakeUpstream) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = w.Write(serverError)
 	}
-	switch {
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
-		if u.mode == modeDead {
-			fail()
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(modelsReply)
-		return
-	case r.Method != http.MethodPost || r.URL.Path != "/v1/chat/completions":
-		http.NotFound(w, r)
+	if u.mode == modeDead && r.Method == http.MethodGet && r.URL.Path == "/v1/models" {
+		fail()
 		return
 	}
-	if r.Header.Get("Authorization") != "Bearer "+llmKey {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`{"error":{"message":"bad key","type":"invalid_request_error","code":"invalid_api_key"}}`))
+	if answerRoutine(w, r) {
 		return
 	}
 	n := u.chats.Add(1)

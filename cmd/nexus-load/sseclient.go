@@ -82,20 +82,11 @@ func nexusStream(base string) streamSender {
 	url := base + "/analyze"
 	return func(ctx context.Context, client *http.Client, onToken func()) (streamTimes, error) {
 		var t streamTimes
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(analyzeStreamBody))
-		if err != nil {
-			return t, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		start := time.Now()
-		resp, err := client.Do(req)
+		resp, start, err := postStream(ctx, client, url, analyzeStreamBody, "")
 		if err != nil {
 			return t, err
 		}
 		defer resp.Body.Close()
-		if err := wantEventStream(resp); err != nil {
-			return t, err
-		}
 		er := newEventReader(resp.Body)
 		var text strings.Builder
 		var result, done bool
@@ -149,6 +140,30 @@ func nexusStream(base string) streamSender {
 	}
 }
 
+// postStream sends one streamed request (with a bearer key, if given) and
+// checks that it is answered with an event stream; start is when it was
+// sent. The caller closes the body.
+func postStream(ctx context.Context, client *http.Client, url string, body []byte, key string) (*http.Response, time.Time, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, start, err
+	}
+	if err := wantEventStream(resp); err != nil {
+		_ = resp.Body.Close()
+		return nil, start, err
+	}
+	return resp, start, nil
+}
+
 // upstreamStream returns a streamSender of a streamed chat completion
 // straight to the upstream at baseURL (its /v1), whose content must join
 // to streamAnswer and end with [DONE].
@@ -156,21 +171,11 @@ func upstreamStream(baseURL string) streamSender {
 	url := baseURL + "/chat/completions"
 	return func(ctx context.Context, client *http.Client, onToken func()) (streamTimes, error) {
 		var t streamTimes
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(upstreamStreamBody))
-		if err != nil {
-			return t, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+llmKey)
-		start := time.Now()
-		resp, err := client.Do(req)
+		resp, start, err := postStream(ctx, client, url, upstreamStreamBody, llmKey)
 		if err != nil {
 			return t, err
 		}
 		defer resp.Body.Close()
-		if err := wantEventStream(resp); err != nil {
-			return t, err
-		}
 		er := newEventReader(resp.Body)
 		var text strings.Builder
 		var done bool

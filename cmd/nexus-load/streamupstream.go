@@ -153,19 +153,7 @@ func (u *streamUpstream) currentGate() <-chan struct{} {
 }
 
 func (u *streamUpstream) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/models":
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(modelsReply)
-		return
-	case r.Method != http.MethodPost || r.URL.Path != "/v1/chat/completions":
-		http.NotFound(w, r)
-		return
-	}
-	if r.Header.Get("Authorization") != "Bearer "+llmKey {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`{"error":{"message":"bad key","type":"invalid_request_error","code":"invalid_api_key"}}`))
+	if answerRoutine(w, r) {
 		return
 	}
 	var req struct {
