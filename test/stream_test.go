@@ -326,16 +326,10 @@ func TestAFirstTokenPastFirstTokenTimeoutShouldFailOverUnseen(t *testing.T) {
 	}
 	// And the primary's attempt counted as a timeout, and was cancelled
 	eventually(t, 10*time.Second, "the primary's request to be cancelled", func() bool { return n.LLM.Canceled() == 1 })
-	primary := foTargetsOf(t, n, config.CircuitDataAnalyst)[0]["statistics"].(map[string]any)
+	primary := foTargets(t, n, config.CircuitDataAnalyst)[0]["statistics"].(map[string]any)
 	if primary["timeout_count"] != 1.0 || primary["failure_count"] != 1.0 {
 		t.Fatalf("primary statistics: %v", primary)
 	}
-}
-
-// foTargetsOf returns a circuit's targets from the health endpoint.
-func foTargetsOf(t *testing.T, n *nexus, circuit string) []map[string]any {
-	t.Helper()
-	return foTargets(t, n, circuit)
 }
 
 func TestAStreamCutAfterThreeChunksShouldEndWithAnErrorAndATruncatedResult(t *testing.T) {
