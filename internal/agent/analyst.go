@@ -91,11 +91,11 @@ type InlineData struct {
 	Content string
 }
 
-// Step outcomes.
+// Step outcomes: the statuses a step ends with in Progress too.
 const (
-	OutcomeOK       = "ok"
-	OutcomeFallback = "fallback"
-	OutcomeSkipped  = "skipped"
+	OutcomeOK       = progress.StatusOK
+	OutcomeFallback = progress.StatusFallback
+	OutcomeSkipped  = progress.StatusSkipped
 )
 
 // Step names, in pipeline order.
